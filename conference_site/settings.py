@@ -1,0 +1,231 @@
+"""Settings, all read from the environment (django-environ).
+
+With no environment at all this is the embedded default: SQLite, the
+in-memory channel layer and live state, and a Celery broker on the local
+filesystem. ``REDIS_URL`` and ``DATABASE_URL`` switch to Redis and
+PostgreSQL for several processes and hosts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env(
+    DEBUG=(bool, False),
+    ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "[::1]"]),
+    CSRF_TRUSTED_ORIGINS=(list, []),
+    HTTPS=(bool, False),
+    REDIS_URL=(str, ""),
+    ROOM_IDLE_TIMEOUT_MS=(int, 60_000),
+    ROOM_MAX_PARTICIPANTS=(int, 16),
+    ROOM_VIDEO_CODEC=(str, "VP8"),
+    PRESENCE_TTL_MS=(int, 5_000),
+    HEARTBEAT_INTERVAL_MS=(int, 1_000),
+    SWEEP_INTERVAL_MS=(int, 1_000),
+    CHAT_RATE_PER_SECOND=(float, 10.0),
+    CHAT_RATE_BURST=(int, 20),
+    CHAT_HISTORY_LENGTH=(int, 50),
+    LIVE_STATE_PREFIX=(str, "conf"),
+    RECORDING_EMPTY_SHIFT=(bool, False),
+    ON_MULTIPLE_RECORD_HOOK=(str, ""),
+    OFFLINE_MIXER_CONFIG=(str, ""),
+    MEDIA_HOST_IP=(str, "127.0.0.1"),
+    ICE_SERVERS=(str, "[]"),
+    LOG_LEVEL=(str, "INFO"),
+)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one kept in VAR_DIR.
+
+    A key generated once and stored keeps sessions valid across restarts of
+    the embedded default without asking a newcomer to invent one.
+    """
+    if key := env.str("SECRET_KEY", default=""):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env("DEBUG")
+ALLOWED_HOSTS: list[str] = env("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS: list[str] = env("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rooms",
+    "recording",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "conference_site.urls"
+ASGI_APPLICATION = "conference_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads and processes write chat and membership history; WAL
+    # plus a busy timeout keeps SQLite from failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from the app and project folders so the embedded default
+# needs no collectstatic step; production may still collect to STATIC_ROOT.
+WHITENOISE_USE_FINDERS = True
+
+# HTTPS hardening follows one switch: behind TLS set HTTPS=true.
+HTTPS = env("HTTPS")
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Live state and the channel layer --------------------------------------
+REDIS_URL: str = env("REDIS_URL")
+LIVE_STATE_PREFIX: str = env("LIVE_STATE_PREFIX")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{LIVE_STATE_PREFIX}:asgi",
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Rooms ------------------------------------------------------------------
+ROOM_IDLE_TIMEOUT_MS: int = env("ROOM_IDLE_TIMEOUT_MS")
+ROOM_MAX_PARTICIPANTS: int = env("ROOM_MAX_PARTICIPANTS")
+ROOM_VIDEO_CODEC: str = env("ROOM_VIDEO_CODEC").upper()
+PRESENCE_TTL_MS: int = env("PRESENCE_TTL_MS")
+HEARTBEAT_INTERVAL_MS: int = env("HEARTBEAT_INTERVAL_MS")
+SWEEP_INTERVAL_MS: int = env("SWEEP_INTERVAL_MS")
+CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
+CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
+CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
+MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
+ICE_SERVERS: str = env("ICE_SERVERS")
+
+# --- Recording --------------------------------------------------------------
+RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
+RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")
+ON_MULTIPLE_RECORD_HOOK: str = env("ON_MULTIPLE_RECORD_HOOK")
+OFFLINE_MIXER_CONFIG: str = env("OFFLINE_MIXER_CONFIG")
+
+# --- Celery -----------------------------------------------------------------
+# Without Redis the embedded default uses kombu's filesystem transport: a
+# broker that needs no server, shared by daphne and the worker via one folder.
+CELERY_BROKER_URL: str = env.str(
+    "CELERY_BROKER_URL", default=REDIS_URL or "filesystem://"
+)
+CELERY_BROKER_FOLDER = VAR_DIR / "celery-broker"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(CELERY_BROKER_FOLDER),
+        "data_folder_out": str(CELERY_BROKER_FOLDER),
+        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = (
+    {
+        # Every web process sweeps too; beat makes sure rooms finalize even
+        # when no web process is left running.
+        "sweep-rooms": {
+            "task": "rooms.tasks.sweep_rooms",
+            "schedule": SWEEP_INTERVAL_MS / 1000,
+            "options": {"expires": SWEEP_INTERVAL_MS / 1000},
+        }
+    }
+    if REDIS_URL
+    else {}
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

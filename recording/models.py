@@ -1,0 +1,44 @@
+"""Recordings: per-stream records and whole-room mixes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rooms.models import Room, Stream
+
+
+class Recording(models.Model):
+    class Kind(models.TextChoices):
+        STREAM = "stream", "stream record"
+        ROOM = "room", "room mix"
+
+    class Status(models.TextChoices):
+        RECORDING = "RECORDING", "recording"
+        PARTIAL = "PARTIAL", "partial"
+        PENDING_MIX = "PENDING_MIX", "pending mix"
+        MIXING = "MIXING", "mixing"
+        READY = "READY", "ready"
+        FAILED = "FAILED", "failed"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="recordings")
+    stream = models.ForeignKey(
+        Stream, on_delete=models.SET_NULL, null=True, blank=True, related_name="recordings"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Mixing progress, percent.")
+    file_path = models.CharField(max_length=512, blank=True, help_text="Relative to RECORDINGS_ROOT.")
+    sidecar_path = models.CharField(max_length=512, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    hook_exit_status = models.IntegerField(null=True, blank=True)
+    hook_output = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} recording of {self.room.name} ({self.status.lower()})"

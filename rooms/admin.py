@@ -1,0 +1,81 @@
+"""Operator views of rooms, participants, streams and chat."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from rooms import services
+from rooms.models import ChatMessage, Participant, Room, Stream
+
+
+class ParticipantInline(admin.TabularInline):
+    model = Participant
+    extra = 0
+    can_delete = False
+    fields = ("login", "joined_at", "left_at", "leave_reason")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class ChatMessageInline(admin.TabularInline):
+    model = ChatMessage
+    extra = 0
+    can_delete = False
+    fields = ("sender", "recipients", "text", "sent_at_ms")
+    readonly_fields = fields
+
+
+class StreamInline(admin.TabularInline):
+    model = Stream
+    extra = 0
+    can_delete = False
+    fields = ("kind", "codec", "record", "started_at", "ended_at")
+    readonly_fields = fields
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "record", "created_at", "idle_since", "finalized_at")
+    list_filter = ("status", "record", "created_at")
+    search_fields = ("name", "live_id", "participants__login")
+    readonly_fields = ("name", "live_id", "status", "record", "created_at", "idle_since", "finalized_at")
+    date_hierarchy = "created_at"
+    inlines = [ParticipantInline, ChatMessageInline]
+    actions = ["finalize_rooms"]
+
+    @admin.action(description="Finalize selected rooms (disconnect everyone)")
+    def finalize_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        finalized = 0
+        for room in queryset.exclude(status=Room.Status.FINALIZED):
+            finalized += async_to_sync(services.room_finalize_now)(name=room.name, live_id=room.live_id)
+        self.message_user(request, f"Finalized {finalized} room(s).", messages.SUCCESS)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ("login", "room", "joined_at", "left_at", "leave_reason")
+    list_filter = ("leave_reason", "joined_at")
+    search_fields = ("login", "room__name")
+    readonly_fields = ("room", "login", "session", "joined_at", "left_at", "leave_reason")
+    list_select_related = ("room",)
+    inlines = [StreamInline]
+
+
+@admin.register(Stream)
+class StreamAdmin(admin.ModelAdmin):
+    list_display = ("live_id", "kind", "participant", "codec", "record", "started_at", "ended_at")
+    list_filter = ("kind", "codec", "record")
+    search_fields = ("live_id", "participant__login", "participant__room__name")
+    readonly_fields = ("participant", "live_id", "kind", "record", "codec", "started_at", "ended_at")
+
+
+@admin.register(ChatMessage)
+class ChatMessageAdmin(admin.ModelAdmin):
+    list_display = ("sender", "room", "text", "recipients", "sent_at_ms")
+    list_filter = ("room__name",)
+    search_fields = ("sender", "text", "room__name")
+    readonly_fields = ("room", "public_id", "sender", "recipients", "text", "sent_at_ms")
+    list_select_related = ("room",)

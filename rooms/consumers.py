@@ -1,0 +1,79 @@
+"""The WebSocket edge of protocol v1: decode, validate, dispatch, encode."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from rooms import protocol, runtime, services
+from rooms.dispatch import dispatch
+
+logger = logging.getLogger(__name__)
+
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    session: services.Session | None = None
+    process_id: str = ""
+
+    async def connect(self) -> None:
+        self.process_id = (await runtime.ensure_started()).process_id
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_json(protocol.error_reply(None, "bad_request", "binary frames are not accepted"))
+            return
+        if len(text_data) * 4 > protocol.MAX_FRAME_BYTES and len(text_data.encode()) > protocol.MAX_FRAME_BYTES:
+            logger.warning("closing a connection that sent %d characters in one frame", len(text_data))
+            await self.disconnect(CLOSE_MESSAGE_TOO_BIG)
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.send_json(protocol.error_reply(None, "bad_request", "a frame must be JSON text"))
+            return
+        try:
+            message = protocol.parse_client_message(content)
+        except protocol.MessageError as error:
+            await self.send_json(error.reply())
+            return
+        try:
+            reply = await dispatch(self, message)
+        except Exception:
+            # One failing request must not take the connection down with it.
+            logger.exception("handling %s failed", message.type)
+            reply = protocol.error_reply(message.id, "internal_error", "the server failed to handle this request")
+        if reply is not None:
+            await self.send_json(reply)
+
+    async def disconnect(self, code: int) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            await services.session_close(session=session)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+
+    # --- Channel layer handlers ------------------------------------------------
+
+    async def room_event(self, message: dict[str, Any]) -> None:
+        if message.get("exclude") == self.channel_name or self.session is None:
+            return
+        event = message["event"]
+        if event.get("room") in self.session.rooms:
+            await self.send_json(event)
+            if event["type"] == "room.finalized":
+                self.session.rooms.pop(event["room"], None)
+
+    async def session_end(self, message: dict[str, Any]) -> None:
+        # Another connection took this session over (session.connect resume);
+        # it already removed the memberships, so there is nothing to drop.
+        self.session = None
+        await self.send_json({"type": "session.status", "status": "DISCONNECTED", "reason": message["reason"]})
+        await self.close()

@@ -1,0 +1,69 @@
+"""Route a parsed client message to the service that handles it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from rooms import protocol, services
+from rooms.services import ServiceError, Session
+
+
+class Connection(Protocol):
+    """What a handler may need from the connection it serves."""
+
+    channel_name: str
+    session: Session | None
+    process_id: str
+
+
+async def dispatch(connection: Connection, message: protocol.AnyClientMessage) -> dict[str, Any] | None:
+    try:
+        return await _handle(connection, message)
+    except ServiceError as error:
+        return protocol.error_reply(message.id, error.code, error.message)
+
+
+async def _handle(connection: Connection, message: protocol.AnyClientMessage) -> dict[str, Any] | None:
+    if isinstance(message, protocol.Ping):
+        return {"type": "pong", "re": message.id}
+    if isinstance(message, protocol.SessionConnect):
+        return await _session_connect(connection, message)
+    session = connection.session
+    if session is None:
+        raise ServiceError("not_connected", "send session.connect first")
+    match message:
+        case protocol.RoomJoin():
+            return await services.room_join(
+                session=session, room=message.room, record=message.record, request_id=message.id
+            )
+        case protocol.RoomLeave():
+            return await services.room_leave(session=session, room=message.room, request_id=message.id)
+        case protocol.RoomMessage():
+            return await services.chat_message_send(
+                session=session, room=message.room, text=message.text, to=message.to, request_id=message.id
+            )
+        case protocol.StreamPublish() if message.room not in session.rooms:
+            raise ServiceError("not_in_room", f"not in room {message.room!r}")
+    raise ServiceError("not_implemented", f"{message.type} is not available on this server yet")
+
+
+async def _session_connect(connection: Connection, message: protocol.SessionConnect) -> dict[str, Any]:
+    if connection.session is not None:
+        raise ServiceError("already_connected", "this connection already has a session")
+    session, reason = await services.session_connect(
+        channel=connection.channel_name,
+        process=connection.process_id,
+        username=message.username,
+        resume=message.resume,
+    )
+    if session is None:
+        return {"type": "session.status", "re": message.id, "status": "FAILED", "reason": reason}
+    connection.session = session
+    return {
+        "type": "session.status",
+        "re": message.id,
+        "status": "ESTABLISHED",
+        "session": session.sid,
+        "protocol": protocol.PROTOCOL_VERSION,
+        "ice_servers": services.ice_servers(),
+    }

@@ -1,0 +1,99 @@
+"""Durable history of rooms: the database side of every room action.
+
+Synchronous functions, each one transaction, called by ``rooms.services``
+through ``database_sync_to_async``. The live state has already decided the
+outcome (who joined, who left, which room ends); these only record it, and
+are safe to repeat.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from rooms.models import ChatMessage, Participant, Room
+from rooms.signals import room_finalized
+
+
+def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -> Room:
+    room = Room.objects.filter(live_id=live_id).first()
+    if room is not None:
+        return room
+    if created:
+        # The live state starts this room afresh, so an open row of the same
+        # name is left over from state that was lost (a Redis or embedded
+        # server restart): close it so the name can open again.
+        for stale in Room.objects.filter(name=name).exclude(status=Room.Status.FINALIZED):
+            room_finalize(live_id=stale.live_id, name=stale.name, record=stale.record)
+    try:
+        with transaction.atomic():
+            return Room.objects.create(live_id=live_id, name=name, record=record)
+    except IntegrityError:
+        # Another process recorded the same live room first.
+        return Room.objects.get(live_id=live_id)
+
+
+def participant_record_join(
+    *, live_id: str, room_name: str, record: bool, created: bool, reactivated: bool, login: str, session: str
+) -> None:
+    room = _room_for_live_id(live_id=live_id, name=room_name, record=record, created=created)
+    with transaction.atomic():
+        if reactivated:
+            Room.objects.filter(pk=room.pk, status=Room.Status.IDLE).update(
+                status=Room.Status.ACTIVE, idle_since=None
+            )
+        Participant.objects.create(room=room, login=login, session=session)
+
+
+def participant_record_leave(*, live_id: str, login: str, session: str, reason: str, room_idle: bool) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        Participant.objects.filter(
+            room__live_id=live_id, login=login, session=session, left_at__isnull=True
+        ).update(left_at=now, leave_reason=reason)
+        if room_idle:
+            Room.objects.filter(live_id=live_id, status=Room.Status.ACTIVE).update(
+                status=Room.Status.IDLE, idle_since=now
+            )
+
+
+def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
+    """Mark the room FINALIZED; True only for the call that did it.
+
+    The conditional UPDATE makes this exactly-once across processes: of any
+    number of concurrent callers one sees a changed row, and only that one
+    sends ``room_finalized``.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        room = _room_for_live_id(live_id=live_id, name=name, record=record, created=False)
+        changed = (
+            Room.objects.filter(pk=room.pk)
+            .exclude(status=Room.Status.FINALIZED)
+            .update(status=Room.Status.FINALIZED, finalized_at=now)
+        )
+        if not changed:
+            return False
+        Participant.objects.filter(room=room, left_at__isnull=True).update(
+            left_at=now, leave_reason=Participant.LeaveReason.TIMEOUT
+        )
+        room.refresh_from_db()
+        transaction.on_commit(lambda: room_finalized.send(sender=Room, room=room))
+    return True
+
+
+def rooms_finalize_orphaned() -> int:
+    """Finalize every open room; for a process whose live state starts empty."""
+    count = 0
+    for room in Room.objects.exclude(status=Room.Status.FINALIZED):
+        count += room_finalize(live_id=room.live_id, name=room.name, record=room.record)
+    return count
+
+
+def chat_message_record(
+    *, live_id: str, public_id: str, sender: str, recipients: list[str] | None, text: str, sent_at_ms: int
+) -> None:
+    room = Room.objects.get(live_id=live_id)
+    ChatMessage.objects.create(
+        room=room, public_id=public_id, sender=sender, recipients=recipients, text=text, sent_at_ms=sent_at_ms
+    )

@@ -1,0 +1,98 @@
+"""History of rooms: who was where, what was published and said.
+
+Live membership is in the live state (``rooms.state``); these rows are the
+durable record the admin, recording and chat history read.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Room(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE", "active"
+        IDLE = "IDLE", "idle"
+        FINALIZED = "FINALIZED", "finalized"
+
+    name = models.CharField(max_length=128, db_index=True)
+    # The identity the live state gave this room; a name used again after
+    # finalization gets a new one, and with it a new row.
+    live_id = models.CharField(max_length=32, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    record = models.BooleanField(default=False, help_text="Room multi-record: mix all streams after finalization.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    idle_since = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=~Q(status="FINALIZED"),
+                name="one_open_room_per_name",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status.lower()})"
+
+
+class Participant(models.Model):
+    class LeaveReason(models.TextChoices):
+        LEAVE = "leave", "leave"
+        DISCONNECT = "disconnect", "disconnect"
+        TIMEOUT = "timeout", "timeout"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
+    login = models.CharField(max_length=64)
+    session = models.CharField(max_length=64, help_text="Signaling session that joined.")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    leave_reason = models.CharField(max_length=16, choices=LeaveReason.choices, blank=True)
+
+    class Meta:
+        ordering = ["joined_at"]
+        indexes = [models.Index(fields=["room", "login"])]
+
+    def __str__(self) -> str:
+        return f"{self.login} in {self.room.name}"
+
+
+class Stream(models.Model):
+    class Kind(models.TextChoices):
+        CAMERA = "camera", "camera"
+        SCREEN = "screen", "screen"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="streams")
+    live_id = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    record = models.BooleanField(default=False)
+    codec = models.CharField(max_length=16, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.participant.login}"
+
+
+class ChatMessage(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    public_id = models.CharField(max_length=32, unique=True)
+    sender = models.CharField(max_length=64)
+    # None for a public message, else the logins it was delivered to.
+    recipients = models.JSONField(null=True, blank=True)
+    text = models.TextField()
+    sent_at_ms = models.BigIntegerField(help_text="Server time, ms since the Unix epoch.")
+
+    class Meta:
+        ordering = ["sent_at_ms", "id"]
+        indexes = [models.Index(fields=["room", "sent_at_ms"])]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:40]}"

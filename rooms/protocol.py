@@ -1,0 +1,239 @@
+"""Protocol v1: the typed shape of every message (see docs/protocol.md).
+
+Client messages are parsed strictly: a field of the wrong JSON type is
+``bad_request``. Rules about *content* that the protocol answers with a
+domain code (``invalid_username``, ``invalid_room``) are not enforced here
+but by the validators below, so a service can answer them its own way.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+MAX_TEXT_CODE_POINTS = 4096
+MAX_USERNAME_CODE_POINTS = 64
+
+ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+_USERNAME_EXTRA = frozenset(" -_.@")
+
+
+def username_normalized(raw: str) -> str | None:
+    """The username with surrounding whitespace trimmed, or None if invalid."""
+    name = raw.strip()
+    if not 1 <= len(name) <= MAX_USERNAME_CODE_POINTS:
+        return None
+    for char in name:
+        if char in _USERNAME_EXTRA:
+            continue
+        if unicodedata.category(char)[0] not in "LMN":
+            return None
+    return name
+
+
+def room_name_valid(name: str) -> bool:
+    return ROOM_NAME_RE.fullmatch(name) is not None
+
+
+def _has_surrogate(text: str) -> bool:
+    # JSON may carry lone surrogates ("\ud800"); they cannot be sent on as
+    # UTF-8, so they are refused at the edge rather than failing later.
+    return any(0xD800 <= ord(char) <= 0xDFFF for char in text)
+
+
+class ClientMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: StrictStr | None = None
+
+
+class SessionConnect(ClientMessage):
+    type: Literal["session.connect"]
+    username: StrictStr
+    token: StrictStr | None = None
+    resume: StrictStr | None = None
+
+
+class Ping(ClientMessage):
+    type: Literal["ping"]
+
+
+class RoomJoin(ClientMessage):
+    type: Literal["room.join"]
+    room: StrictStr
+    record: StrictBool = False
+
+
+class RoomLeave(ClientMessage):
+    type: Literal["room.leave"]
+    room: StrictStr
+
+
+class RoomMessage(ClientMessage):
+    type: Literal["room.message"]
+    room: StrictStr
+    text: StrictStr
+    to: list[StrictStr] | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_in_limits(cls, text: str) -> str:
+        if not 1 <= len(text) <= MAX_TEXT_CODE_POINTS:
+            raise ValueError(f"text must be 1-{MAX_TEXT_CODE_POINTS} code points")
+        if "\x00" in text:
+            raise ValueError("text must not contain NUL")
+        if _has_surrogate(text):
+            raise ValueError("text must not contain lone surrogates")
+        return text
+
+    @field_validator("to")
+    @classmethod
+    def _to_not_empty(cls, to: list[str] | None) -> list[str] | None:
+        if to is not None and not to:
+            raise ValueError("to must name at least one participant; omit it for a public message")
+        return to
+
+
+StreamKind = Literal["camera", "screen"]
+
+
+class StreamPublish(ClientMessage):
+    type: Literal["stream.publish"]
+    room: StrictStr
+    kind: StreamKind
+    sdp: StrictStr
+    record: StrictBool = False
+
+
+class StreamUnpublish(ClientMessage):
+    type: Literal["stream.unpublish"]
+    stream: StrictStr
+
+
+class StreamPlay(ClientMessage):
+    type: Literal["stream.play"]
+    stream: StrictStr
+    sdp: StrictStr
+
+
+class StreamStop(ClientMessage):
+    type: Literal["stream.stop"]
+    stream: StrictStr
+
+
+class StreamMute(ClientMessage):
+    type: Literal["stream.mute"]
+    stream: StrictStr
+    audio: StrictBool | None = None
+    video: StrictBool | None = None
+
+
+AnyClientMessage = Annotated[
+    Union[
+        SessionConnect,
+        Ping,
+        RoomJoin,
+        RoomLeave,
+        RoomMessage,
+        StreamPublish,
+        StreamUnpublish,
+        StreamPlay,
+        StreamStop,
+        StreamMute,
+    ],
+    Field(discriminator="type"),
+]
+_client_message_adapter: TypeAdapter[AnyClientMessage] = TypeAdapter(AnyClientMessage)
+KNOWN_TYPES = frozenset(
+    {
+        "session.connect",
+        "ping",
+        "room.join",
+        "room.leave",
+        "room.message",
+        "stream.publish",
+        "stream.unpublish",
+        "stream.play",
+        "stream.stop",
+        "stream.mute",
+    }
+)
+
+
+class MessageError(Exception):
+    """A frame that is not a valid v1 client message."""
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+    def reply(self) -> dict[str, Any]:
+        return error_reply(self.request_id, "bad_request", self.message)
+
+
+def request_id_of(content: object) -> str | None:
+    if isinstance(content, dict):
+        value = content.get("id")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def parse_client_message(content: object) -> AnyClientMessage:
+    """Validate a decoded JSON value as a client message, or raise MessageError."""
+    request_id = request_id_of(content)
+    if not isinstance(content, dict):
+        raise MessageError("a frame must be a JSON object", request_id)
+    kind = content.get("type")
+    if not isinstance(kind, str):
+        raise MessageError("'type' must be a string", request_id)
+    if kind not in KNOWN_TYPES:
+        raise MessageError(f"unknown type {kind!r}", request_id)
+    try:
+        return _client_message_adapter.validate_python(content)
+    except ValidationError as error:
+        raise MessageError(_describe(error), request_id) from None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"][1:]) or "frame"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+# --- Server messages ---------------------------------------------------------
+# Replies and events are plain dicts built by these helpers so their shape is
+# written down once, next to the client schemas.
+
+
+def error_reply(request_id: str | None, code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "re": request_id, "code": code, "message": message}
+
+
+def ok_reply(request_id: str | None, **fields: Any) -> dict[str, Any]:
+    return {"type": "ok", "re": request_id, **fields}
+
+
+def room_failed_reply(request_id: str | None, room: str, code: str, message: str) -> dict[str, Any]:
+    return {"type": "room.failed", "re": request_id, "room": room, "code": code, "message": message}
+
+
+def participant_payload(name: str, streams: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"name": name, "streams": streams or []}

@@ -1,0 +1,75 @@
+"""The background work every web process does: heartbeat and sweep.
+
+Daphne has no lifespan events, so the loop starts with the first
+connection or request a process serves (``ensure_started``). The heartbeat
+tells other processes this one is alive; when it stops (the process was
+killed), a sweep anywhere drops its sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+import weakref
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from rooms import history, services
+from rooms.state import get_live_state
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="rooms-runtime")
+
+    async def ready(self) -> None:
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        state = get_live_state()
+        if not settings.REDIS_URL:
+            # The in-memory live state starts empty: rooms left open by an
+            # earlier run of this process can never be joined again.
+            count = await database_sync_to_async(history.rooms_finalize_orphaned)()
+            if count:
+                logger.info("finalized %d rooms left open by an earlier run", count)
+        await state.process_heartbeat(self.process_id, services.now_ms())
+        self._ready.set()
+        heartbeat = settings.HEARTBEAT_INTERVAL_MS / 1000
+        sweep = settings.SWEEP_INTERVAL_MS / 1000
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            try:
+                await state.process_heartbeat(self.process_id, services.now_ms())
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + sweep
+                    await services.rooms_sweep()
+            except Exception:
+                logger.exception("room sweep failed; retrying")
+            await asyncio.sleep(min(heartbeat, sweep))
+
+
+_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()
+
+
+async def ensure_started() -> Runtime:
+    """This event loop's runtime, started on first use."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is None:
+        runtime = _runtimes[loop] = Runtime()
+        runtime.start()
+    await runtime.ready()
+    return runtime

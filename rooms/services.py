@@ -1,0 +1,344 @@
+"""Room actions: every side effect of a join, leave, chat message, drop or
+finalization happens here, in one place: live state, history rows, events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from rooms import events, history, protocol, selectors
+from rooms.models import Participant
+from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
+
+logger = logging.getLogger(__name__)
+
+# How long a finalizer may hold a room before a sweep takes it over, and how
+# long a join waits for a room being finalized before it gives up.
+FINALIZE_LEASE_MS = 10_000
+JOIN_WAIT_SECONDS = 15.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class TokenBucket:
+    """Chat rate limit of one connection."""
+
+    rate: float
+    burst: int
+    tokens: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> bool:
+        current = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (current - self.updated) * self.rate)
+        self.updated = current
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class Session:
+    """One connection's signaling session."""
+
+    info: SessionInfo
+    # Rooms this connection is in: name -> the room's live id.
+    rooms: dict[str, str] = field(default_factory=dict)
+    chat_bucket: TokenBucket = field(
+        default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
+    )
+
+    @property
+    def sid(self) -> str:
+        return self.info.sid
+
+    @property
+    def username(self) -> str:
+        return self.info.username
+
+
+class ServiceError(Exception):
+    """A well-formed request that is not allowed; becomes an ``error`` reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def ice_servers() -> list[dict[str, Any]]:
+    servers = json.loads(settings.ICE_SERVERS)
+    if not isinstance(servers, list):
+        raise ValueError("ICE_SERVERS must be a JSON list of RTCIceServer objects")
+    return servers
+
+
+# --- Sessions -----------------------------------------------------------------
+
+
+async def session_connect(
+    *, channel: str, process: str, username: str, resume: str | None
+) -> tuple[Session | None, str | None]:
+    """Open a session for ``username``; (session, None) or (None, reason)."""
+    login = protocol.username_normalized(username)
+    if login is None:
+        return None, "invalid_username"
+    state = get_live_state()
+    if resume:
+        previous = await state.session_get(resume)
+        if previous is not None and previous.username == login:
+            await session_drop(sid=previous.sid, reason="resumed")
+    info = SessionInfo(sid=secrets.token_urlsafe(24), username=login, channel=channel, process=process)
+    await state.session_open(info)
+    return Session(info=info), None
+
+
+async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
+    """End a session whose connection is gone, or is being replaced.
+
+    Safe to call from any process, any number of times: each room membership
+    is removed by exactly one caller, and only that caller tells the room.
+    """
+    state = get_live_state()
+    info = await state.session_get(sid)
+    if info is None:
+        return
+    if reason != "disconnect":
+        await events.session_end_send(info.channel, reason)
+    for room in await state.session_rooms(sid):
+        await _membership_end(state, info=info, room=room, reason="disconnect")
+    await state.session_close(info)
+
+
+async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, reason: str) -> None:
+    explicit = reason == "leave"
+    current = now_ms()
+    result = await state.room_leave(
+        name=room,
+        login=info.username,
+        sid=info.sid,
+        now_ms=current,
+        lease_ms=FINALIZE_LEASE_MS,
+        idle_deadline_ms=None if explicit else current + settings.ROOM_IDLE_TIMEOUT_MS,
+    )
+    if result.outcome == "absent":
+        return
+    await events.room_group_discard(room, info.channel)
+    await database_sync_to_async(history.participant_record_leave)(
+        live_id=result.room_id,
+        login=info.username,
+        session=info.sid,
+        reason=Participant.LeaveReason.LEAVE if explicit else Participant.LeaveReason.DISCONNECT,
+        room_idle=result.outcome == "idle",
+    )
+    if result.outcome == "left":
+        await events.room_event_send(
+            room,
+            {"type": "room.left", "room": room, "participant": {"name": info.username}, "reason": reason},
+        )
+    elif result.outcome == "finalize":
+        await _room_finalize_claimed(state, ClaimedRoom(room, result.room_id, result.record, was_idle=False))
+
+
+# --- Rooms --------------------------------------------------------------------
+
+
+async def room_join(*, session: Session, room: str, record: bool, request_id: str | None) -> dict[str, Any]:
+    if not protocol.room_name_valid(room):
+        return protocol.room_failed_reply(request_id, room, "invalid_room", "room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'")
+    state = get_live_state()
+    # Join the group first: events sent while the state is read are queued
+    # behind the room.state reply, so the client misses nothing.
+    await events.room_group_add(room, session.info.channel)
+    deadline = time.monotonic() + JOIN_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        result = await state.room_join(
+            name=room,
+            login=session.username,
+            sid=session.sid,
+            new_room_id=uuid.uuid4().hex,
+            record=record,
+            max_participants=settings.ROOM_MAX_PARTICIPANTS,
+            now_ms=now_ms(),
+        )
+        if result.outcome != "busy":
+            break
+        # The room's previous life is being finalized; the join opens the
+        # next one as soon as that is written.
+        if time.monotonic() > deadline:
+            await _group_discard_unless_member(session, room)
+            return protocol.room_failed_reply(request_id, room, "try_again", "the room is closing; join again")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+    if result.outcome in ("login_taken", "full"):
+        await _group_discard_unless_member(session, room)
+        if result.outcome == "login_taken":
+            return protocol.room_failed_reply(request_id, room, "login_taken", f"{session.username!r} is already in the room")
+        return protocol.room_failed_reply(
+            request_id, room, "room_full", f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants"
+        )
+    session.rooms[room] = result.room_id
+    if result.outcome == "joined":
+        await database_sync_to_async(history.participant_record_join)(
+            live_id=result.room_id,
+            room_name=room,
+            record=result.record,
+            created=result.created,
+            reactivated=result.reactivated,
+            login=session.username,
+            session=session.sid,
+        )
+        await events.room_event_send(
+            room,
+            {"type": "room.joined", "room": room, "participant": protocol.participant_payload(session.username)},
+            exclude_channel=session.info.channel,
+        )
+    members = await state.room_members(room)
+    participants = [protocol.participant_payload(name) for name in sorted(members) if name != session.username]
+    chat = await database_sync_to_async(selectors.chat_history)(
+        room_live_id=result.room_id, limit=settings.CHAT_HISTORY_LENGTH
+    )
+    return {
+        "type": "room.state",
+        "re": request_id,
+        "room": room,
+        "record": result.record,
+        "participants": participants,
+        "history": chat,
+    }
+
+
+async def _group_discard_unless_member(session: Session, room: str) -> None:
+    if room not in session.rooms:
+        await events.room_group_discard(room, session.info.channel)
+
+
+async def room_leave(*, session: Session, room: str, request_id: str | None) -> dict[str, Any]:
+    if room not in session.rooms:
+        raise ServiceError("not_in_room", f"not in room {room!r}")
+    del session.rooms[room]
+    await _membership_end(get_live_state(), info=session.info, room=room, reason="leave")
+    return protocol.ok_reply(request_id)
+
+
+async def session_close(*, session: Session) -> None:
+    """The connection closed: its rooms see it drop."""
+    session.rooms.clear()
+    await session_drop(sid=session.sid)
+
+
+# --- Chat ---------------------------------------------------------------------
+
+
+async def chat_message_send(
+    *, session: Session, room: str, text: str, to: list[str] | None, request_id: str | None
+) -> dict[str, Any]:
+    if room not in session.rooms:
+        raise ServiceError("not_in_room", f"not in room {room!r}")
+    if not session.chat_bucket.take():
+        raise ServiceError(
+            "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
+        )
+    state = get_live_state()
+    recipients: list[str] | None = None
+    members: dict[str, str] = {}
+    if to is not None:
+        members = await state.room_members(room)
+        recipients = list(dict.fromkeys(name for name in to if name in members))
+        if not recipients:
+            raise ServiceError("unknown_participant", "none of the recipients is in the room")
+    message = {
+        "id": uuid.uuid4().hex,
+        "from": session.username,
+        "to": recipients,
+        "text": text,
+        "ts": now_ms(),
+    }
+    await database_sync_to_async(history.chat_message_record)(
+        live_id=session.rooms[room],
+        public_id=message["id"],
+        sender=session.username,
+        recipients=recipients,
+        text=text,
+        sent_at_ms=message["ts"],
+    )
+    event = {"type": "room.message", "room": room, "message": message}
+    if recipients is None:
+        await events.room_event_send(room, event)
+    else:
+        channels = {members[name] for name in recipients} | {session.sid}
+        for sid in channels:
+            info = await state.session_get(sid)
+            if info is not None:
+                await events.channel_event_send(info.channel, event)
+    return protocol.ok_reply(request_id, message=message["id"])
+
+
+# --- Finalization ---------------------------------------------------------------
+
+
+async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None:
+    await database_sync_to_async(history.room_finalize)(
+        live_id=claimed.room_id, name=claimed.name, record=claimed.record
+    )
+    await state.room_forget(name=claimed.name, room_id=claimed.room_id)
+
+
+async def rooms_sweep(*, limit: int = 100) -> int:
+    """Drop the sessions of dead processes and finalize rooms whose time is up.
+
+    Every web process runs this periodically, and so does Celery beat; any
+    number may run at once. Returns how many rooms it finalized.
+    """
+    state = get_live_state()
+    current = now_ms()
+    for process in await state.processes_claim_dead(
+        dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current, limit=limit
+    ):
+        logger.info("process %s stopped heartbeating; dropping its sessions", process)
+        for sid in await state.process_sessions(process):
+            await session_drop(sid=sid)
+        await state.process_forget(process)
+    claimed_rooms = await state.rooms_claim_due(now_ms=now_ms(), lease_ms=FINALIZE_LEASE_MS, limit=limit)
+    for claimed in claimed_rooms:
+        await _room_finalize_claimed(state, claimed)
+    return len(claimed_rooms)
+
+
+async def room_finalize_now(*, name: str, live_id: str) -> bool:
+    """Operator action: end a room now, telling everyone in it.
+
+    Each member gets ``room.finalized`` and is removed as if it had left, so
+    the last removal finalizes the room the ordinary way. A room with nobody
+    in it is finalized directly.
+    """
+    state = get_live_state()
+    members = await state.room_members(name)
+    for sid in members.values():
+        info = await state.session_get(sid)
+        if info is None:
+            continue
+        await events.channel_event_send(info.channel, {"type": "room.finalized", "room": name, "reason": "operator"})
+        await _membership_end(state, info=info, room=name, reason="leave")
+    if members:
+        return True
+    return await database_sync_to_async(history.room_finalize)(live_id=live_id, name=name, record=False)

@@ -1,0 +1,21 @@
+"""Celery tasks of rooms: thin wrappers over services."""
+
+import asyncio
+
+from celery import shared_task
+
+from rooms import services
+from rooms.state import get_live_state
+
+
+@shared_task(ignore_result=True)
+def sweep_rooms() -> int:
+    """Finalize due rooms and drop dead processes' sessions (Celery beat)."""
+
+    async def sweep() -> int:
+        try:
+            return await services.rooms_sweep()
+        finally:
+            await get_live_state().close()
+
+    return asyncio.run(sweep())
