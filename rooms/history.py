@@ -8,11 +8,15 @@ are safe to repeat.
 
 from __future__ import annotations
 
+import logging
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rooms.models import ChatMessage, Participant, Room
 from rooms.signals import room_finalized
+
+logger = logging.getLogger(__name__)
 
 
 def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -> Room:
@@ -78,6 +82,7 @@ def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
             left_at=now, leave_reason=Participant.LeaveReason.TIMEOUT
         )
         room.refresh_from_db()
+        logger.info("room finalized: %s %s", name, live_id)
         transaction.on_commit(lambda: room_finalized.send(sender=Room, room=room))
     return True
 

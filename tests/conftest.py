@@ -20,3 +20,92 @@ def _fresh_memory_state() -> None:
     from rooms.state import reset_live_state
 
     reset_live_state()
+
+
+@pytest.fixture
+def redis_live_state(settings):  # type: ignore[no-untyped-def]
+    """Switch live state and channel layer to real Redis under a fresh prefix."""
+    import uuid
+
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.REDIS_URL = TEST_REDIS_URL
+    settings.LIVE_STATE_PREFIX = prefix
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"{prefix}:asgi"},
+        }
+    }
+    yield prefix
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def integration_database() -> str:
+    """A freshly migrated PostgreSQL database for server processes."""
+    import psycopg
+
+    from tests.processes import manage
+
+    name = "conference_integration"
+    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    url = TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    manage({**os.environ, "DATABASE_URL": url}, "migrate", "--noinput")
+    return url
+
+
+@pytest.fixture
+def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-def]
+    """Environment for server processes sharing one Redis prefix and PostgreSQL."""
+    import uuid
+
+    import redis
+
+    prefix = f"it-{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": integration_database,
+        "REDIS_URL": TEST_REDIS_URL,
+        "LIVE_STATE_PREFIX": prefix,
+        "VAR_DIR": str(tmp_path / "var"),
+        "ROOM_IDLE_TIMEOUT_MS": "2000",
+        "PRESENCE_TTL_MS": "1500",
+        "HEARTBEAT_INTERVAL_MS": "250",
+        "SWEEP_INTERVAL_MS": "500",
+        "CHAT_RATE_BURST": "1000",
+        "CHAT_RATE_PER_SECOND": "1000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    yield env
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def start_server(server_env, tmp_path):  # type: ignore[no-untyped-def]
+    """Start named server processes; all are stopped when the test ends."""
+    from tests import processes
+
+    started: list[processes.ServerProcess] = []
+
+    def start(kind: str, name: str, **options: object) -> processes.ServerProcess:
+        env = {**server_env, **{k: str(v) for k, v in options.pop("env", {}).items()}}  # type: ignore[attr-defined]
+        factory = processes.daphne if kind == "daphne" else processes.celery_worker
+        server = factory(name, env, tmp_path, **options)  # type: ignore[operator]
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

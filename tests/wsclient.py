@@ -1,7 +1,9 @@
-"""A protocol v1 test client over Channels' WebsocketCommunicator.
+"""Protocol v1 test clients.
 
-Replies are matched by ``re``; everything else is kept, in order, as events
-that a test waits for by type.
+``ProtocolClient`` talks to the ASGI app in-process through Channels'
+WebsocketCommunicator; ``SocketClient`` talks to a real server over a real
+WebSocket. Both match replies by ``re`` and keep everything else, in order,
+as events that a test waits for by type.
 """
 
 from __future__ import annotations
@@ -13,48 +15,39 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
-from conference_site.asgi import application
-
-ORIGIN = (b"origin", b"http://127.0.0.1")
+ORIGIN = "http://127.0.0.1"
 _ids = itertools.count(1)
 
 
-class ProtocolClient:
-    def __init__(self, communicator: WebsocketCommunicator) -> None:
-        self.communicator = communicator
+class _Client:
+    def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.replies: dict[str, dict[str, Any]] = {}
 
-    @classmethod
-    async def open(cls, headers: list[tuple[bytes, bytes]] | None = None) -> ProtocolClient:
-        communicator = WebsocketCommunicator(application, "/ws/rooms/", headers=headers or [ORIGIN])
-        connected, _ = await communicator.connect(timeout=5)
-        assert connected, "the server refused the WebSocket"
-        return cls(communicator)
-
-    @classmethod
-    async def connected(cls, username: str) -> ProtocolClient:
-        client = await cls.open()
-        reply = await client.request("session.connect", username=username)
-        assert reply["status"] == "ESTABLISHED", reply
-        return client
-
     async def send_raw(self, text: str) -> None:
-        await self.communicator.send_to(text_data=text)
+        raise NotImplementedError
+
+    async def _receive_text(self, timeout: float) -> str:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def _receive(self, timeout: float) -> dict[str, Any]:
-        raw = await self.communicator.receive_from(timeout=timeout)
-        frame = json.loads(raw)
+        frame: dict[str, Any] = json.loads(await self._receive_text(timeout))
         if "re" in frame:  # events never carry "re"
             self.replies[str(frame["re"])] = frame
         else:
             self.events.append(frame)
         return frame
 
-    async def request(self, type: str, timeout: float = 5, **fields: Any) -> dict[str, Any]:
+    async def send(self, type: str, **fields: Any) -> str:
         request_id = f"r{next(_ids)}"
-        await self.send_raw(json.dumps({"type": type, "id": request_id, **fields}))
-        return await self.reply(request_id, timeout)
+        await self.send_raw(json.dumps({"type": type, "id": request_id, **fields}, ensure_ascii=False))
+        return request_id
+
+    async def request(self, type: str, timeout: float = 5, **fields: Any) -> dict[str, Any]:
+        return await self.reply(await self.send(type, **fields), timeout)
 
     async def reply(self, request_id: str, timeout: float = 5) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -64,8 +57,8 @@ class ProtocolClient:
 
     async def next_frame(self, timeout: float = 5) -> dict[str, Any]:
         """The next frame whatever it is (for replies with ``re: null``)."""
-        raw = await self.communicator.receive_from(timeout=timeout)
-        return json.loads(raw)
+        frame: dict[str, Any] = json.loads(await self._receive_text(timeout))
+        return frame
 
     async def event(self, type: str, timeout: float = 5) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -82,5 +75,68 @@ class ProtocolClient:
             return
         raise AssertionError(f"unexpected {type}: {frame}")
 
+    async def connect_session(self, username: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.request("session.connect", username=username, **fields)
+        assert reply["status"] == "ESTABLISHED", reply
+        return reply
+
+
+class ProtocolClient(_Client):
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        super().__init__()
+        self.communicator = communicator
+
+    @classmethod
+    async def open(cls) -> ProtocolClient:
+        from conference_site.asgi import application
+
+        communicator = WebsocketCommunicator(application, "/ws/rooms/", headers=[(b"origin", ORIGIN.encode())])
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected, "the server refused the WebSocket"
+        return cls(communicator)
+
+    @classmethod
+    async def connected(cls, username: str) -> ProtocolClient:
+        client = await cls.open()
+        await client.connect_session(username)
+        return client
+
+    async def send_raw(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def _receive_text(self, timeout: float) -> str:
+        text: str = await self.communicator.receive_from(timeout=timeout)
+        return text
+
     async def close(self) -> None:
         await self.communicator.disconnect()
+
+
+class SocketClient(_Client):
+    def __init__(self, socket: Any) -> None:
+        super().__init__()
+        self.socket = socket
+
+    @classmethod
+    async def open(cls, url: str) -> SocketClient:
+        from websockets.asyncio.client import connect
+
+        socket = await connect(url, origin=ORIGIN, open_timeout=5)  # type: ignore[arg-type]
+        return cls(socket)
+
+    @classmethod
+    async def connected(cls, url: str, username: str) -> SocketClient:
+        client = await cls.open(url)
+        await client.connect_session(username)
+        return client
+
+    async def send_raw(self, text: str) -> None:
+        await self.socket.send(text)
+
+    async def _receive_text(self, timeout: float) -> str:
+        async with asyncio.timeout(timeout):
+            text: str = await self.socket.recv()
+        return text
+
+    async def close(self) -> None:
+        await self.socket.close()

@@ -14,6 +14,14 @@ from tests.wsclient import ProtocolClient
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True, params=["memory", "redis"])
+def live_backend(request):  # type: ignore[no-untyped-def]
+    """Every case runs against the in-memory state and against real Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_live_state")
+    return request.param
+
+
 async def test_connect_establishes_a_session() -> None:
     client = await ProtocolClient.open()
     reply = await client.request("session.connect", username="  Alice  ")
