@@ -11,7 +11,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets admin classes be written generic (ModelAdmin[Room]) for the type checker.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -47,7 +51,7 @@ def _secret_key() -> str:
     A key generated once and stored keeps sessions valid across restarts of
     the embedded default without asking a newcomer to invent one.
     """
-    if key := env.str("SECRET_KEY", default=""):
+    if key := str(env.str("SECRET_KEY", default="")):
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():

@@ -6,7 +6,7 @@ from recording.models import Recording
 
 
 @admin.register(Recording)
-class RecordingAdmin(admin.ModelAdmin):
+class RecordingAdmin(admin.ModelAdmin[Recording]):
     list_display = ("room", "kind", "status", "progress", "started_at", "ended_at", "size_bytes")
     list_filter = ("kind", "status")
     search_fields = ("room__name", "file_path")

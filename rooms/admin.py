@@ -11,7 +11,7 @@ from rooms import services
 from rooms.models import ChatMessage, Participant, Room, Stream
 
 
-class ParticipantInline(admin.TabularInline):
+class ParticipantInline(admin.TabularInline[Participant, Room]):
     model = Participant
     extra = 0
     can_delete = False
@@ -20,7 +20,7 @@ class ParticipantInline(admin.TabularInline):
     show_change_link = True
 
 
-class ChatMessageInline(admin.TabularInline):
+class ChatMessageInline(admin.TabularInline[ChatMessage, Room]):
     model = ChatMessage
     extra = 0
     can_delete = False
@@ -28,7 +28,7 @@ class ChatMessageInline(admin.TabularInline):
     readonly_fields = fields
 
 
-class StreamInline(admin.TabularInline):
+class StreamInline(admin.TabularInline[Stream, Participant]):
     model = Stream
     extra = 0
     can_delete = False
@@ -37,7 +37,7 @@ class StreamInline(admin.TabularInline):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
+class RoomAdmin(admin.ModelAdmin[Room]):
     list_display = ("name", "status", "record", "created_at", "idle_since", "finalized_at")
     list_filter = ("status", "record", "created_at")
     search_fields = ("name", "live_id", "participants__login")
@@ -55,7 +55,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(admin.ModelAdmin[Participant]):
     list_display = ("login", "room", "joined_at", "left_at", "leave_reason")
     list_filter = ("leave_reason", "joined_at")
     search_fields = ("login", "room__name")
@@ -65,7 +65,7 @@ class ParticipantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin):
+class StreamAdmin(admin.ModelAdmin[Stream]):
     list_display = ("live_id", "kind", "participant", "codec", "record", "started_at", "ended_at")
     list_filter = ("kind", "codec", "record")
     search_fields = ("live_id", "participant__login", "participant__room__name")
@@ -73,7 +73,7 @@ class StreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin):
+class ChatMessageAdmin(admin.ModelAdmin[ChatMessage]):
     list_display = ("sender", "room", "text", "recipients", "sent_at_ms")
     list_filter = ("room__name",)
     search_fields = ("sender", "text", "room__name")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -143,18 +143,16 @@ class StreamMute(ClientMessage):
 
 
 AnyClientMessage = Annotated[
-    Union[
-        SessionConnect,
-        Ping,
-        RoomJoin,
-        RoomLeave,
-        RoomMessage,
-        StreamPublish,
-        StreamUnpublish,
-        StreamPlay,
-        StreamStop,
-        StreamMute,
-    ],
+    SessionConnect
+    | Ping
+    | RoomJoin
+    | RoomLeave
+    | RoomMessage
+    | StreamPublish
+    | StreamUnpublish
+    | StreamPlay
+    | StreamStop
+    | StreamMute,
     Field(discriminator="type"),
 ]
 _client_message_adapter: TypeAdapter[AnyClientMessage] = TypeAdapter(AnyClientMessage)

@@ -162,7 +162,9 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
 
 async def room_join(*, session: Session, room: str, record: bool, request_id: str | None) -> dict[str, Any]:
     if not protocol.room_name_valid(room):
-        return protocol.room_failed_reply(request_id, room, "invalid_room", "room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'")
+        return protocol.room_failed_reply(
+            request_id, room, "invalid_room", "room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'"
+        )
     state = get_live_state()
     # Join the group first: events sent while the state is read are queued
     # behind the room.state reply, so the client misses nothing.
@@ -192,7 +194,9 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
     if result.outcome in ("login_taken", "full"):
         await _group_discard_unless_member(session, room)
         if result.outcome == "login_taken":
-            return protocol.room_failed_reply(request_id, room, "login_taken", f"{session.username!r} is already in the room")
+            return protocol.room_failed_reply(
+                request_id, room, "login_taken", f"{session.username!r} is already in the room"
+            )
         return protocol.room_failed_reply(
             request_id, room, "room_full", f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants"
         )
@@ -341,4 +345,5 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
         await _membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True
-    return await database_sync_to_async(history.room_finalize)(live_id=live_id, name=name, record=False)
+    finalized: bool = await database_sync_to_async(history.room_finalize)(live_id=live_id, name=name, record=False)
+    return finalized

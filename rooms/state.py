@@ -309,10 +309,10 @@ return 1
 """
 
 
-def _text(value: bytes | str | None) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisLiveState:

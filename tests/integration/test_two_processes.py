@@ -131,7 +131,9 @@ async def test_sigkill_of_the_process_holding_the_last_participant_finalizes_the
     a.kill()
     idle_timeout = int(server_env["ROOM_IDLE_TIMEOUT_MS"]) / 1000
     detection = int(server_env["PRESENCE_TTL_MS"]) / 1000 + int(server_env["SWEEP_INTERVAL_MS"]) / 1000
-    rows = await wait_for_status(server_env["DATABASE_URL"], "doomed", "FINALIZED", timeout=idle_timeout + detection + 6)
+    rows = await wait_for_status(
+        server_env["DATABASE_URL"], "doomed", "FINALIZED", timeout=idle_timeout + detection + 6
+    )
     finalized_after = rows[-1][1] - killed_at  # type: ignore[operator]
     assert idle_timeout <= finalized_after <= idle_timeout + detection + 5, finalized_after
     assert participant_reasons(server_env["DATABASE_URL"], "doomed") == {"alice": "disconnect", "watcher": "leave"}

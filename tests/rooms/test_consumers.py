@@ -268,7 +268,7 @@ async def test_history_keeps_last_50_public_messages(settings) -> None:  # type:
 
 UNICODE_TEXTS = [
     "Привет, мир! Ёжик",
-    "你好，世界。日本語のテキスト、한국어",
+    "你好，世界。日本語のテキスト、한국어",  # noqa: RUF001  (the fullwidth comma is the point)
     "emoji 👩‍👩‍👧‍👦 🏳️‍🌈 𝄞 🀄 😀",
     "مرحبا بالعالم עברית",
     "e\u0301 a\u0308 n\u0303 Z\u0351\u0352\u0353",
@@ -433,5 +433,6 @@ async def test_resume_ends_the_old_session_so_the_login_can_rejoin() -> None:
 
 
 async def _session_id_of(client: ProtocolClient) -> str:
-    rows = await database_sync_to_async(list)(Participant.objects.filter(login="alice").values_list("session", flat=True))
+    sessions = Participant.objects.filter(login="alice").values_list("session", flat=True)
+    rows = await database_sync_to_async(list)(sessions)
     return str(rows[-1])

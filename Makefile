@@ -1,0 +1,45 @@
+# Two commands: `make run` starts the embedded server, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-sqlite test-postgres lint superuser bench services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py serve
+
+superuser: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createsuperuser
+
+services:
+	scripts/ensure-services.sh
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy conference_site rooms recording
+
+# The unit and consumer tests run on SQLite, then everything (integration
+# tests with real daphne processes included) runs on PostgreSQL and Redis.
+test: lint services
+	$(BIN)/python -m pytest -m "not integration" -p no:cacheprovider
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -p no:cacheprovider
+
+bench: $(VENV)/.dev services
+	$(BIN)/python tests/bench/signaling.py
+
+clean:
+	rm -rf $(VENV) var
