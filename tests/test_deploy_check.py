@@ -1,0 +1,26 @@
+"""`manage.py check --deploy` has no surprises."""
+
+import os
+
+from tests.processes import manage
+
+
+def test_deploy_check_is_clean_behind_https(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path)}
+    output = manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert "no issues" in output
+
+
+def test_deploy_check_on_plain_http_names_only_https_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    env = {**os.environ, "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path)}
+    env.pop("HTTPS", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    found = {line.split(")")[0].split("(")[-1] for line in result.stderr.splitlines() if "(security." in line}
+    assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}
