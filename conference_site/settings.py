@@ -8,6 +8,7 @@ PostgreSQL for several processes and hosts.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def _secret_key() -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _ice_servers(raw: str) -> list[dict[str, object]]:
+    """ICE_SERVERS: a JSON list of RTCIceServer objects, checked at start-up."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        servers = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"ICE_SERVERS is not JSON: {error}") from None
+    if not isinstance(servers, list) or not all(
+        isinstance(server, dict) and isinstance(server.get("urls"), list | str) for server in servers
+    ):
+        raise ImproperlyConfigured('ICE_SERVERS must be a JSON list like [{"urls": ["stun:host:3478"]}]')
+    return servers
 
 
 SECRET_KEY = _secret_key()
@@ -180,7 +196,7 @@ CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
 CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
 CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
 MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
-ICE_SERVERS: str = env("ICE_SERVERS")
+ICE_SERVERS: list[dict[str, object]] = _ice_servers(env("ICE_SERVERS"))
 
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
@@ -200,6 +216,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")

@@ -16,6 +16,18 @@ logger = logging.getLogger(__name__)
 CLOSE_MESSAGE_TOO_BIG = 1009
 
 
+def _frame_size(text_data: str | None, bytes_data: bytes | None) -> int:
+    if text_data is None:
+        return len(bytes_data or b"")
+    if len(text_data) * 4 <= protocol.MAX_FRAME_BYTES:  # UTF-8 needs at most 4 bytes a code point
+        return len(text_data)
+    return len(text_data.encode())
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 class RoomConsumer(AsyncWebsocketConsumer):
     session: services.Session | None = None
     process_id: str = ""
@@ -25,16 +37,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if _frame_size(text_data, bytes_data) > protocol.MAX_FRAME_BYTES:
+            await self._close_for_abuse()
+            return
         if text_data is None:
             await self.send_json(protocol.error_reply(None, "bad_request", "binary frames are not accepted"))
             return
-        if len(text_data) * 4 > protocol.MAX_FRAME_BYTES and len(text_data.encode()) > protocol.MAX_FRAME_BYTES:
-            logger.warning("closing a connection that sent %d characters in one frame", len(text_data))
-            await self.disconnect(CLOSE_MESSAGE_TOO_BIG)
-            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
-            return
         try:
-            content = json.loads(text_data)
+            content = json.loads(text_data, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             await self.send_json(protocol.error_reply(None, "bad_request", "a frame must be JSON text"))
             return
@@ -51,6 +61,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
             reply = protocol.error_reply(message.id, "internal_error", "the server failed to handle this request")
         if reply is not None:
             await self.send_json(reply)
+
+    async def _close_for_abuse(self) -> None:
+        logger.warning("closing a connection that sent a frame over %d bytes", protocol.MAX_FRAME_BYTES)
+        if self.session is not None:
+            await self.send_json({"type": "session.status", "status": "DISCONNECTED", "reason": "message_too_big"})
+        # Drop the session now rather than when the server stack reports
+        # the close: the room hears of it however the socket ends.
+        await self.disconnect(CLOSE_MESSAGE_TOO_BIG)
+        await self.close(code=CLOSE_MESSAGE_TOO_BIG)
 
     async def disconnect(self, code: int) -> None:
         session, self.session = self.session, None

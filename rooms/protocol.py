@@ -172,6 +172,11 @@ KNOWN_TYPES = frozenset(
 )
 
 
+# Optional fields are either absent or of their type; JSON null is neither.
+_NOT_NULLABLE = frozenset({"id", "username", "token", "resume", "room", "record", "text", "to", "kind", "sdp",
+                           "stream", "audio", "video"})
+
+
 class MessageError(Exception):
     """A frame that is not a valid v1 client message."""
 
@@ -202,6 +207,9 @@ def parse_client_message(content: object) -> AnyClientMessage:
         raise MessageError("'type' must be a string", request_id)
     if kind not in KNOWN_TYPES:
         raise MessageError(f"unknown type {kind!r}", request_id)
+    nulls = sorted(key for key, value in content.items() if value is None and key in _NOT_NULLABLE)
+    if nulls:
+        raise MessageError(f"{', '.join(nulls)}: omit the field instead of sending null", request_id)
     try:
         return _client_message_adapter.validate_python(content)
     except ValidationError as error:

@@ -38,14 +38,20 @@ class Runtime:
 
     async def _run(self) -> None:
         state = get_live_state()
-        if not settings.REDIS_URL:
-            # The in-memory live state starts empty: rooms left open by an
-            # earlier run of this process can never be joined again.
-            count = await database_sync_to_async(history.rooms_finalize_orphaned)()
-            if count:
-                logger.info("finalized %d rooms left open by an earlier run", count)
-        await state.process_heartbeat(self.process_id, services.now_ms())
-        self._ready.set()
+        try:
+            if not settings.REDIS_URL:
+                # The in-memory live state starts empty: rooms left open by
+                # an earlier run of this process can never be joined again.
+                count = await database_sync_to_async(history.rooms_finalize_orphaned)()
+                if count:
+                    logger.info("finalized %d rooms left open by an earlier run", count)
+            await state.process_heartbeat(self.process_id, services.now_ms())
+        except Exception:
+            logger.exception("first heartbeat failed; retrying in the loop")
+        finally:
+            # Connections are served (and fail request by request) rather
+            # than hang while the live state is unreachable.
+            self._ready.set()
         heartbeat = settings.HEARTBEAT_INTERVAL_MS / 1000
         sweep = settings.SWEEP_INTERVAL_MS / 1000
         loop = asyncio.get_running_loop()

@@ -5,7 +5,6 @@ finalization happens here, in one place: live state, history rows, events.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -84,9 +83,7 @@ class ServiceError(Exception):
 
 
 def ice_servers() -> list[dict[str, Any]]:
-    servers = json.loads(settings.ICE_SERVERS)
-    if not isinstance(servers, list):
-        raise ValueError("ICE_SERVERS must be a JSON list of RTCIceServer objects")
+    servers: list[dict[str, Any]] = settings.ICE_SERVERS
     return servers
 
 
@@ -103,7 +100,7 @@ async def session_connect(
     state = get_live_state()
     if resume:
         previous = await state.session_get(resume)
-        if previous is not None and previous.username == login:
+        if previous is not None:
             await session_drop(sid=previous.sid, reason="resumed")
     info = SessionInfo(sid=secrets.token_urlsafe(24), username=login, channel=channel, process=process)
     await state.session_open(info)

@@ -661,9 +661,10 @@ def collect(workers: Sequence[Worker], kind: str, timeout: float) -> list[Any]:
     return [results[i] for i in range(len(workers))]
 
 
-def stop_workers(workers: Sequence[Worker]) -> None:
+def stop_workers(workers: Sequence[Worker], grace_s: float) -> None:
+    """Let finished workers exit within ``grace_s``, terminate the rest."""
     for worker in workers:
-        worker.process.join(STOP_TIMEOUT_S)
+        worker.process.join(grace_s)
         if worker.process.is_alive():
             worker.process.terminate()
             worker.process.join(STOP_TIMEOUT_S)
@@ -691,6 +692,7 @@ class Measurement:
 def measure(cfg: Config, servers: Sequence[Server], run_id: str) -> Measurement:
     plans = make_plans(cfg, [s.port for s in servers], run_id)
     workers = start_workers(plans)
+    finished = False
     try:
         join_started = time.perf_counter()
         joins: list[JoinReport] = collect(workers, "joined", join_timeout(cfg.clients))
@@ -712,8 +714,9 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str) -> Measurement:
         results: list[WorkerResult] = collect(
             workers, "result", 2 * drain_timeout(cfg.duration) + 2 * REQUEST_TIMEOUT_S
         )
+        finished = True
     finally:
-        stop_workers(workers)
+        stop_workers(workers, STOP_TIMEOUT_S if finished else 0.0)
     return Measurement(joins, results, stats, join_phase_s)
 
 

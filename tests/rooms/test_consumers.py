@@ -436,3 +436,20 @@ async def _session_id_of(client: ProtocolClient) -> str:
     sessions = Participant.objects.filter(login="alice").values_list("session", flat=True)
     rows = await database_sync_to_async(list)(sessions)
     return str(rows[-1])
+
+
+async def test_null_constants_and_oversize_binary() -> None:
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="r")
+    for frame in (
+        '{"type": "room.message", "id": "n1", "room": "r", "text": "t", "to": null}',
+        '{"type": "ping", "id": null}',
+        '{"type": "room.message", "id": "n2", "room": "r", "text": "t", "x": NaN}',
+    ):
+        await alice.send_raw(frame)
+        reply = await alice.next_frame()
+        assert reply["type"] == "error" and reply["code"] == "bad_request", frame
+    await alice.communicator.send_to(bytes_data=b"x" * (64 * 1024 + 1))
+    status = await alice.next_frame()
+    assert status == {"type": "session.status", "status": "DISCONNECTED", "reason": "message_too_big"}
+    assert await alice.communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}

@@ -34,7 +34,10 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         children = [
             subprocess.Popen(
-                [str(bin_dir / "daphne"), "-b", host, "-p", str(port), "conference_site.asgi:application"]
+                # daphne closes WebSockets after 24 h by default; a meeting
+                # may be longer.
+                [str(bin_dir / "daphne"), "-b", host, "-p", str(port), "--websocket_timeout", "-1",
+                 "conference_site.asgi:application"]
             )
         ]
         if not no_worker:

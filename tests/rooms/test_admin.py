@@ -1,0 +1,68 @@
+"""The operator admin: lists render, the finalize action ends a live room."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import AsyncClient
+
+from rooms.models import Room
+from tests.wsclient import ProtocolClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator() -> User:
+    return User.objects.create_superuser("operator", "op@example.com", "a-long-operator-password")
+
+
+async def test_admin_lists_and_room_page_render(operator: User) -> None:
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="watched")
+    await alice.request("room.message", room="watched", text="Grüße 👋")
+    client = AsyncClient()
+    await client.aforce_login(operator)
+    for path in (
+        "/admin/rooms/room/?q=watched",
+        "/admin/rooms/room/?status__exact=ACTIVE",
+        "/admin/rooms/participant/?q=alice",
+        "/admin/rooms/chatmessage/?q=Gr",
+        "/admin/rooms/stream/",
+        "/admin/recording/recording/",
+    ):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+    room = await Room.objects.aget(name="watched")
+    page = (await client.get(f"/admin/rooms/room/{room.pk}/change/")).content.decode()
+    assert "alice" in page and "Grüße 👋" in page
+    await alice.close()
+
+
+async def test_admin_finalize_action_ends_a_live_room(operator: User) -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="ended")
+    await bob.request("room.join", room="ended")
+    room = await Room.objects.aget(name="ended")
+    client = AsyncClient()
+    await client.aforce_login(operator)
+    response = await client.post(
+        "/admin/rooms/room/", {"action": "finalize_rooms", "_selected_action": [str(room.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Finalized 1 room(s)." in response.content.decode()
+    for client_ in (alice, bob):
+        event = await client_.event("room.finalized")
+        assert event == {"type": "room.finalized", "room": "ended", "reason": "operator"}
+    await room.arefresh_from_db()
+    assert room.status == Room.Status.FINALIZED
+    # The name opens a new room at once.
+    assert (await alice.request("room.join", room="ended"))["participants"] == []
+    await alice.close()
+    await bob.close()
+
+
+async def test_admin_requires_staff() -> None:
+    response = await AsyncClient().get("/admin/rooms/room/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
