@@ -45,7 +45,7 @@ class Command(BaseCommand):
                 subprocess.Popen(
                     [
                         str(bin_dir / "celery"), "-A", "conference_site", "worker", "--beat",
-                        "--loglevel", "WARNING", "--concurrency", "1",
+                        "--loglevel", "WARNING", "--pool", "solo",
                         "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
                     ]
                 )
