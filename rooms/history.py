@@ -27,7 +27,9 @@ def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -
         # The live state starts this room afresh, so an open row of the same
         # name is left over from state that was lost (a Redis or embedded
         # server restart): close it so the name can open again.
-        for stale in Room.objects.filter(name=name).exclude(status=Room.Status.FINALIZED):
+        open_rows = Room.objects.filter(name=name).exclude(status=Room.Status.FINALIZED)
+        # Another process may have recorded this very room meanwhile.
+        for stale in open_rows.exclude(live_id=live_id):
             room_finalize(live_id=stale.live_id, name=stale.name, record=stale.record)
     try:
         with transaction.atomic():

@@ -9,8 +9,9 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -20,11 +21,22 @@ from rooms.models import Participant
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a finalizer may hold a room before a sweep takes it over, and how
 # long a join waits for a room being finalized before it gives up.
 FINALIZE_LEASE_MS = 10_000
 JOIN_WAIT_SECONDS = 15.0
+
+
+def _db(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run a database function in the thread pool.
+
+    Not Channels' default single shared thread: one room's slow write must
+    not queue every other room's. Each connection still awaits its own
+    calls one by one, so a client's actions are recorded in order.
+    """
+    return database_sync_to_async(function, thread_sensitive=False)  # type: ignore[no-any-return]
 
 
 def now_ms() -> int:
@@ -138,7 +150,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
     if result.outcome == "absent":
         return
     await events.room_group_discard(room, info.channel)
-    await database_sync_to_async(history.participant_record_leave)(
+    await _db(history.participant_record_leave)(
         live_id=result.room_id,
         login=info.username,
         session=info.sid,
@@ -199,7 +211,7 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         )
     session.rooms[room] = result.room_id
     if result.outcome == "joined":
-        await database_sync_to_async(history.participant_record_join)(
+        await _db(history.participant_record_join)(
             live_id=result.room_id,
             room_name=room,
             record=result.record,
@@ -215,7 +227,7 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         )
     members = await state.room_members(room)
     participants = [protocol.participant_payload(name) for name in sorted(members) if name != session.username]
-    chat = await database_sync_to_async(selectors.chat_history)(
+    chat = await _db(selectors.chat_history)(
         room_live_id=result.room_id, limit=settings.CHAT_HISTORY_LENGTH
     )
     return {
@@ -274,7 +286,7 @@ async def chat_message_send(
         "text": text,
         "ts": now_ms(),
     }
-    await database_sync_to_async(history.chat_message_record)(
+    await _db(history.chat_message_record)(
         live_id=session.rooms[room],
         public_id=message["id"],
         sender=session.username,
@@ -298,7 +310,7 @@ async def chat_message_send(
 
 
 async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None:
-    await database_sync_to_async(history.room_finalize)(
+    await _db(history.room_finalize)(
         live_id=claimed.room_id, name=claimed.name, record=claimed.record
     )
     await state.room_forget(name=claimed.name, room_id=claimed.room_id)
@@ -342,5 +354,5 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
         await _membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True
-    finalized: bool = await database_sync_to_async(history.room_finalize)(live_id=live_id, name=name, record=False)
+    finalized: bool = await _db(history.room_finalize)(live_id=live_id, name=name, record=False)
     return finalized

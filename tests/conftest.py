@@ -32,12 +32,9 @@ def redis_live_state(settings):  # type: ignore[no-untyped-def]
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     settings.REDIS_URL = TEST_REDIS_URL
     settings.LIVE_STATE_PREFIX = prefix
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [TEST_REDIS_URL], "prefix": f"{prefix}:asgi"},
-        }
-    }
+    from conference_site.settings import redis_channel_layer
+
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(TEST_REDIS_URL, prefix)}
     yield prefix
     client = redis.Redis.from_url(TEST_REDIS_URL)
     keys = list(client.scan_iter(f"{prefix}:*"))

@@ -170,3 +170,19 @@ async def test_celery_beat_finalizes_rooms_when_no_web_process_is_left(start_ser
     rows = await wait_for_status(server_env["DATABASE_URL"], "orphan", "FINALIZED", timeout=15)
     assert len(rows) == 1
     assert worker.log().count("room finalized: orphan") == 1
+
+
+async def test_a_quiet_connection_stays_open(pair) -> None:  # type: ignore[no-untyped-def]
+    """A consumer with nothing to receive waits on Redis longer than a socket timeout."""
+    a, b = pair
+    quiet = await SocketClient.connected(a.ws_url, "quiet")
+    talker = await SocketClient.connected(b.ws_url, "talker")
+    await quiet.request("room.join", room="calm")
+    await talker.request("room.join", room="calm")
+    await quiet.event("room.joined")
+    await asyncio.sleep(12)  # the quiet time is what is tested: two channel-layer read timeouts
+    await talker.request("room.message", room="calm", text="still there?")
+    assert (await quiet.event("room.message"))["message"]["text"] == "still there?"
+    assert "Timeout reading" not in a.log() + b.log()
+    await quiet.close()
+    await talker.close()
