@@ -8,7 +8,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from rooms import protocol, runtime, services
+from rooms import events, protocol, runtime, services
 from rooms.dispatch import dispatch
 
 logger = logging.getLogger(__name__)
@@ -85,14 +85,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if message.get("exclude") == self.channel_name or self.session is None:
             return
         event = message["event"]
-        if event.get("room") in self.session.rooms:
-            await self.send_json(event)
-            if event["type"] == "room.finalized":
-                self.session.rooms.pop(event["room"], None)
+        membership = self.session.rooms.get(event["room"])
+        if membership is None:
+            return
+        if event["type"] == "room.finalized":
+            self.session.rooms.pop(event["room"], None)
+            await events.room_group_discard(event["room"], self.channel_name)
+        elif message["seq"] <= membership.joined_seq:
+            return  # sent before this connection joined; its room.state covered it
+        await self.send_json(event)
 
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);
         # it already removed the memberships, so there is nothing to drop.
-        self.session = None
+        session, self.session = self.session, None
+        for room in session.rooms if session else ():
+            await events.room_group_discard(room, self.channel_name)
         await self.send_json({"type": "session.status", "status": "DISCONNECTED", "reason": message["reason"]})
         await self.close()

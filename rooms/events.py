@@ -1,9 +1,10 @@
 """Delivery of server events to connections over the channel layer.
 
 Every process's consumers are reachable by channel name; a room is a group.
-Events travel as ``{"type": "room.event", "event": <protocol event>}`` and
-the consumer forwards the event as it is, so the wire shape is decided here
-and in ``rooms.protocol`` only.
+Events travel as ``{"type": "room.event", "event": <protocol event>,
+"seq": <the room's event count>}`` and the consumer forwards the event as it
+is (unless its join already covered ``seq``), so the wire shape is decided
+in ``rooms.services`` and ``rooms.protocol`` only.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def room_event_send(room: str, event: dict[str, Any], *, exclude_channel: str | None = None) -> None:
+async def room_event_send(
+    room: str, event: dict[str, Any], *, seq: int, exclude_channel: str | None = None
+) -> None:
     """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
     await _layer().group_send(
-        room_group(room), {"type": "room.event", "event": event, "exclude": exclude_channel}
+        room_group(room), {"type": "room.event", "event": event, "seq": seq, "exclude": exclude_channel}
     )
 
 
-async def channel_event_send(channel: str, event: dict[str, Any]) -> None:
-    await _layer().send(channel, {"type": "room.event", "event": event, "exclude": None})
+async def channel_event_send(channel: str, event: dict[str, Any], *, seq: int) -> None:
+    await _layer().send(channel, {"type": "room.event", "event": event, "seq": seq, "exclude": None})
 
 
 async def session_end_send(channel: str, reason: str) -> None:

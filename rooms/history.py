@@ -98,9 +98,9 @@ def rooms_finalize_orphaned() -> int:
 
 
 def chat_message_record(
-    *, live_id: str, public_id: str, sender: str, recipients: list[str] | None, text: str, sent_at_ms: int
+    *, live_id: str, public_id: str, seq: int, sender: str, recipients: list[str] | None, text: str, sent_at_ms: int
 ) -> None:
     room = Room.objects.get(live_id=live_id)
     ChatMessage.objects.create(
-        room=room, public_id=public_id, sender=sender, recipients=recipients, text=text, sent_at_ms=sent_at_ms
+        room=room, public_id=public_id, seq=seq, sender=sender, recipients=recipients, text=text, sent_at_ms=sent_at_ms
     )

@@ -84,6 +84,7 @@ class Stream(models.Model):
 class ChatMessage(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     public_id = models.CharField(max_length=32, unique=True)
+    seq = models.BigIntegerField(default=0, help_text="The room's event count when it was sent.")
     sender = models.CharField(max_length=64)
     # None for a public message, else the logins it was delivered to.
     recipients = models.JSONField(null=True, blank=True)
@@ -91,8 +92,8 @@ class ChatMessage(models.Model):
     sent_at_ms = models.BigIntegerField(help_text="Server time, ms since the Unix epoch.")
 
     class Meta:
-        ordering = ["sent_at_ms", "id"]
-        indexes = [models.Index(fields=["room", "sent_at_ms"])]
+        ordering = ["seq", "id"]
+        indexes = [models.Index(fields=["room", "seq"])]
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:40]}"

@@ -65,13 +65,21 @@ class TokenBucket:
         return True
 
 
+@dataclass(frozen=True)
+class Membership:
+    """This connection's place in one room."""
+
+    room_id: str
+    # The room's event count at the join: later events are news to us.
+    joined_seq: int
+
+
 @dataclass
 class Session:
     """One connection's signaling session."""
 
     info: SessionInfo
-    # Rooms this connection is in: name -> the room's live id.
-    rooms: dict[str, str] = field(default_factory=dict)
+    rooms: dict[str, Membership] = field(default_factory=dict)
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
     )
@@ -161,6 +169,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
         await events.room_event_send(
             room,
             {"type": "room.left", "room": room, "participant": {"name": info.username}, "reason": reason},
+            seq=result.seq,
         )
     elif result.outcome == "finalize":
         await _room_finalize_claimed(state, ClaimedRoom(room, result.room_id, result.record, was_idle=False))
@@ -209,8 +218,8 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         return protocol.room_failed_reply(
             request_id, room, "room_full", f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants"
         )
-    session.rooms[room] = result.room_id
     if result.outcome == "joined":
+        session.rooms[room] = Membership(result.room_id, result.seq)
         await _db(history.participant_record_join)(
             live_id=result.room_id,
             room_name=room,
@@ -223,12 +232,12 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         await events.room_event_send(
             room,
             {"type": "room.joined", "room": room, "participant": protocol.participant_payload(session.username)},
+            seq=result.seq,
             exclude_channel=session.info.channel,
         )
-    members = await state.room_members(room)
-    participants = [protocol.participant_payload(name) for name in sorted(members) if name != session.username]
+    participants = [protocol.participant_payload(name) for name in sorted(result.members) if name != session.username]
     chat = await _db(selectors.chat_history)(
-        room_live_id=result.room_id, limit=settings.CHAT_HISTORY_LENGTH
+        room_live_id=result.room_id, up_to_seq=result.seq, limit=settings.CHAT_HISTORY_LENGTH
     )
     return {
         "type": "room.state",
@@ -286,9 +295,12 @@ async def chat_message_send(
         "text": text,
         "ts": now_ms(),
     }
+    # Numbered before it is stored: a join that counts it finds it in history.
+    seq = await state.room_next_seq(room)
     await _db(history.chat_message_record)(
-        live_id=session.rooms[room],
+        live_id=session.rooms[room].room_id,
         public_id=message["id"],
+        seq=seq,
         sender=session.username,
         recipients=recipients,
         text=text,
@@ -296,13 +308,12 @@ async def chat_message_send(
     )
     event = {"type": "room.message", "room": room, "message": message}
     if recipients is None:
-        await events.room_event_send(room, event)
+        await events.room_event_send(room, event, seq=seq)
     else:
-        channels = {members[name] for name in recipients} | {session.sid}
-        for sid in channels:
+        for sid in {members[name] for name in recipients} | {session.sid}:
             info = await state.session_get(sid)
             if info is not None:
-                await events.channel_event_send(info.channel, event)
+                await events.channel_event_send(info.channel, event, seq=seq)
     return protocol.ok_reply(request_id, message=message["id"])
 
 
@@ -350,7 +361,9 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
         info = await state.session_get(sid)
         if info is None:
             continue
-        await events.channel_event_send(info.channel, {"type": "room.finalized", "room": name, "reason": "operator"})
+        await events.channel_event_send(
+            info.channel, {"type": "room.finalized", "room": name, "reason": "operator"}, seq=0
+        )
         await _membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True

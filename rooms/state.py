@@ -13,6 +13,12 @@ While a room is ``finalizing`` joins wait: the next join starts a new room
 with a new ``id`` once the finalizer has written the history and called
 ``room_forget``. A finalizer that dies leaves a lease that expires, and a
 sweep takes the room over.
+
+Each room counts its events (``seq``). A joiner learns the count at its
+join, together with the members at that instant; events numbered up to it
+are already in its snapshot. The pub/sub channel layer delivers an event to
+whoever is subscribed when it *arrives*, which can be a joiner that was not
+there when it was sent: the count lets the connection drop those.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class JoinResult:
     record: bool = False
     created: bool = False
     reactivated: bool = False
+    # The room's event count after this join, and who was in it then.
+    seq: int = 0
+    members: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class LeaveResult:
     outcome: LeaveOutcome
     room_id: str = ""
     record: bool = False
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class LiveState(Protocol):
         idle_deadline_ms: int | None,
     ) -> LeaveResult: ...
     async def room_members(self, name: str) -> dict[str, str]: ...
+    async def room_next_seq(self, name: str) -> int: ...
     async def room_forget(self, *, name: str, room_id: str) -> bool: ...
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]: ...
 
@@ -94,6 +105,7 @@ class _MemoryRoom:
     room_id: str
     record: bool
     status: str = "active"
+    seq: int = 0
     members: dict[str, str] = field(default_factory=dict)
 
 
@@ -137,17 +149,21 @@ class MemoryLiveState:
             return JoinResult("busy")
         holder = room.members.get(login)
         if holder is not None:
-            outcome: JoinOutcome = "already" if holder == sid else "login_taken"
-            return JoinResult(outcome, room.room_id, room.record)
+            if holder == sid:
+                return JoinResult("already", room.room_id, room.record, seq=room.seq, members=dict(room.members))
+            return JoinResult("login_taken", room.room_id, room.record)
         if len(room.members) >= max_participants:
             return JoinResult("full", room.room_id, room.record)
         room.members[login] = sid
+        room.seq += 1
         reactivated = room.status == "idle"
         if reactivated:
             room.status = "active"
             self._deadlines.pop(name, None)
         self._session_rooms.setdefault(sid, set()).add(name)
-        return JoinResult("joined", room.room_id, room.record, created, reactivated)
+        return JoinResult(
+            "joined", room.room_id, room.record, created, reactivated, seq=room.seq, members=dict(room.members)
+        )
 
     async def room_leave(
         self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,
@@ -157,20 +173,28 @@ class MemoryLiveState:
         if room is None or room.members.get(login) != sid:
             return LeaveResult("absent")
         del room.members[login]
+        room.seq += 1
         self._session_rooms.get(sid, set()).discard(name)
         if room.members:
-            return LeaveResult("left", room.room_id, room.record)
+            return LeaveResult("left", room.room_id, room.record, room.seq)
         if idle_deadline_ms is None:
             room.status = "finalizing"
             self._deadlines[name] = now_ms + lease_ms
-            return LeaveResult("finalize", room.room_id, room.record)
+            return LeaveResult("finalize", room.room_id, room.record, room.seq)
         room.status = "idle"
         self._deadlines[name] = idle_deadline_ms
-        return LeaveResult("idle", room.room_id, room.record)
+        return LeaveResult("idle", room.room_id, room.record, room.seq)
 
     async def room_members(self, name: str) -> dict[str, str]:
         room = self._rooms.get(name)
         return dict(room.members) if room else {}
+
+    async def room_next_seq(self, name: str) -> int:
+        room = self._rooms.get(name)
+        if room is None:
+            return 0
+        room.seq += 1
+        return room.seq
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
         room = self._rooms.get(name)
@@ -224,7 +248,7 @@ local room, members, deadlines, session_rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[
 local name, login, sid, new_id, record, max, now =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local status = redis.call('HGET', room, 'status')
-if status == 'finalizing' then return {'busy', '', '0', 0, 0} end
+if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}} end
 local created = 0
 if not status then
   redis.call('HSET', room, 'id', new_id, 'status', 'active', 'record', record, 'created_ms', now)
@@ -235,39 +259,44 @@ local id = redis.call('HGET', room, 'id')
 local rec = redis.call('HGET', room, 'record')
 local holder = redis.call('HGET', members, login)
 if holder then
-  if holder == sid then return {'already', id, rec, 0, 0} end
-  return {'login_taken', id, rec, 0, 0}
+  if holder == sid then
+    local seq = tonumber(redis.call('HGET', room, 'seq') or '0')
+    return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members)}
+  end
+  return {'login_taken', id, rec, 0, 0, 0, {}}
 end
-if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0} end
+if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0, 0, {}} end
 redis.call('HSET', members, login, sid)
 redis.call('SADD', session_rooms, name)
+local seq = redis.call('HINCRBY', room, 'seq', 1)
 local reactivated = 0
 if status == 'idle' then
   redis.call('HSET', room, 'status', 'active')
   redis.call('ZREM', deadlines, name)
   reactivated = 1
 end
-return {'joined', id, rec, created, reactivated}
+return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members)}
 """
 
 _LEAVE = """
 local room, members, deadlines, session_rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local name, login, sid, now, lease, idle_deadline =
     ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-if redis.call('HGET', members, login) ~= sid then return {'absent', '', '0'} end
+if redis.call('HGET', members, login) ~= sid then return {'absent', '', '0', 0} end
 redis.call('HDEL', members, login)
 redis.call('SREM', session_rooms, name)
 local id = redis.call('HGET', room, 'id')
 local rec = redis.call('HGET', room, 'record')
-if redis.call('HLEN', members) > 0 then return {'left', id, rec} end
+local seq = redis.call('HINCRBY', room, 'seq', 1)
+if redis.call('HLEN', members) > 0 then return {'left', id, rec, seq} end
 if idle_deadline == '' then
   redis.call('HSET', room, 'status', 'finalizing')
   redis.call('ZADD', deadlines, now + lease, name)
-  return {'finalize', id, rec}
+  return {'finalize', id, rec, seq}
 end
 redis.call('HSET', room, 'status', 'idle')
 redis.call('ZADD', deadlines, tonumber(idle_deadline), name)
-return {'idle', id, rec}
+return {'idle', id, rec, seq}
 """
 
 _FORGET = """
@@ -319,9 +348,11 @@ class RedisLiveState:
     """Live state shared by every process through one Redis."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        self._redis = Redis.from_url(url)
+        # Blocking: a burst (everyone leaving at once) waits for a connection
+        # instead of failing with "Too many connections".
+        self._redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=64, timeout=20))
         self._prefix = prefix
         self._join = self._redis.register_script(_JOIN)
         self._leave = self._redis.register_script(_LEAVE)
@@ -366,9 +397,16 @@ class RedisLiveState:
     ) -> JoinResult:
         keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
         args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms]
-        outcome, room_id, rec, created, reactivated = await self._join(keys=keys, args=args)
+        outcome, room_id, rec, created, reactivated, seq, flat_members = await self._join(keys=keys, args=args)
+        members = {_text(flat_members[i]): _text(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
         return JoinResult(
-            _text(outcome), _text(room_id), _text(rec) == "1", bool(created), bool(reactivated)  # type: ignore[arg-type]
+            _text(outcome),  # type: ignore[arg-type]
+            _text(room_id),
+            _text(rec) == "1",
+            bool(created),
+            bool(reactivated),
+            int(seq),
+            members,
         )
 
     async def room_leave(
@@ -377,12 +415,15 @@ class RedisLiveState:
     ) -> LeaveResult:
         keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
         deadline = "" if idle_deadline_ms is None else str(idle_deadline_ms)
-        outcome, room_id, rec = await self._leave(keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline])
-        return LeaveResult(_text(outcome), _text(room_id), _text(rec) == "1")  # type: ignore[arg-type]
+        outcome, room_id, rec, seq = await self._leave(keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline])
+        return LeaveResult(_text(outcome), _text(room_id), _text(rec) == "1", int(seq))  # type: ignore[arg-type]
 
     async def room_members(self, name: str) -> dict[str, str]:
         raw = await self._redis.hgetall(self._key("room", name, "members"))
         return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def room_next_seq(self, name: str) -> int:
+        return int(await self._redis.hincrby(self._key("room", name), "seq", 1))
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
         return bool(await self._forget(keys=self._room_keys(name), args=[name, room_id]))
