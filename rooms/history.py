@@ -9,12 +9,17 @@ are safe to repeat.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rooms.models import ChatMessage, Participant, Room
 from rooms.signals import room_finalized
+
+if TYPE_CHECKING:
+    from rooms.chat_archive import ChatRecord
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +102,20 @@ def rooms_finalize_orphaned() -> int:
     return count
 
 
-def chat_message_record(
-    *, live_id: str, public_id: str, seq: int, sender: str, recipients: list[str] | None, text: str, sent_at_ms: int
-) -> None:
-    room = Room.objects.get(live_id=live_id)
-    ChatMessage.objects.create(
-        room=room, public_id=public_id, seq=seq, sender=sender, recipients=recipients, text=text, sent_at_ms=sent_at_ms
+def chat_messages_record(records: Sequence[ChatRecord]) -> None:
+    """Store a batch of chat messages in one transaction."""
+    room_ids = dict(
+        Room.objects.filter(live_id__in={record.live_id for record in records}).values_list("live_id", "pk")
+    )
+    ChatMessage.objects.bulk_create(
+        ChatMessage(
+            room_id=room_ids[record.live_id],
+            public_id=record.public_id,
+            seq=record.seq,
+            sender=record.sender,
+            recipients=record.recipients,
+            text=record.text,
+            sent_at_ms=record.sent_at_ms,
+        )
+        for record in records
     )

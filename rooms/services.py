@@ -5,6 +5,7 @@ finalization happens here, in one place: live state, history rows, events.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from rooms import events, history, protocol, selectors
+from rooms import events, history, protocol
+from rooms.chat_archive import ChatRecord, get_chat_archive
 from rooms.models import Participant
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 
@@ -236,16 +238,13 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
             exclude_channel=session.info.channel,
         )
     participants = [protocol.participant_payload(name) for name in sorted(result.members) if name != session.username]
-    chat = await _db(selectors.chat_history)(
-        room_live_id=result.room_id, up_to_seq=result.seq, limit=settings.CHAT_HISTORY_LENGTH
-    )
     return {
         "type": "room.state",
         "re": request_id,
         "room": room,
         "record": result.record,
         "participants": participants,
-        "history": chat,
+        "history": [json.loads(message) for message in result.history],
     }
 
 
@@ -288,23 +287,25 @@ async def chat_message_send(
         recipients = list(dict.fromkeys(name for name in to if name in members))
         if not recipients:
             raise ServiceError("unknown_participant", "none of the recipients is in the room")
-    message = {
-        "id": uuid.uuid4().hex,
-        "from": session.username,
-        "to": recipients,
-        "text": text,
-        "ts": now_ms(),
-    }
-    # Numbered before it is stored: a join that counts it finds it in history.
-    seq = await state.room_next_seq(room)
-    await _db(history.chat_message_record)(
-        live_id=session.rooms[room].room_id,
-        public_id=message["id"],
-        seq=seq,
-        sender=session.username,
-        recipients=recipients,
-        text=text,
-        sent_at_ms=message["ts"],
+    message_id, sent_at_ms = uuid.uuid4().hex, now_ms()
+    message = {"id": message_id, "from": session.username, "to": recipients, "text": text, "ts": sent_at_ms}
+    # Counted and kept in the live history in one step, so a join sees it
+    # either in its room.state history or as an event, never both or neither.
+    seq = await state.room_chat_post(
+        name=room,
+        message_json=None if recipients is not None else json.dumps(message, ensure_ascii=False),
+        history_length=settings.CHAT_HISTORY_LENGTH,
+    )
+    await get_chat_archive().store(
+        ChatRecord(
+            live_id=session.rooms[room].room_id,
+            public_id=message_id,
+            seq=seq,
+            sender=session.username,
+            recipients=recipients,
+            text=text,
+            sent_at_ms=sent_at_ms,
+        )
     )
     event = {"type": "room.message", "room": room, "message": message}
     if recipients is None:
@@ -314,7 +315,7 @@ async def chat_message_send(
             info = await state.session_get(sid)
             if info is not None:
                 await events.channel_event_send(info.channel, event, seq=seq)
-    return protocol.ok_reply(request_id, message=message["id"])
+    return protocol.ok_reply(request_id, message=message_id)
 
 
 # --- Finalization ---------------------------------------------------------------

@@ -16,7 +16,8 @@ sweep takes the room over.
 
 Each room counts its events (``seq``). A joiner learns the count at its
 join, together with the members at that instant; events numbered up to it
-are already in its snapshot. The pub/sub channel layer delivers an event to
+are already in its snapshot, and so is the room's recent public chat, kept
+here (the database is its archive). The pub/sub channel layer delivers an event to
 whoever is subscribed when it *arrives*, which can be a joiner that was not
 there when it was sent: the count lets the connection drop those.
 """
@@ -44,6 +45,8 @@ class JoinResult:
     # The room's event count after this join, and who was in it then.
     seq: int = 0
     members: dict[str, str] = field(default_factory=dict)
+    # Recent public messages, oldest first, as the JSON the poster gave.
+    history: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class LiveState(Protocol):
         idle_deadline_ms: int | None,
     ) -> LeaveResult: ...
     async def room_members(self, name: str) -> dict[str, str]: ...
-    async def room_next_seq(self, name: str) -> int: ...
+    async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int: ...
     async def room_forget(self, *, name: str, room_id: str) -> bool: ...
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]: ...
 
@@ -107,6 +110,7 @@ class _MemoryRoom:
     status: str = "active"
     seq: int = 0
     members: dict[str, str] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
 
 
 class MemoryLiveState:
@@ -150,7 +154,10 @@ class MemoryLiveState:
         holder = room.members.get(login)
         if holder is not None:
             if holder == sid:
-                return JoinResult("already", room.room_id, room.record, seq=room.seq, members=dict(room.members))
+                return JoinResult(
+                    "already", room.room_id, room.record, seq=room.seq, members=dict(room.members),
+                    history=list(room.history),
+                )
             return JoinResult("login_taken", room.room_id, room.record)
         if len(room.members) >= max_participants:
             return JoinResult("full", room.room_id, room.record)
@@ -162,7 +169,8 @@ class MemoryLiveState:
             self._deadlines.pop(name, None)
         self._session_rooms.setdefault(sid, set()).add(name)
         return JoinResult(
-            "joined", room.room_id, room.record, created, reactivated, seq=room.seq, members=dict(room.members)
+            "joined", room.room_id, room.record, created, reactivated, seq=room.seq, members=dict(room.members),
+            history=list(room.history),
         )
 
     async def room_leave(
@@ -189,11 +197,13 @@ class MemoryLiveState:
         room = self._rooms.get(name)
         return dict(room.members) if room else {}
 
-    async def room_next_seq(self, name: str) -> int:
+    async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int:
         room = self._rooms.get(name)
         if room is None:
             return 0
         room.seq += 1
+        if message_json is not None:
+            room.history = [*room.history, message_json][-history_length:]
         return room.seq
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
@@ -244,11 +254,11 @@ class MemoryLiveState:
 # --- Redis ------------------------------------------------------------------
 
 _JOIN = """
-local room, members, deadlines, session_rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local room, members, deadlines, session_rooms, chat = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local name, login, sid, new_id, record, max, now =
     ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local status = redis.call('HGET', room, 'status')
-if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}} end
+if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}, {}} end
 local created = 0
 if not status then
   redis.call('HSET', room, 'id', new_id, 'status', 'active', 'record', record, 'created_ms', now)
@@ -261,11 +271,11 @@ local holder = redis.call('HGET', members, login)
 if holder then
   if holder == sid then
     local seq = tonumber(redis.call('HGET', room, 'seq') or '0')
-    return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members)}
+    return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1)}
   end
-  return {'login_taken', id, rec, 0, 0, 0, {}}
+  return {'login_taken', id, rec, 0, 0, 0, {}, {}}
 end
-if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0, 0, {}} end
+if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0, 0, {}, {}} end
 redis.call('HSET', members, login, sid)
 redis.call('SADD', session_rooms, name)
 local seq = redis.call('HINCRBY', room, 'seq', 1)
@@ -275,7 +285,7 @@ if status == 'idle' then
   redis.call('ZREM', deadlines, name)
   reactivated = 1
 end
-return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members)}
+return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1)}
 """
 
 _LEAVE = """
@@ -303,9 +313,18 @@ _FORGET = """
 local room, members, deadlines = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('HGET', room, 'id') ~= ARGV[2] then return 0 end
 if redis.call('HGET', room, 'status') ~= 'finalizing' then return 0 end
-redis.call('DEL', room, members)
+redis.call('DEL', room, members, KEYS[4])
 redis.call('ZREM', deadlines, ARGV[1])
 return 1
+"""
+
+_CHAT_POST = """
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if ARGV[1] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+end
+return seq
 """
 
 _CLAIM_ROOM = """
@@ -357,6 +376,7 @@ class RedisLiveState:
         self._join = self._redis.register_script(_JOIN)
         self._leave = self._redis.register_script(_LEAVE)
         self._forget = self._redis.register_script(_FORGET)
+        self._chat_post = self._redis.register_script(_CHAT_POST)
         self._claim_room = self._redis.register_script(_CLAIM_ROOM)
         self._claim_process = self._redis.register_script(_CLAIM_PROCESS)
 
@@ -365,6 +385,9 @@ class RedisLiveState:
 
     def _room_keys(self, name: str) -> list[str]:
         return [self._key("room", name), self._key("room", name, "members"), self._key("deadlines")]
+
+    def _chat_key(self, name: str) -> str:
+        return self._key("room", name, "chat")
 
     async def session_open(self, info: SessionInfo) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -395,9 +418,9 @@ class RedisLiveState:
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
         max_participants: int, now_ms: int,
     ) -> JoinResult:
-        keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
+        keys = [*self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name)]
         args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms]
-        outcome, room_id, rec, created, reactivated, seq, flat_members = await self._join(keys=keys, args=args)
+        outcome, room_id, rec, created, reactivated, seq, flat_members, chat = await self._join(keys=keys, args=args)
         members = {_text(flat_members[i]): _text(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
         return JoinResult(
             _text(outcome),  # type: ignore[arg-type]
@@ -407,6 +430,7 @@ class RedisLiveState:
             bool(reactivated),
             int(seq),
             members,
+            [_text(item) for item in chat],
         )
 
     async def room_leave(
@@ -422,11 +446,12 @@ class RedisLiveState:
         raw = await self._redis.hgetall(self._key("room", name, "members"))
         return {_text(k): _text(v) for k, v in raw.items()}
 
-    async def room_next_seq(self, name: str) -> int:
-        return int(await self._redis.hincrby(self._key("room", name), "seq", 1))
+    async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int:
+        keys = [self._key("room", name), self._chat_key(name)]
+        return int(await self._chat_post(keys=keys, args=[message_json or "", history_length]))
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
-        return bool(await self._forget(keys=self._room_keys(name), args=[name, room_id]))
+        return bool(await self._forget(keys=[*self._room_keys(name), self._chat_key(name)], args=[name, room_id]))
 
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]:
         due = await self._redis.zrangebyscore(self._key("deadlines"), "-inf", now_ms, start=0, num=limit)

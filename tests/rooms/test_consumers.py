@@ -453,3 +453,24 @@ async def test_null_constants_and_oversize_binary() -> None:
     status = await alice.next_frame()
     assert status == {"type": "session.status", "status": "DISCONNECTED", "reason": "message_too_big"}
     assert await alice.communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1009}
+
+
+async def test_a_join_during_chat_sees_each_message_once_in_history_or_as_event(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_RATE_BURST = 1000
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="busy")
+    sent = [await alice.send("room.message", room="busy", text=f"m{number}") for number in range(120)]
+    replies = [await alice.reply(request_id) for request_id in sent[:30]]
+    state = await bob.request("room.join", room="busy")  # while the rest are in flight
+    replies += [await alice.reply(request_id) for request_id in sent[30:]]
+    assert all(reply["type"] == "ok" for reply in replies)
+    seen = [message["text"] for message in state["history"]]
+    while not seen or seen[-1] != "m119":
+        seen.append((await bob.event("room.message"))["message"]["text"])
+    first = int(seen[0][1:])
+    assert seen == [f"m{number}" for number in range(first, 120)]
+    assert 30 <= len(state["history"]) < len(seen), "the join did not land mid-stream"
+    await bob.assert_no_event("room.message")
+    await alice.close()
+    await bob.close()

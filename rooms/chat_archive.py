@@ -1,0 +1,75 @@
+"""The durable archive of chat: every message becomes a ChatMessage row.
+
+Writes are group-committed: one task per event loop takes every message
+queued since its last write and stores them in one transaction, then
+answers each waiting sender. Under light load that is one message per
+commit; at hundreds of messages a second it is one commit for many, which
+is what keeps the database from setting the pace of the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from rooms import history
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    live_id: str
+    public_id: str
+    seq: int
+    sender: str
+    recipients: list[str] | None
+    text: str
+    sent_at_ms: int
+
+
+class ChatArchive:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[ChatRecord, asyncio.Future[None]]] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="chat-archive")
+
+    async def store(self, record: ChatRecord) -> None:
+        """Return once ``record`` is committed; raise if it could not be."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((record, done))
+        await done
+
+    async def _run(self) -> None:
+        write = database_sync_to_async(history.chat_messages_record, thread_sensitive=False)
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await write([record for record, _ in batch])
+            except Exception as error:
+                logger.exception("storing %d chat messages failed", len(batch))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+_archives: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ChatArchive] = weakref.WeakKeyDictionary()
+
+
+def get_chat_archive() -> ChatArchive:
+    loop = asyncio.get_running_loop()
+    archive = _archives.get(loop)
+    if archive is None:
+        archive = _archives[loop] = ChatArchive()
+    return archive
