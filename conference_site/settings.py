@@ -176,26 +176,37 @@ REDIS_URL: str = env("REDIS_URL")
 LIVE_STATE_PREFIX: str = env("LIVE_STATE_PREFIX")
 
 
-def redis_channel_layer(url: str, prefix: str) -> dict[str, object]:
-    """The pub/sub layer: one PUBLISH per room event, fanned out in each process.
+CHANNEL_LAYER: str = env.str("CHANNEL_LAYER", default="pubsub")
 
-    The list-based RedisChannelLayer pushes a copy per member and pops them
-    one round trip each; at 500 chatting clients that queueing alone put p50
-    delivery at 6 s (see docs/PERFORMANCE.md).
+
+def redis_channel_layer(url: str, prefix: str, kind: str = "pubsub") -> dict[str, object]:
+    """The channel layer over Redis.
+
+    ``pubsub`` (default): one PUBLISH per room event, fanned out inside each
+    process. ``lists``: Channels' classic layer, one queued copy per member,
+    each popped in its own round trip; it has per-channel capacity limits
+    but costs far more per event (docs/PERFORMANCE.md).
     """
+    # Reads wait on Redis longer than redis-py's default 5 s socket timeout,
+    # which would end them with an error and close quiet WebSockets.
+    hosts = [{"address": url, "socket_timeout": 15}]
+    if kind == "lists":
+        return {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi", "capacity": 1000, "expiry": 30},
+        }
+    if kind != "pubsub":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or lists, not {kind!r}")
     return {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {
-            # Reads wait on Redis longer than redis-py's default 5 s socket
-            # timeout, which would end them with an error.
-            "hosts": [{"address": url, "socket_timeout": 15}],
-            "prefix": f"{prefix}:asgi",
-        },
+        "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi"},
     }
 
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, LIVE_STATE_PREFIX)}
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, LIVE_STATE_PREFIX, CHANNEL_LAYER)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -14,9 +14,8 @@ import logging
 import weakref
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
-
 from rooms import history
+from rooms.database import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class ChatArchive:
         await done
 
     async def _run(self) -> None:
-        write = database_sync_to_async(history.chat_messages_record, thread_sensitive=False)
+        write = db_call(history.chat_messages_record)
         while True:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():

@@ -1,7 +1,7 @@
 """Durable history of rooms: the database side of every room action.
 
 Synchronous functions, each one transaction, called by ``rooms.services``
-through ``database_sync_to_async``. The live state has already decided the
+through ``rooms.database.db_call``. The live state has already decided the
 outcome (who joined, who left, which room ends); these only record it, and
 are safe to repeat.
 """

@@ -15,10 +15,10 @@ import socket
 import uuid
 import weakref
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms import history, services
+from rooms.database import db_call
 from rooms.state import get_live_state
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Runtime:
             if not settings.REDIS_URL:
                 # The in-memory live state starts empty: rooms left open by
                 # an earlier run of this process can never be joined again.
-                count = await database_sync_to_async(history.rooms_finalize_orphaned)()
+                count = await db_call(history.rooms_finalize_orphaned)()
                 if count:
                     logger.info("finalized %d rooms left open by an earlier run", count)
             await state.process_heartbeat(self.process_id, services.now_ms())

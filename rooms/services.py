@@ -10,35 +10,23 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms import events, history, protocol
 from rooms.chat_archive import ChatRecord, get_chat_archive
+from rooms.database import db_call
 from rooms.models import Participant
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # How long a finalizer may hold a room before a sweep takes it over, and how
 # long a join waits for a room being finalized before it gives up.
 FINALIZE_LEASE_MS = 10_000
 JOIN_WAIT_SECONDS = 15.0
-
-
-def _db(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """Run a database function in the thread pool.
-
-    Not Channels' default single shared thread: one room's slow write must
-    not queue every other room's. Each connection still awaits its own
-    calls one by one, so a client's actions are recorded in order.
-    """
-    return database_sync_to_async(function, thread_sensitive=False)  # type: ignore[no-any-return]
 
 
 def now_ms() -> int:
@@ -160,7 +148,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
     if result.outcome == "absent":
         return
     await events.room_group_discard(room, info.channel)
-    await _db(history.participant_record_leave)(
+    await db_call(history.participant_record_leave)(
         live_id=result.room_id,
         login=info.username,
         session=info.sid,
@@ -222,7 +210,7 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         )
     if result.outcome == "joined":
         session.rooms[room] = Membership(result.room_id, result.seq)
-        await _db(history.participant_record_join)(
+        await db_call(history.participant_record_join)(
             live_id=result.room_id,
             room_name=room,
             record=result.record,
@@ -322,7 +310,7 @@ async def chat_message_send(
 
 
 async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None:
-    await _db(history.room_finalize)(
+    await db_call(history.room_finalize)(
         live_id=claimed.room_id, name=claimed.name, record=claimed.record
     )
     await state.room_forget(name=claimed.name, room_id=claimed.room_id)
@@ -368,5 +356,5 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
         await _membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True
-    finalized: bool = await _db(history.room_finalize)(live_id=live_id, name=name, record=False)
+    finalized: bool = await db_call(history.room_finalize)(live_id=live_id, name=name, record=False)
     return finalized

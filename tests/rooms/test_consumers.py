@@ -14,11 +14,15 @@ from tests.wsclient import ProtocolClient
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True, params=["memory", "redis"])
-def live_backend(request):  # type: ignore[no-untyped-def]
-    """Every case runs against the in-memory state and against real Redis."""
-    if request.param == "redis":
-        request.getfixturevalue("redis_live_state")
+@pytest.fixture(autouse=True, params=["memory", "redis", "redis-lists"])
+def live_backend(request, settings):  # type: ignore[no-untyped-def]
+    """Every case runs in memory, and on real Redis with each channel layer."""
+    if request.param.startswith("redis"):
+        prefix = request.getfixturevalue("redis_live_state")
+        if request.param == "redis-lists":
+            from conference_site.settings import redis_channel_layer
+
+            settings.CHANNEL_LAYERS = {"default": redis_channel_layer(settings.REDIS_URL, prefix, "lists")}
     return request.param
 
 
