@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -33,16 +35,33 @@ class RoomConsumer(AsyncWebsocketConsumer):
     session: services.Session | None = None
     process_id: str = ""
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (closed, crashed, cancelled by the
+            # server), its rooms must see the drop, or a ghost stays in them
+            # for as long as this process lives.
+            await asyncio.shield(self.disconnect(0))
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread to close stale database
         # connections before every message, events included: at 5000 events
         # a second that hop was a fifth of the process's CPU. This consumer
-        # touches the database only through database_sync_to_async, which
+        # touches the database only through rooms.database.db_call, which
         # does the same check in its own thread.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)
+            return
+        try:
+            await handler(message)
+        except Disconnected:
+            pass  # an event raced the close; websocket.disconnect follows
+        except Exception:
+            logger.exception("handling %s failed", message["type"])
 
     async def connect(self) -> None:
         self.process_id = (await runtime.ensure_started()).process_id
@@ -85,8 +104,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         session, self.session = self.session, None
-        if session is not None:
-            await services.session_close(session=session)
+        if session is None:
+            return
+        for attempt in range(4):
+            try:
+                await services.session_close(session=session)
+                return
+            except Exception:
+                # Live state or database briefly unreachable: a session left
+                # behind here would stay in its rooms while this process lives.
+                logger.exception("dropping session %s failed (attempt %d)", session.sid, attempt + 1)
+                await asyncio.sleep(0.5 * 2**attempt)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))

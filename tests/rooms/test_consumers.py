@@ -478,3 +478,38 @@ async def test_a_join_during_chat_sees_each_message_once_in_history_or_as_event(
     await bob.assert_no_event("room.message")
     await alice.close()
     await bob.close()
+
+
+async def test_a_failing_event_handler_does_not_kill_the_connection(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rooms.consumers import RoomConsumer
+
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    original = RoomConsumer.room_event
+    failed = asyncio.Event()
+
+    async def failing_once(self, message):  # type: ignore[no-untyped-def]
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("event handler failed")
+        await original(self, message)
+
+    monkeypatch.setattr(RoomConsumer, "room_event", failing_once)
+    await bob.request("room.join", room="r")  # alice's room.joined event fails
+    await asyncio.wait_for(failed.wait(), 5)
+    await bob.request("room.message", room="r", text="after the failure")
+    assert (await alice.event("room.message"))["message"]["text"] == "after the failure"
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_cancelled_consumer_still_drops_its_session() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    alice.communicator.future.cancel()  # as a server does to an application that outlives its socket
+    left = await bob.event("room.left")
+    assert left["participant"] == {"name": "alice"} and left["reason"] == "disconnect"
+    await bob.close()
