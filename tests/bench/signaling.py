@@ -24,6 +24,22 @@ client inflates latency, so check them before blaming the server. The
 script exits 1 if any delivery was lost, duplicated or unexpected, or a send
 was refused, and 2 if the run itself failed.
 
+Baseline
+--------
+``--compare`` measures the project's configuration ("ours": the servers as
+configured, ``conference_site.asgi``) and then, under the same load with
+fresh processes and a fresh Redis prefix, "stock Channels": Channels'
+classic list-based ``RedisChannelLayer`` (``CHANNEL_LAYER=lists``) and
+Channels' own consumer dispatch, with its thread hop per message
+(``tests/bench/stock_asgi.py``). It prints both rows and the ratios
+baseline/ours of latency p50 and p99 and of server CPU (both processes).
+The exit status still counts only our run's losses: the baseline may lose
+deliveries under overload, and the report shows how many.
+``--baseline-only`` measures the baseline alone (for debugging it; exit 1 is
+then never given). The runs go in that order, ours first, and the baseline
+costs more CPU on a machine the clients share, so compare at a load both
+can carry before reading much into the ratios.
+
 The clients run in one client process by default. Measured against a
 no-op server, a client costs about 40-50 us of CPU per frame, so 500 clients
 at 1/s in rooms of 10 (about 6,000 frames/s: sends, oks and deliveries) take
@@ -37,10 +53,11 @@ Run from the project root (Redis at 127.0.0.1:6379, PostgreSQL at
 
     .venv/bin/python tests/bench/signaling.py
     .venv/bin/python tests/bench/signaling.py --clients 20 --rooms 4 --duration 5 --json
+    .venv/bin/python tests/bench/signaling.py --compare --clients 40 --rooms 8 --duration 5
 
 Flags: ``--clients`` (500), ``--rooms`` (50), ``--rate`` messages per second
 per client (1), ``--duration`` seconds of sending (30), ``--warmup`` seconds
-(2), ``--client-procs`` (1), ``--json``.
+(2), ``--client-procs`` (1), ``--json``, ``--compare``, ``--baseline-only``.
 
 The script starts and stops everything itself, deletes its Redis keys, and
 leaves in PostgreSQL only the finalized rooms, participants and chat rows of
@@ -109,6 +126,20 @@ WARMUP_SEQ = -1
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A server configuration to measure: the ASGI application daphne serves and what it adds to the environment."""
+
+    name: str
+    application: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+OURS = Variant("ours", "conference_site.asgi:application")
+STOCK = Variant("stock Channels", "tests.bench.stock_asgi:application", (("CHANNEL_LAYER", "lists"),))
+DEFAULT_CHANNEL_LAYER = "pubsub"  # conference_site.settings' default
+
+
+@dataclass(frozen=True)
 class Config:
     clients: int
     rooms: int
@@ -117,6 +148,7 @@ class Config:
     warmup: float
     client_procs: int
     json: bool
+    variants: tuple[Variant, ...] = (OURS,)
 
     @property
     def messages_per_client(self) -> int:
@@ -508,7 +540,7 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def server_env(cfg: Config, prefix: str, var_dir: Path) -> dict[str, str]:
+def server_env(cfg: Config, variant: Variant, prefix: str, var_dir: Path) -> dict[str, str]:
     per_room = math.ceil(cfg.clients / cfg.rooms)
     return {
         **os.environ,
@@ -526,6 +558,7 @@ def server_env(cfg: Config, prefix: str, var_dir: Path) -> dict[str, str]:
         "CHAT_RATE_BURST": str(max(1000, int(cfg.rate * 100))),
         "ROOM_MAX_PARTICIPANTS": str(max(16, per_room + 1)),
         "LOG_LEVEL": "INFO",
+        **dict(variant.env),
     }
 
 
@@ -543,11 +576,11 @@ def migrate(env: dict[str, str]) -> None:
         raise RuntimeError(f"manage.py migrate failed:\n{done.stdout}\n{done.stderr}")
 
 
-def start_server(port: int, env: dict[str, str], log_dir: Path) -> Server:
+def start_server(port: int, application: str, env: dict[str, str], log_dir: Path) -> Server:
     log = log_dir / f"daphne-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(DAPHNE), "-b", HOST, "-p", str(port), "conference_site.asgi:application"],
+            [str(DAPHNE), "-b", HOST, "-p", str(port), application],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -743,22 +776,29 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str) -> Measurement:
     return Measurement(joins, results, stats, join_phase_s)
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, variant: Variant) -> dict[str, Any]:
+    """One measurement of ``variant`` with its own daphne processes, Redis prefix and rooms."""
     run_id = secrets.token_hex(5)
     prefix = f"bench-{run_id}"
     work_dir = Path(tempfile.mkdtemp(prefix="signaling-bench-"))
-    env = server_env(cfg, prefix, work_dir)
+    env = server_env(cfg, variant, prefix, work_dir)
+    channel_layer = env.get("CHANNEL_LAYER") or DEFAULT_CHANNEL_LAYER
     servers: list[Server] = []
     succeeded = False
     try:
-        progress(f"run {run_id}: migrating")
+        progress(f"{variant.name} run {run_id} ({variant.application}, CHANNEL_LAYER={channel_layer}): migrating")
         migrate(env)
         for port in free_ports(SERVERS):
-            servers.append(start_server(port, env, work_dir))
+            servers.append(start_server(port, variant.application, env, work_dir))
         for server in servers:
             wait_ready(server)
         progress(f"daphne ready on ports {', '.join(str(s.port) for s in servers)}")
-        report = summarize(cfg, measure(cfg, servers, run_id))
+        report = {
+            "config": variant.name,
+            "application": variant.application,
+            "channel_layer": channel_layer,
+            **summarize(cfg, measure(cfg, servers, run_id)),
+        }
         succeeded = True
     finally:
         for server in servers:
@@ -852,40 +892,82 @@ def summarize(cfg: Config, m: Measurement) -> dict[str, Any]:
     }
 
 
-def markdown(report: dict[str, Any]) -> str:
-    lat, servers = report["latency_ms"], report["servers"]
-    cpu = " / ".join(f"{s['cpu_s_per_s']:.2f}" for s in servers)
-    rss = " / ".join(f"{s['rss_mib']:.0f}" for s in servers)
+def markdown(reports: Sequence[dict[str, Any]]) -> str:
+    """One table row per configuration, then their details and, for two, the ratios baseline/ours."""
     header = (
-        "| clients | rooms | rate/s | duration s | sent | expected | received | lost | dup | p50 ms | p90 ms "
+        "| config | clients | rooms | rate/s | duration s | sent | expected | received | lost | dup | p50 ms | p90 ms "
         "| p99 ms | max ms | msg/s | deliveries/s | server CPU s/s | server RSS MiB |"
     )
-    row = (
-        f"| {report['clients']} | {report['rooms']} | {report['rate']:g} | {report['duration_s']:g} "
-        f"| {report['messages_sent']} | {report['deliveries_expected']} | {report['deliveries_received']} "
-        f"| {report['lost']} | {report['duplicated']} | {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['max']} "
-        f"| {report['messages_per_s']} | {report['deliveries_per_s']} | {cpu} | {rss} |"
-    )
-    join, acks = report["join"], report["ack_ms"]
-    clients = "; ".join(
-        f"{c['clients']} clients: CPU {c['cpu_s_per_s']:.2f} s/s, loop lag p99 {c['loop_lag_p99_ms']} ms "
-        f"max {c['loop_lag_max_ms']} ms"
-        for c in report["client_processes"]
-    )
-    lines = [
-        header,
-        "|" + "---|" * (header.count("|") - 1),
-        row,
-        "",
-        f"- join phase {join['phase_s']} s (per client p50 {join['p50_ms']} ms, p99 {join['p99_ms']} ms, "
-        f"max {join['max_ms']} ms); sender ok round trip p50 {acks['p50']} ms, p99 {acks['p99']} ms",
-        f"- messages planned {report['messages_planned']}, send errors {report['send_errors']} "
-        f"{report['send_error_samples']}, unexpected deliveries {report['unexpected']}, "
-        f"connections dropped by the server {report['dropped_connections']}, "
-        f"server log problems {report['server_log_problems']}",
-        f"- client processes: {clients}",
-    ]
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    details: list[str] = []
+    for report in reports:
+        lat, servers = report["latency_ms"], report["servers"]
+        cpu = " / ".join(f"{s['cpu_s_per_s']:.2f}" for s in servers)
+        rss = " / ".join(f"{s['rss_mib']:.0f}" for s in servers)
+        lines.append(
+            f"| {report['config']} | {report['clients']} | {report['rooms']} | {report['rate']:g} "
+            f"| {report['duration_s']:g} | {report['messages_sent']} | {report['deliveries_expected']} "
+            f"| {report['deliveries_received']} | {report['lost']} | {report['duplicated']} | {lat['p50']} "
+            f"| {lat['p90']} | {lat['p99']} | {lat['max']} | {report['messages_per_s']} | {report['deliveries_per_s']} "
+            f"| {cpu} | {rss} |"
+        )
+        join, acks = report["join"], report["ack_ms"]
+        clients = "; ".join(
+            f"{c['clients']} clients: CPU {c['cpu_s_per_s']:.2f} s/s, loop lag p99 {c['loop_lag_p99_ms']} ms "
+            f"max {c['loop_lag_max_ms']} ms"
+            for c in report["client_processes"]
+        )
+        label = f"{report['config']}: " if len(reports) > 1 else ""
+        details += [
+            f"- {label}{report['application']}, CHANNEL_LAYER={report['channel_layer']}; join phase "
+            f"{join['phase_s']} s (per client p50 {join['p50_ms']} ms, p99 {join['p99_ms']} ms, "
+            f"max {join['max_ms']} ms); sender ok round trip p50 {acks['p50']} ms, p99 {acks['p99']} ms",
+            f"- {label}messages planned {report['messages_planned']}, send errors {report['send_errors']} "
+            f"{report['send_error_samples']}, unexpected deliveries {report['unexpected']}, "
+            f"connections dropped by the server {report['dropped_connections']}, "
+            f"server log problems {report['server_log_problems']}",
+            f"- {label}client processes: {clients}",
+        ]
+    lines += ["", *details]
+    if len(reports) == 2:
+        ours, baseline = reports
+        r = ratios(ours, baseline)
+        lines.append(
+            f"- {baseline['config']} / {ours['config']}: latency p50 {times(r['latency_p50'])}, "
+            f"p99 {times(r['latency_p99'])}, server CPU s/s (both processes) {times(r['server_cpu_s_per_s'])}; "
+            f"lost/dup {ours['config']} {ours['lost']}/{ours['duplicated']}, "
+            f"{baseline['config']} {baseline['lost']}/{baseline['duplicated']}"
+        )
     return "\n".join(lines)
+
+
+def ratio(baseline: float, ours: float) -> float | None:
+    return round(baseline / ours, 2) if ours > 0 else None
+
+
+def times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}x"
+
+
+def server_cpu(report: dict[str, Any]) -> float:
+    return float(sum(s["cpu_s_per_s"] for s in report["servers"]))
+
+
+def ratios(ours: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    """Baseline divided by ours: above 1 means the baseline is slower or costlier."""
+    return {
+        "latency_p50": ratio(baseline["latency_ms"]["p50"], ours["latency_ms"]["p50"]),
+        "latency_p99": ratio(baseline["latency_ms"]["p99"], ours["latency_ms"]["p99"]),
+        "server_cpu_s_per_s": ratio(server_cpu(baseline), server_cpu(ours)),
+    }
+
+
+def as_json(reports: Sequence[dict[str, Any]]) -> str:
+    """A single run's report as it is; for a comparison both reports and the ratios."""
+    if len(reports) == 1:
+        return json.dumps(reports[0], indent=2)
+    ours, baseline = reports
+    return json.dumps({"ours": ours, "baseline": baseline, "ratios": ratios(ours, baseline)}, indent=2)
 
 
 # --- Entry point -----------------------------------------------------------------------------------------------------
@@ -900,8 +982,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds between joining and sending (default 2)")
     parser.add_argument("--client-procs", type=int, default=1, help="client processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    variants = parser.add_mutually_exclusive_group()
+    variants.add_argument(
+        "--compare",
+        action="store_true",
+        help="measure ours, then stock Channels (CHANNEL_LAYER=lists, Channels' dispatch) under the same load",
+    )
+    variants.add_argument("--baseline-only", action="store_true", help="measure only stock Channels (debugging)")
     args = parser.parse_args(argv)
-    cfg = Config(args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json)
+    chosen = (OURS, STOCK) if args.compare else (STOCK,) if args.baseline_only else (OURS,)
+    cfg = Config(args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen)
     if cfg.clients < 1 or cfg.rooms < 1 or cfg.rooms > cfg.clients or cfg.client_procs < 1:
         parser.error("need clients >= rooms >= 1 and client-procs >= 1")
     if cfg.rate <= 0 or cfg.warmup < 0 or cfg.messages_per_client < 1:
@@ -917,13 +1007,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C so the servers are stopped and the keys deleted.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        report = run(cfg)
-    except Exception as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=2) if cfg.json else markdown(report))
-    return 1 if failed(report) else 0
+    reports: list[dict[str, Any]] = []
+    for variant in cfg.variants:
+        try:
+            reports.append(run(cfg, variant))
+        except Exception as error:
+            print(f"benchmark failed ({variant.name}): {error}", file=sys.stderr)
+            if reports:
+                print(as_json(reports) if cfg.json else markdown(reports))
+            return 2
+    print(as_json(reports) if cfg.json else markdown(reports))
+    # Only our run decides: the baseline may lose deliveries under overload, and its row shows them.
+    return 1 if any(failed(r) for r in reports if r["config"] == OURS.name) else 0
 
 
 if __name__ == "__main__":

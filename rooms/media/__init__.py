@@ -1,0 +1,5 @@
+"""The media plane: an encoded-passthrough SFU on aiortc.
+
+Received encoded frames are handed to every subscriber as they are: nothing
+on the forwarding path decodes or encodes (``MediaRelay`` would do both).
+"""

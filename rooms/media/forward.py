@@ -1,0 +1,98 @@
+"""``ForwardTrack``: one subscriber's copy of a published track.
+
+aiortc's ``RTCRtpSender`` packetizes without encoding when a track's
+``recv()`` returns an ``av.Packet``; this track returns the publisher's
+encoded frames as packets, so forwarding never decodes nor encodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from rooms.media.keyframes import is_keyframe
+
+logger = logging.getLogger(__name__)
+
+# A subscriber more than this many frames behind is skipped forward to the
+# next keyframe rather than served ever older video.
+MAX_QUEUED_FRAMES = 90
+
+
+class ForwardTrack(MediaStreamTrack):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        request_keyframe: Callable[[], None],
+        on_first_frame: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue()
+        self._request_keyframe = request_keyframe
+        self._on_first_frame = on_first_frame
+        # Video waits for a keyframe: nothing before it can be decoded.
+        self._waiting_for_keyframe = kind == "video"
+        self.paused = False
+        self.frames_sent = 0
+
+    def push(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        """Queue a publisher's frame for this subscriber (tap sink)."""
+        if self.readyState != "live" or self.paused:
+            return
+        if self._waiting_for_keyframe:
+            if not is_keyframe(codec.name, frame.data):
+                return
+            self._waiting_for_keyframe = False
+        if self._queue.qsize() >= MAX_QUEUED_FRAMES:
+            self._drain()
+            if self.kind == "video":
+                self._waiting_for_keyframe = True
+                self._request_keyframe()
+                return
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = fractions.Fraction(1, codec.clockRate)
+        self._queue.put_nowait(packet)
+
+    def resume(self) -> None:
+        """Forward again after a pause; video restarts at a fresh keyframe."""
+        if not self.paused:
+            return
+        self.paused = False
+        if self.kind == "video":
+            self._waiting_for_keyframe = True
+            self._request_keyframe()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._drain()
+
+    def _drain(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        if self.frames_sent == 0 and self._on_first_frame is not None:
+            self._on_first_frame()
+        self.frames_sent += 1
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self._queue.put_nowait(None)
+        super().stop()

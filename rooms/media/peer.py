@@ -1,0 +1,278 @@
+"""Peer connections of the SFU: a publisher's, and each player's.
+
+``PublishedStream`` answers a sendonly offer and taps the encoded frames of
+its receivers; ``PlayedStream`` answers a recvonly offer with one
+``ForwardTrack`` per published kind. Both restrict codecs to the room's
+video codec (and Opus or G.711 audio), so every player receives exactly
+what the publisher sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aioice.ice
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import OperationError
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.sdp import SessionDescription
+
+from rooms.media.forward import ForwardTrack
+from rooms.media.keyframes import KeyframeRequester, is_keyframe
+from rooms.media.tap import EncodedFrameTap
+
+logger = logging.getLogger(__name__)
+
+AUDIO_CODECS = ("opus", "PCMU", "PCMA")
+H264_PROFILE = "42e01f"
+
+
+class MediaError(Exception):
+    """A publish or play that cannot start; ``info`` is the protocol's value."""
+
+    def __init__(self, info: str, message: str) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+def use_host_address(address: str) -> None:
+    """Gather ICE candidates on ``address`` only.
+
+    aioice never offers loopback by itself and otherwise offers every
+    interface; media must stay on the configured address.
+    """
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [address]
+
+    aioice.ice.get_host_addresses = host_addresses  # type: ignore[assignment]
+
+
+def new_peer_connection(ice_servers: list[RTCIceServer]) -> RTCPeerConnection:
+    # An explicit empty list: with None aiortc asks a public STUN server.
+    return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+
+
+def video_capabilities(video_codec: str) -> list[RTCRtpCodecCapability]:
+    """The room's video codec (and its RTX), in aiortc's capability terms."""
+    capabilities = RTCRtpSender.getCapabilities("video")
+    assert capabilities is not None
+    chosen = []
+    for codec in capabilities.codecs:
+        name = codec.mimeType.split("/")[1]
+        if (video_codec == "VP8" and name == "VP8") or (
+            video_codec == "H264"
+            and name == "H264"
+            and codec.parameters.get("profile-level-id") == H264_PROFILE
+            and str(codec.parameters.get("packetization-mode")) == "1"
+        ):
+            chosen.append(codec)
+    chosen += [c for c in capabilities.codecs if c.mimeType == "video/rtx"]
+    return chosen
+
+
+def audio_capabilities(names: tuple[str, ...] = AUDIO_CODECS) -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpReceiver.getCapabilities("audio")
+    assert capabilities is not None
+    by_name = {c.mimeType.split("/")[1]: c for c in capabilities.codecs}
+    return [by_name[name] for name in names if name in by_name]
+
+
+def offered_kinds(offer: SessionDescription) -> dict[str, list[str]]:
+    """Codec names offered per kind (first m-section of each kind)."""
+    kinds: dict[str, list[str]] = {}
+    for media in offer.media:
+        if media.kind in ("audio", "video") and media.kind not in kinds and media.port != 0:
+            kinds[media.kind] = [codec.name for codec in media.rtp.codecs]
+    return kinds
+
+
+def first_ssrc(offer: SessionDescription, kind: str) -> int | None:
+    for media in offer.media:
+        if media.kind == kind and media.ssrc:
+            return int(media.ssrc[0].ssrc)
+    return None
+
+
+@dataclass
+class PublishedStream:
+    """A publisher's peer connection and the fan-out of what it sends."""
+
+    stream_id: str
+    pc: RTCPeerConnection
+    codecs: dict[str, str]  # kind -> codec name the publisher sends
+    taps: dict[str, EncodedFrameTap] = field(default_factory=dict)
+    keyframes: KeyframeRequester | None = None
+    on_first_media: Callable[[], None] | None = None
+    media_started: bool = False
+    players: set[PlayedStream] = field(default_factory=set)
+
+    @classmethod
+    async def accept(
+        cls,
+        *,
+        stream_id: str,
+        offer_sdp: str,
+        video_codec: str,
+        ice_servers: list[RTCIceServer],
+        on_first_media: Callable[[], None] | None = None,
+    ) -> tuple[PublishedStream, str]:
+        offer = _parse(offer_sdp)
+        kinds = offered_kinds(offer)
+        if not kinds:
+            raise MediaError("no_media", "the offer has no audio or video")
+        if "video" in kinds and video_codec not in [name.upper() for name in kinds["video"]]:
+            raise MediaError("codec_not_supported", f"the room's video codec is {video_codec}")
+        if "audio" in kinds and not set(kinds["audio"]) & set(AUDIO_CODECS):
+            raise MediaError("codec_not_supported", "audio must be Opus, PCMU or PCMA")
+
+        pc = new_peer_connection(ice_servers)
+        stream = cls(stream_id=stream_id, pc=pc, codecs={}, on_first_media=on_first_media)
+        try:
+            # Transceivers made before the offer is applied take its
+            # m-sections, and with them our codec preferences: aiortc settles
+            # the codecs of an m-section when the offer is applied.
+            for kind in kinds:
+                stream._prepare_receiver(pc.addTransceiver(kind, direction="recvonly"), video_codec)
+            await _apply_offer(pc, offer_sdp)
+            video_ssrc = first_ssrc(offer, "video")
+            if video_ssrc is not None:
+                receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
+                stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            await pc.close()
+            raise
+        stream.codecs = {kind: names[0] for kind, names in offered_kinds(_parse(pc.localDescription.sdp)).items()}
+        return stream, pc.localDescription.sdp
+
+    def _prepare_receiver(self, transceiver: RTCRtpTransceiver, video_codec: str) -> None:
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(video_capabilities(video_codec))
+        else:
+            transceiver.setCodecPreferences(audio_capabilities())
+        tap = EncodedFrameTap.install(transceiver.receiver)
+        tap.add_sink(self._watch_first_media)
+        self.taps[transceiver.kind] = tap
+
+    def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        if self.media_started:
+            return
+        # PUBLISHING means something playable: for video, a keyframe.
+        if codec.name == "rtx" or ("video" in self.taps and not is_keyframe(codec.name, frame.data)):
+            if "video" in self.taps and self.keyframes is not None:
+                self.keyframes.request()
+            return
+        self.media_started = True
+        if self.on_first_media is not None:
+            self.on_first_media()
+
+    def request_keyframe(self) -> None:
+        if self.keyframes is not None:
+            self.keyframes.request()
+
+    async def close(self) -> None:
+        for player in tuple(self.players):
+            await player.close()
+        if self.keyframes is not None:
+            self.keyframes.close()
+        await self.pc.close()
+
+
+@dataclass(eq=False)
+class PlayedStream:
+    """One player's peer connection to one published stream."""
+
+    published: PublishedStream
+    pc: RTCPeerConnection
+    tracks: dict[str, ForwardTrack] = field(default_factory=dict)
+
+    @classmethod
+    async def accept(
+        cls,
+        *,
+        published: PublishedStream,
+        offer_sdp: str,
+        video_codec: str,
+        ice_servers: list[RTCIceServer],
+        on_first_frame: Callable[[], None] | None = None,
+    ) -> tuple[PlayedStream, str]:
+        offer = _parse(offer_sdp)
+        kinds = offered_kinds(offer)
+        for kind, codec_name in published.codecs.items():
+            if kind in kinds and codec_name.upper() not in [name.upper() for name in kinds[kind]]:
+                raise MediaError("codec_not_supported", f"the stream's {kind} is {codec_name}")
+        pc = new_peer_connection(ice_servers)
+        played = cls(published=published, pc=pc)
+        first_frame = _once(on_first_frame)
+        try:
+            for kind in kinds:
+                if kind not in published.taps:
+                    continue
+                track = ForwardTrack(kind, request_keyframe=published.request_keyframe, on_first_frame=first_frame)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                if kind == "video":
+                    transceiver.setCodecPreferences(video_capabilities(video_codec))
+                    # The player's PLI/FIR asks the publisher, not an encoder
+                    # (there is none on this path).
+                    transceiver.sender._send_keyframe = published.request_keyframe  # type: ignore[method-assign]
+                else:
+                    transceiver.setCodecPreferences(audio_capabilities((published.codecs[kind],)))
+                played.tracks[kind] = track
+            await _apply_offer(pc, offer_sdp)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            await pc.close()
+            raise
+        for kind, track in played.tracks.items():
+            published.taps[kind].add_sink(track.push)
+        published.players.add(played)
+        published.request_keyframe()
+        return played, pc.localDescription.sdp
+
+    async def close(self) -> None:
+        self.published.players.discard(self)
+        for kind, track in self.tracks.items():
+            self.published.taps[kind].remove_sink(track.push)
+            track.stop()
+        await self.pc.close()
+
+
+async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+    except OperationError as error:
+        # aiortc's way of saying an m-section shares no codec with us.
+        raise MediaError("codec_not_supported", str(error)) from None
+
+
+def _parse(sdp: str) -> SessionDescription:
+    try:
+        return SessionDescription.parse(sdp)
+    except Exception as error:
+        raise MediaError("no_media", f"the SDP offer could not be read: {error}") from None
+
+
+def _once(callback: Callable[[], None] | None) -> Callable[[], None] | None:
+    if callback is None:
+        return None
+    fired = False
+
+    def call() -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            callback()
+
+    return call

@@ -1,0 +1,89 @@
+"""Encoded-frame tap on an aiortc receiver.
+
+``RTCRtpReceiver`` puts every reassembled encoded frame on a private queue
+read by its decoder thread. ``EncodedFrameTap`` takes that queue's place:
+``put`` (called on the event loop for each frame) hands the frame to the
+sinks instead, and ``get`` (the decoder thread's read) only waits for the
+stop signal, so nothing is ever decoded.
+
+The queue must be swapped before ``RTCRtpReceiver.receive`` starts the
+decoder thread (it keeps the object it starts with), that is right after
+the transceiver exists and before ``setLocalDescription``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+logger = logging.getLogger(__name__)
+
+FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+
+
+def check_aiortc_internals() -> None:
+    """Fail loudly if the installed aiortc moved the attributes the tap uses."""
+    probe = RTCRtpReceiver.__init__
+    source = getattr(probe, "__code__", None)
+    names = set(source.co_names) if source else set()
+    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD) if name not in names]
+    if missing or not hasattr(RTCRtpReceiver, "_send_rtcp_pli"):
+        raise RuntimeError(
+            f"aiortc {_aiortc_version()} lacks the receiver internals the media plane taps "
+            f"({', '.join(missing) or '_send_rtcp_pli'}); install the pinned aiortc from requirements.txt"
+        )
+
+
+def _aiortc_version() -> str:
+    import aiortc
+
+    return str(getattr(aiortc, "__version__", "unknown"))
+
+
+class EncodedFrameTap:
+    def __init__(self) -> None:
+        self._sinks: list[FrameSink] = []
+        self._stopped = threading.Event()
+
+    @classmethod
+    def install(cls, receiver: RTCRtpReceiver) -> EncodedFrameTap:
+        if getattr(receiver, _DECODER_THREAD) is not None:
+            raise RuntimeError("the receiver's decoder already started; install the tap earlier")
+        tap = cls()
+        setattr(receiver, _DECODER_QUEUE, tap)
+        return tap
+
+    def add_sink(self, sink: FrameSink) -> None:
+        self._sinks.append(sink)
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    # --- the queue interface aiortc uses -------------------------------------
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self._stopped.set()
+            return
+        codec, frame = item
+        for sink in tuple(self._sinks):
+            try:
+                sink(codec, frame)
+            except Exception:
+                # An exception here would end the receiver's RTP handling for
+                # every subscriber of this stream.
+                logger.exception("a frame sink failed")
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        self._stopped.wait()
+        return None

@@ -1,0 +1,130 @@
+"""Synthetic media with known content, and readers for it.
+
+The video carries its frame number as 16 black/white squares across the
+top of the picture, big enough to survive VP8 and H.264 at low bitrates;
+the audio is a 440 Hz tone.
+"""
+
+from __future__ import annotations
+
+import fractions
+import math
+import time
+
+import av
+from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, VIDEO_PTIME, MediaStreamTrack
+
+BITS = 16
+SQUARE = 40
+
+
+class CounterVideoTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, shade: int = 128) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.shade = shade
+        self.count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.monotonic()
+        target = self._start + self.count / self.fps
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        frame = counter_frame(self.count, self.width, self.height, self.shade)
+        frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        self.count += 1
+        return frame
+
+
+def counter_frame(number: int, width: int, height: int, shade: int = 128) -> av.VideoFrame:
+    frame = av.VideoFrame(width, height, "yuv420p")
+    luma = bytearray([shade]) * (width * height)
+    for bit in range(BITS):
+        value = 255 if number >> bit & 1 else 0
+        for row in range(SQUARE):
+            start = row * width + bit * SQUARE
+            luma[start : start + SQUARE] = bytes([value]) * SQUARE
+    _write_plane(frame.planes[0], luma, width, height)
+    for plane in frame.planes[1:]:
+        plane.update(bytes([128]) * (plane.line_size * plane.height))
+    return frame
+
+
+def _write_plane(plane: av.video.plane.VideoPlane, pixels: bytearray, width: int, height: int) -> None:
+    stride = plane.line_size
+    if stride == width:
+        plane.update(bytes(pixels))
+        return
+    padded = bytearray(stride * height)
+    for row in range(height):
+        padded[row * stride : row * stride + width] = pixels[row * width : (row + 1) * width]
+    plane.update(bytes(padded))
+
+
+def read_counter(frame: av.VideoFrame) -> int:
+    """The number a CounterVideoTrack drew, read from the decoded picture."""
+    gray = frame.reformat(format="gray")
+    plane = gray.planes[0]
+    data = bytes(plane)
+    stride = plane.line_size
+    number = 0
+    middle = SQUARE // 2
+    for bit in range(BITS):
+        if data[middle * stride + bit * SQUARE + middle] > 128:
+            number |= 1 << bit
+    return number
+
+
+def mean_luma(frame: av.VideoFrame) -> float:
+    gray = frame.reformat(format="gray")
+    data = bytes(gray.planes[0])
+    return sum(data[:: 97]) / len(data[:: 97])
+
+
+class ToneAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, frequency: float = 440.0, rate: int = 48_000) -> None:
+        super().__init__()
+        self.frequency, self.rate = frequency, rate
+        self.samples = int(AUDIO_PTIME * rate)
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.monotonic()
+        target = self._start + self.sent / self.rate
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        values = [
+            int(12_000 * math.sin(2 * math.pi * self.frequency * (self.sent + i) / self.rate))
+            for i in range(self.samples)
+        ]
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
+        frame.planes[0].update(b"".join(v.to_bytes(2, "little", signed=True) for v in values))
+        frame.sample_rate = self.rate
+        frame.pts = self.sent
+        frame.time_base = fractions.Fraction(1, self.rate)
+        self.sent += self.samples
+        return frame
+
+
+def audio_energy(frame: av.AudioFrame) -> float:
+    """Mean absolute sample value of an s16 frame (a 440 Hz tone at 12000 peak gives ~7600)."""
+    if frame.format.name != "s16":
+        raise ValueError(f"expected s16 audio, got {frame.format.name}")
+    count = frame.samples * len(frame.layout.channels)
+    data = bytes(frame.planes[0])[: count * 2]
+    samples = [int.from_bytes(data[i : i + 2], "little", signed=True) for i in range(0, len(data), 2)]
+    return sum(abs(s) for s in samples) / max(1, len(samples))
+
+
+__all__ = ["VIDEO_PTIME", "CounterVideoTrack", "ToneAudioTrack", "audio_energy", "mean_luma", "read_counter"]

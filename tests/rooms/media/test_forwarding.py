@@ -1,0 +1,188 @@
+"""The SFU core with real aiortc peers on loopback: publisher → tap →
+ForwardTrack → players, with no decoding or encoding in between."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import av
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, read_counter
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> None:
+    use_host_address("127.0.0.1")
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    video: CounterVideoTrack
+    audio: ToneAudioTrack
+
+
+async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
+    pc = RTCPeerConnection()
+    video, audio = CounterVideoTrack(), ToneAudioTrack()
+    pc.addTransceiver(video, direction="sendonly")
+    pc.addTransceiver(audio, direction="sendonly")
+    if codec == "H264":
+        from aiortc import RTCRtpSender
+
+        transceiver = pc.getTransceivers()[0]
+        transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+        )
+    await pc.setLocalDescription(await pc.createOffer())
+    return Publisher(pc, video, audio), pc.localDescription.sdp
+
+
+@dataclass
+class Player:
+    pc: RTCPeerConnection
+    counters: list[tuple[float, int]] = field(default_factory=list)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    audio_frames: int = 0
+    audio_energy: float = 0.0
+    audio_formats: set[tuple[str, str, int]] = field(default_factory=set)
+    first_frame_at: float | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    if self.first_frame_at is None:
+                        self.first_frame_at = time.monotonic()
+                    self.counters.append((time.monotonic(), read_counter(frame)))
+                    self.sizes.add((frame.width, frame.height))
+                    self.changed.set()
+                elif isinstance(frame, av.AudioFrame):
+                    self.audio_frames += 1
+                    self.audio_energy = max(self.audio_energy, audio_energy(frame))
+                    self.audio_formats.add((frame.format.name, frame.layout.name, frame.samples))
+        except MediaStreamError:
+            return
+
+
+async def play(published: PublishedStream, codec: str = "VP8") -> tuple[Player, PlayedStream]:
+    pc = RTCPeerConnection()
+    player = Player(pc)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
+    await pc.setLocalDescription(await pc.createOffer())
+    played, answer = await PlayedStream.accept(
+        published=published, offer_sdp=pc.localDescription.sdp, video_codec=codec, ice_servers=[]
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return player, played
+
+
+async def publish(codec: str = "VP8") -> tuple[Publisher, PublishedStream, asyncio.Event]:
+    publisher, offer = await publisher_offer(codec)
+    started = asyncio.Event()
+    published, answer = await PublishedStream.accept(
+        stream_id="s1", offer_sdp=offer, video_codec=codec, ice_servers=[], on_first_media=started.set
+    )
+    await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return publisher, published, started
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_frames_advance_at_full_rate_through_the_tap(codec: str) -> None:
+    publisher, published, started = await publish(codec)
+    await asyncio.wait_for(started.wait(), 10)
+    player, played = await play(published, codec)
+    await player.wait_for(lambda: player.counters, 5)
+    await asyncio.sleep(3)
+    window = [c for t, c in player.counters if t >= player.counters[-1][0] - 2]
+    fps = (len(window) - 1) / 2
+    assert fps >= 20, fps
+    numbers = [c for _, c in player.counters]
+    assert numbers == sorted(numbers) and numbers[-1] - numbers[0] >= 60
+    assert player.sizes == {(640, 480)}
+    assert player.audio_frames > 50 and player.audio_energy > 1000, player.audio_formats
+    await played.close()
+    await published.close()
+    await publisher.pc.close()
+
+
+async def test_late_player_gets_first_frame_within_a_second() -> None:
+    publisher, published, started = await publish()
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(2)  # the publisher's first keyframe is long gone
+    asked = time.monotonic()
+    player, played = await play(published)
+    await player.wait_for(lambda: player.first_frame_at is not None, 5)
+    assert player.first_frame_at is not None and player.first_frame_at - asked <= 1.0
+    await played.close()
+    await published.close()
+    await publisher.pc.close()
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_players_receive_the_publishers_encoded_bytes_unchanged(codec: str) -> None:
+    """Passthrough: what the player's receiver reassembles is, byte for byte,
+    what the server's receiver reassembled. Re-encoding would change it."""
+    from rooms.media.tap import EncodedFrameTap
+
+    publisher, published, started = await publish(codec)
+    await asyncio.wait_for(started.wait(), 10)
+    sent: list[bytes] = []
+    published.taps["video"].add_sink(lambda _codec, frame: sent.append(frame.data))
+    pc = RTCPeerConnection()
+    received: list[bytes] = []
+    arrived = asyncio.Event()
+
+    def on_frame(_codec, frame):  # type: ignore[no-untyped-def]
+        received.append(frame.data)
+        if len(received) >= 30:
+            arrived.set()
+
+    video = pc.addTransceiver("video", direction="recvonly")
+    EncodedFrameTap.install(video.receiver).add_sink(on_frame)
+    await pc.setLocalDescription(await pc.createOffer())
+    played, answer = await PlayedStream.accept(
+        published=published, offer_sdp=pc.localDescription.sdp, video_codec=codec, ice_servers=[]
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await asyncio.wait_for(arrived.wait(), 10)
+    start = sent.index(received[0])
+    assert received[:30] == sent[start : start + 30]
+    assert server_decoders_idle(published)
+    await played.close()
+    await pc.close()
+    await published.close()
+    await publisher.pc.close()
+
+
+def server_decoders_idle(published: PublishedStream) -> bool:
+    receivers = [t.receiver for t in published.pc.getTransceivers()]
+    return all(type(r._RTCRtpReceiver__decoder_queue).__name__ == "EncodedFrameTap" for r in receivers)
+
+
+async def test_offer_without_the_room_codec_is_codec_not_supported() -> None:
+    publisher, offer = await publisher_offer("H264")
+    only_h264 = "\n".join(
+        line for line in offer.splitlines() if "VP8" not in line
+    )
+    with pytest.raises(MediaError) as failure:
+        await PublishedStream.accept(stream_id="s", offer_sdp=only_h264, video_codec="VP8", ice_servers=[])
+    assert failure.value.info == "codec_not_supported"
+    await publisher.pc.close()
