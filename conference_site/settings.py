@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 import environ
@@ -62,7 +63,7 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
-def _ice_servers(raw: str) -> list[dict[str, object]]:
+def _ice_servers(raw: str) -> list[dict[str, Any]]:
     """ICE_SERVERS: a JSON list of RTCIceServer objects, checked at start-up."""
     from django.core.exceptions import ImproperlyConfigured
 
@@ -221,7 +222,7 @@ CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
 CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
 CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
 MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
-ICE_SERVERS: list[dict[str, object]] = _ice_servers(env("ICE_SERVERS"))
+ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
 
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))

@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from rooms import events, protocol, runtime, services
 from rooms.dispatch import dispatch
+from rooms.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _reject_constant(name: str) -> None:
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
-    session: services.Session | None = None
+    session: Session | None = None
     process_id: str = ""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -134,6 +135,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         elif message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it
         await self.send_json(event)
+
+    async def client_send(self, message: dict[str, Any]) -> None:
+        """A frame for this client from elsewhere (a media node's answer)."""
+        await self.send_json(message["frame"])
 
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from rooms import protocol, services
-from rooms.services import ServiceError, Session
+from rooms import protocol, services, streams
+from rooms.session import ServiceError, Session
 
 
 class Connection(Protocol):
@@ -42,8 +42,23 @@ async def _handle(connection: Connection, message: protocol.AnyClientMessage) ->
             return await services.chat_message_send(
                 session=session, room=message.room, text=message.text, to=message.to, request_id=message.id
             )
-        case protocol.StreamPublish() if message.room not in session.rooms:
-            raise ServiceError("not_in_room", f"not in room {message.room!r}")
+        case protocol.StreamPublish():
+            return await streams.stream_publish(
+                session=session, room=message.room, kind=message.kind, record=message.record, sdp=message.sdp,
+                request_id=message.id,
+            )
+        case protocol.StreamPlay():
+            return await streams.stream_play(session=session, stream=message.stream, sdp=message.sdp,
+                                             request_id=message.id)
+        case protocol.StreamUnpublish():
+            return await streams.stream_unpublish(session=session, stream=message.stream, request_id=message.id)
+        case protocol.StreamStop():
+            return await streams.stream_stop(session=session, stream=message.stream, request_id=message.id)
+        case protocol.StreamMute():
+            return await streams.stream_mute(
+                session=session, stream=message.stream, audio=message.audio, video=message.video,
+                request_id=message.id,
+            )
     raise ServiceError("not_implemented", f"{message.type} is not available on this server yet")
 
 

@@ -241,5 +241,16 @@ def room_failed_reply(request_id: str | None, room: str, code: str, message: str
     return {"type": "room.failed", "re": request_id, "room": room, "code": code, "message": message}
 
 
+def stream_payload(*, stream_id: str, participant: str, kind: str, audio: bool, video: bool) -> dict[str, Any]:
+    return {
+        "id": stream_id,
+        "participant": participant,
+        "kind": kind,
+        "audio": audio,
+        "video": video,
+        "muted": {"audio": False, "video": False},
+    }
+
+
 def participant_payload(name: str, streams: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"name": name, "streams": streams or []}

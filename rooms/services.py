@@ -10,15 +10,15 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
-from rooms import events, history, protocol
+from rooms import events, history, protocol, streams
 from rooms.chat_archive import ChatRecord, get_chat_archive
 from rooms.database import db_call
 from rooms.models import Participant
+from rooms.session import Membership, ServiceError, Session
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 
 logger = logging.getLogger(__name__)
@@ -31,65 +31,6 @@ JOIN_WAIT_SECONDS = 15.0
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass
-class TokenBucket:
-    """Chat rate limit of one connection."""
-
-    rate: float
-    burst: int
-    tokens: float = 0.0
-    updated: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.burst)
-
-    def take(self) -> bool:
-        current = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (current - self.updated) * self.rate)
-        self.updated = current
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-@dataclass(frozen=True)
-class Membership:
-    """This connection's place in one room."""
-
-    room_id: str
-    # The room's event count at the join: later events are news to us.
-    joined_seq: int
-
-
-@dataclass
-class Session:
-    """One connection's signaling session."""
-
-    info: SessionInfo
-    rooms: dict[str, Membership] = field(default_factory=dict)
-    chat_bucket: TokenBucket = field(
-        default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
-    )
-
-    @property
-    def sid(self) -> str:
-        return self.info.sid
-
-    @property
-    def username(self) -> str:
-        return self.info.username
-
-
-class ServiceError(Exception):
-    """A well-formed request that is not allowed; becomes an ``error`` reply."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def ice_servers() -> list[dict[str, Any]]:
@@ -147,6 +88,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
     )
     if result.outcome == "absent":
         return
+    await streams.streams_end_for(room=room, participant=info.username)
     await events.room_group_discard(room, info.channel)
     await db_call(history.participant_record_leave)(
         live_id=result.room_id,
@@ -225,7 +167,11 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
             seq=result.seq,
             exclude_channel=session.info.channel,
         )
-    participants = [protocol.participant_payload(name) for name in sorted(result.members) if name != session.username]
+    published = await streams.room_participant_streams(room)
+    participants = [
+        protocol.participant_payload(name, published.get(name)) for name in sorted(result.members)
+        if name != session.username
+    ]
     return {
         "type": "room.state",
         "re": request_id,

@@ -89,6 +89,7 @@ class LiveState(Protocol):
     ) -> LeaveResult: ...
     async def room_members(self, name: str) -> dict[str, str]: ...
     async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int: ...
+    async def room_event_seq(self, name: str) -> int: ...
     async def room_forget(self, *, name: str, room_id: str) -> bool: ...
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]: ...
 
@@ -196,6 +197,9 @@ class MemoryLiveState:
     async def room_members(self, name: str) -> dict[str, str]:
         room = self._rooms.get(name)
         return dict(room.members) if room else {}
+
+    async def room_event_seq(self, name: str) -> int:
+        return await self.room_chat_post(name=name, message_json=None, history_length=0)
 
     async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int:
         room = self._rooms.get(name)
@@ -445,6 +449,9 @@ class RedisLiveState:
     async def room_members(self, name: str) -> dict[str, str]:
         raw = await self._redis.hgetall(self._key("room", name, "members"))
         return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def room_event_seq(self, name: str) -> int:
+        return await self.room_chat_post(name=name, message_json=None, history_length=0)
 
     async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int:
         keys = [self._key("room", name), self._chat_key(name)]

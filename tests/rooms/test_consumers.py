@@ -324,14 +324,6 @@ async def test_not_in_room_errors() -> None:
     await alice.close()
 
 
-async def test_stream_messages_are_not_implemented_yet() -> None:
-    alice = await ProtocolClient.connected("alice")
-    await alice.request("room.join", room="r")
-    reply = await alice.request("stream.play", stream="s1", sdp="v=0")
-    assert reply["type"] == "error" and reply["code"] == "not_implemented"
-    await alice.close()
-
-
 MALFORMED = [
     ("not json", "{nope", None),
     ("array", "[1, 2]", None),

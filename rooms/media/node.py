@@ -1,0 +1,216 @@
+"""A media node: owns the peer connections of the rooms pinned to it.
+
+Web processes talk to it over the channel layer: they send requests to the
+node's channel, and the node answers the requesting connection directly
+(``client.send``) and tells rooms what changed (``room.published`` ...).
+The embedded server runs one node inside each web process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from aiortc import RTCIceServer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from rooms import events
+from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
+from rooms.media.registry import get_stream_registry
+from rooms.media.tap import check_aiortc_internals
+from rooms.state import get_live_state
+
+logger = logging.getLogger(__name__)
+
+
+class MediaNode:
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel = ""
+        self.published: dict[str, PublishedStream] = {}
+        # (stream id, player channel) -> the player's connection
+        self.played: dict[tuple[str, str], PlayedStream] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        check_aiortc_internals()
+        use_host_address(settings.MEDIA_HOST_IP)
+        self.channel = await self.layer.new_channel("media.node.")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-node")
+
+    async def _run(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            # Each request in its own task: an offer takes ICE gathering time
+            # and must not hold up other rooms' requests.
+            task = asyncio.ensure_future(self._handle(message))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, "on_" + message["type"].replace("media.", "").replace(".", "_"), None)
+        if handler is None:
+            logger.warning("media node got unknown request %s", message["type"])
+            return
+        try:
+            await handler(message)
+        except Exception:
+            logger.exception("media request %s failed", message["type"])
+
+    async def _tell(self, channel: str, frame: dict[str, Any]) -> None:
+        await self.layer.send(channel, {"type": "client.send", "frame": frame})
+
+    @staticmethod
+    def _ice_servers() -> list[RTCIceServer]:
+        servers: list[dict[str, Any]] = settings.ICE_SERVERS
+        return [
+            RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
+            for server in servers
+        ]
+
+    # --- requests ----------------------------------------------------------------
+
+    async def on_publish(self, message: dict[str, Any]) -> None:
+        stream = message["stream"]
+        stream_id, reply_to, request_id = stream["id"], message["reply_to"], message["request_id"]
+
+        def first_media() -> None:
+            task = asyncio.ensure_future(self._published(message))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+        try:
+            published, answer = await PublishedStream.accept(
+                stream_id=stream_id,
+                offer_sdp=message["sdp"],
+                video_codec=settings.ROOM_VIDEO_CODEC,
+                ice_servers=self._ice_servers(),
+                on_first_media=first_media,
+            )
+        except MediaError as error:
+            await get_stream_registry().stream_remove(stream_id)
+            await self._tell(
+                reply_to,
+                {"type": "stream.status", "re": request_id, "stream": None, "status": "FAILED", "info": error.info},
+            )
+            return
+        self.published[stream_id] = published
+        published.pc.on("connectionstatechange", lambda: self._watch_publisher(message, published))
+        await self._tell(reply_to, {"type": "stream.answer", "re": request_id, "stream": stream, "sdp": answer})
+
+    def _watch_publisher(self, message: dict[str, Any], published: PublishedStream) -> None:
+        if published.pc.connectionState == "failed":
+            task = asyncio.ensure_future(self._publisher_failed(message, "ice_failed"))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _publisher_failed(self, message: dict[str, Any], info: str) -> None:
+        stream = message["stream"]
+        record = await get_stream_registry().stream_remove(stream["id"])
+        await self._tell(message["reply_to"], {"type": "stream.status", "stream": stream["id"], "status": "FAILED",
+                                               "info": info})
+        if record is not None:
+            await self._unpublished(record.room, stream["id"], stream["participant"])
+
+    async def _published(self, message: dict[str, Any]) -> None:
+        stream = message["stream"]
+        await self._tell(message["reply_to"], {"type": "stream.status", "stream": stream["id"], "status": "PUBLISHING"})
+        seq = await get_live_state().room_event_seq(message["room"])
+        await events.room_event_send(
+            message["room"], {"type": "room.published", "room": message["room"], "stream": stream}, seq=seq
+        )
+
+    async def on_play(self, message: dict[str, Any]) -> None:
+        stream_id, reply_to, request_id = message["stream"]["id"], message["reply_to"], message["request_id"]
+        published = self.published.get(stream_id)
+        if published is None:
+            await self._tell(reply_to, {"type": "stream.status", "re": request_id, "stream": stream_id,
+                                        "status": "FAILED", "info": "unknown_stream"})
+            return
+        previous = self.played.pop((stream_id, reply_to), None)
+        if previous is not None:
+            await previous.close()
+
+        def first_frame() -> None:
+            task = asyncio.ensure_future(
+                self._tell(reply_to, {"type": "stream.status", "stream": stream_id, "status": "PLAYING"})
+            )
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+        try:
+            played, answer = await PlayedStream.accept(
+                published=published,
+                offer_sdp=message["sdp"],
+                video_codec=settings.ROOM_VIDEO_CODEC,
+                ice_servers=self._ice_servers(),
+                on_first_frame=first_frame,
+            )
+        except MediaError as error:
+            await self._tell(reply_to, {"type": "stream.status", "re": request_id, "stream": stream_id,
+                                        "status": "FAILED", "info": error.info})
+            return
+        self.played[(stream_id, reply_to)] = played
+        self._apply_mute(played, message["stream"]["muted"])
+        await self._tell(reply_to, {"type": "stream.answer", "re": request_id, "stream": message["stream"],
+                                    "sdp": answer})
+
+    async def on_stop(self, message: dict[str, Any]) -> None:
+        played = self.played.pop((message["stream"], message["player"]), None)
+        if played is not None:
+            await played.close()
+
+    async def on_unpublish(self, message: dict[str, Any]) -> None:
+        stream_id = message["stream"]
+        published = self.published.pop(stream_id, None)
+        for key in [key for key in self.played if key[0] == stream_id]:
+            played = self.played.pop(key)
+            await self._tell(key[1], {"type": "stream.status", "stream": stream_id, "status": "STOPPED"})
+            await played.close()
+        if published is not None:
+            await published.close()
+
+    async def on_mute(self, message: dict[str, Any]) -> None:
+        stream_id, muted = message["stream"], message["muted"]
+        for (played_id, _), played in self.played.items():
+            if played_id == stream_id:
+                self._apply_mute(played, muted)
+
+    @staticmethod
+    def _apply_mute(played: PlayedStream, muted: dict[str, bool]) -> None:
+        for kind, track in played.tracks.items():
+            if muted.get(kind):
+                track.pause()
+            else:
+                track.resume()
+
+    async def _unpublished(self, room: str, stream_id: str, participant: str) -> None:
+        await self.on_unpublish({"stream": stream_id})
+        seq = await get_live_state().room_event_seq(room)
+        await events.room_event_send(
+            room, {"type": "room.unpublished", "room": room, "stream": {"id": stream_id, "participant": participant}},
+            seq=seq,
+        )
+
+
+_nodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaNode] = weakref.WeakKeyDictionary()
+_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def local_media_node() -> MediaNode:
+    """This event loop's in-process media node, started on first use."""
+    loop = asyncio.get_running_loop()
+    lock = _starting.setdefault(loop, asyncio.Lock())
+    async with lock:
+        node = _nodes.get(loop)
+        if node is None:
+            layer = get_channel_layer()
+            assert layer is not None
+            node = MediaNode(layer)
+            await node.start()
+            _nodes[loop] = node
+    return node

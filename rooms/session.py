@@ -1,0 +1,69 @@
+"""A connection's signaling session, and the error a refused request raises."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from rooms.state import SessionInfo
+
+
+@dataclass
+class TokenBucket:
+    """Chat rate limit of one connection."""
+
+    rate: float
+    burst: int
+    tokens: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def take(self) -> bool:
+        current = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (current - self.updated) * self.rate)
+        self.updated = current
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class Membership:
+    """This connection's place in one room."""
+
+    room_id: str
+    # The room's event count at the join: later events are news to us.
+    joined_seq: int
+
+
+@dataclass
+class Session:
+    """One connection's signaling session."""
+
+    info: SessionInfo
+    rooms: dict[str, Membership] = field(default_factory=dict)
+    chat_bucket: TokenBucket = field(
+        default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
+    )
+
+    @property
+    def sid(self) -> str:
+        return self.info.sid
+
+    @property
+    def username(self) -> str:
+        return self.info.username
+
+
+class ServiceError(Exception):
+    """A well-formed request that is not allowed; becomes an ``error`` reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

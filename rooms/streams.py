@@ -1,0 +1,139 @@
+"""Stream actions: publish, play, unpublish, stop, mute.
+
+The web side checks who may do what and keeps the stream registry; the
+media node of the room does the WebRTC work and answers the client itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from rooms import events, protocol
+from rooms.media.node import local_media_node
+from rooms.media.registry import StreamRecord, get_stream_registry
+from rooms.session import ServiceError, Session
+from rooms.state import get_live_state
+
+
+def _layer() -> Any:
+    layer = get_channel_layer()
+    assert layer is not None
+    return layer
+
+
+def _failed(request_id: str | None, stream: str | None, info: str) -> dict[str, Any]:
+    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "FAILED", "info": info}
+
+
+async def stream_publish(
+    *, session: Session, room: str, kind: str, record: bool, sdp: str, request_id: str | None
+) -> dict[str, Any] | None:
+    if room not in session.rooms:
+        raise ServiceError("not_in_room", f"not in room {room!r}")
+    registry = get_stream_registry()
+    node = await registry.room_node(room, (await local_media_node()).channel)
+    stream_id = uuid.uuid4().hex[:16]
+    payload = protocol.stream_payload(
+        stream_id=stream_id, participant=session.username, kind=kind, audio="m=audio" in sdp, video="m=video" in sdp
+    )
+    record_ = StreamRecord(
+        stream_id=stream_id, room=room, participant=session.username, kind=kind, node=node,
+        publisher_channel=session.info.channel, payload=payload,
+    )
+    if not await registry.stream_add(record_):
+        return _failed(request_id, None, "limit")
+    await _layer().send(
+        node,
+        {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp, "record": record,
+         "reply_to": session.info.channel, "request_id": request_id},
+    )
+    return None  # the node answers with stream.answer
+
+
+async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> dict[str, Any] | None:
+    record = await get_stream_registry().stream_get(stream)
+    if record is None:
+        return _failed(request_id, stream, "unknown_stream")
+    if record.room not in session.rooms:
+        raise ServiceError("not_in_room", f"not in room {record.room!r}")
+    await _layer().send(
+        record.node,
+        {"type": "media.play", "stream": record.payload, "sdp": sdp, "reply_to": session.info.channel,
+         "request_id": request_id},
+    )
+    return None
+
+
+async def stream_stop(*, session: Session, stream: str, request_id: str | None) -> dict[str, Any]:
+    record = await get_stream_registry().stream_get(stream)
+    if record is None:
+        raise ServiceError("unknown_stream", f"no stream {stream!r}")
+    await _layer().send(record.node, {"type": "media.stop", "stream": stream, "player": session.info.channel})
+    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "STOPPED"}
+
+
+async def _own_stream(session: Session, stream: str) -> StreamRecord:
+    record = await get_stream_registry().stream_get(stream)
+    if record is None:
+        raise ServiceError("unknown_stream", f"no stream {stream!r}")
+    if record.participant != session.username or record.room not in session.rooms:
+        raise ServiceError("forbidden", "only the publisher may change a stream")
+    return record
+
+
+async def stream_unpublish(*, session: Session, stream: str, request_id: str | None) -> dict[str, Any]:
+    record = await _own_stream(session, stream)
+    await stream_end(record)
+    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "UNPUBLISHED"}
+
+
+async def stream_end(record: StreamRecord) -> None:
+    """Remove a stream: its node closes it, its players and room are told."""
+    if await get_stream_registry().stream_remove(record.stream_id) is None:
+        return  # someone else ended it
+    await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
+    seq = await get_live_state().room_event_seq(record.room)
+    await events.room_event_send(
+        record.room,
+        {"type": "room.unpublished", "room": record.room,
+         "stream": {"id": record.stream_id, "participant": record.participant}},
+        seq=seq,
+    )
+
+
+async def streams_end_for(*, room: str, participant: str) -> None:
+    """The participant left the room: its streams end with it."""
+    for record in await get_stream_registry().room_streams(room):
+        if record.participant == participant:
+            await stream_end(record)
+
+
+async def stream_mute(
+    *, session: Session, stream: str, audio: bool | None, video: bool | None, request_id: str | None
+) -> dict[str, Any]:
+    record = await _own_stream(session, stream)
+    muted = dict(record.payload["muted"])
+    if audio is not None:
+        muted["audio"] = audio
+    if video is not None:
+        muted["video"] = video
+    payload = {**record.payload, "muted": muted}
+    updated = StreamRecord(
+        stream_id=record.stream_id, room=record.room, participant=record.participant, kind=record.kind,
+        node=record.node, publisher_channel=record.publisher_channel, payload=payload,
+    )
+    await get_stream_registry().stream_update(updated)
+    await _layer().send(record.node, {"type": "media.mute", "stream": stream, "muted": muted})
+    seq = await get_live_state().room_event_seq(record.room)
+    await events.room_event_send(record.room, {"type": "room.muted", "room": record.room, "stream": payload}, seq=seq)
+    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "PUBLISHING"}
+
+
+async def room_participant_streams(room: str) -> dict[str, list[dict[str, Any]]]:
+    streams: dict[str, list[dict[str, Any]]] = {}
+    for record in await get_stream_registry().room_streams(room):
+        streams.setdefault(record.participant, []).append(record.payload)
+    return streams

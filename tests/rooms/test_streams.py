@@ -1,0 +1,163 @@
+"""Stream messages end to end in one process: real aiortc publishers and
+players through the consumer and the in-process media node."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from rooms.media.peer import use_host_address
+from rooms.media.registry import reset_stream_registry
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
+from tests.rooms.media.test_forwarding import Player
+from tests.wsclient import ProtocolClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def media_setup(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_HOST_IP = "127.0.0.1"
+    use_host_address("127.0.0.1")
+    reset_stream_registry()
+
+
+@pytest.fixture(autouse=True, params=["memory", "redis"])
+def live_backend(request):  # type: ignore[no-untyped-def]
+    if request.param == "redis":
+        request.getfixturevalue("redis_live_state")
+    return request.param
+
+
+@dataclass
+class Camera:
+    pc: RTCPeerConnection
+    video: CounterVideoTrack
+    stream: dict  # type: ignore[type-arg]
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def publish(client: ProtocolClient, room: str, kind: str = "camera", shade: int = 128) -> Camera:
+    pc = RTCPeerConnection()
+    video = CounterVideoTrack(shade=shade)
+    pc.addTransceiver(video, direction="sendonly")
+    pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await client.request("stream.publish", room=room, kind=kind, sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["type"] == "stream.answer", answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    status = await client.event("stream.status", timeout=10)
+    assert status == {"type": "stream.status", "stream": answer["stream"]["id"], "status": "PUBLISHING"}
+    return Camera(pc, video, answer["stream"])
+
+
+async def play(client: ProtocolClient, stream_id: str) -> Player:
+    pc = RTCPeerConnection()
+    player = Player(pc)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await client.request("stream.play", stream=stream_id, sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["type"] == "stream.answer", answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    return player
+
+
+async def test_publish_play_and_publisher_leaving() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    camera = await publish(alice, "r")
+    stream = camera.stream
+    assert stream["participant"] == "alice" and stream["kind"] == "camera"
+    assert stream["audio"] and stream["video"] and stream["muted"] == {"audio": False, "video": False}
+    published = await bob.event("room.published")
+    assert published["stream"] == stream
+
+    carol = await ProtocolClient.connected("carol")
+    state = await carol.request("room.join", room="r")
+    assert {"name": "alice", "streams": [stream]} in state["participants"]
+
+    player = await play(bob, stream["id"])
+    playing = await bob.event("stream.status", timeout=10)
+    assert playing == {"type": "stream.status", "stream": stream["id"], "status": "PLAYING"}
+    await player.wait_for(lambda: len(player.counters) >= 40, 10)
+    numbers = [number for _, number in player.counters]
+    assert numbers == sorted(numbers) and numbers[-1] > numbers[0]
+
+    await alice.request("room.leave", room="r")
+    unpublished = await bob.event("room.unpublished")
+    assert unpublished["stream"] == {"id": stream["id"], "participant": "alice"}
+    stopped = await bob.event("stream.status")
+    assert stopped == {"type": "stream.status", "stream": stream["id"], "status": "STOPPED"}
+    for client in (alice, bob, carol):
+        await client.close()
+    await camera.close()
+    await player.pc.close()
+
+
+async def test_second_camera_is_limit_and_screen_is_allowed() -> None:
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="r")
+    camera = await publish(alice, "r")
+    pc = RTCPeerConnection()
+    pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    second = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp)
+    assert second == {"type": "stream.status", "re": second["re"], "stream": None, "status": "FAILED",
+                      "info": "limit"}
+    await pc.close()
+    screen = await publish(alice, "r", kind="screen", shade=60)
+    assert screen.stream["kind"] == "screen" and screen.stream["id"] != camera.stream["id"]
+    for item in (camera, screen):
+        await item.close()
+    await alice.close()
+
+
+async def test_unknown_stream_and_forbidden_unpublish() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    missing = await bob.request("stream.play", stream="nope", sdp="v=0")
+    assert missing["type"] == "stream.status" and missing["status"] == "FAILED" and missing["info"] == "unknown_stream"
+    camera = await publish(alice, "r")
+    refused = await bob.request("stream.unpublish", stream=camera.stream["id"])
+    assert refused["type"] == "error" and refused["code"] == "forbidden"
+    done = await alice.request("stream.unpublish", stream=camera.stream["id"])
+    assert done["status"] == "UNPUBLISHED"
+    assert (await bob.event("room.unpublished"))["stream"]["id"] == camera.stream["id"]
+    await camera.close()
+    await alice.close()
+    await bob.close()
+
+
+async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    camera = await publish(alice, "r")
+    player = await play(bob, camera.stream["id"])
+    await player.wait_for(lambda: len(player.counters) >= 10, 10)
+    reply = await alice.request("stream.mute", stream=camera.stream["id"], video=True)
+    assert reply["status"] == "PUBLISHING"
+    muted = await bob.event("room.muted")
+    assert muted["stream"]["muted"] == {"audio": False, "video": True}
+    await asyncio.sleep(0.3)  # frames in flight drain
+    count = len(player.counters)
+    await asyncio.sleep(1)
+    assert len(player.counters) - count <= 1
+    await alice.request("stream.mute", stream=camera.stream["id"], video=False)
+    await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
+    await camera.close()
+    await player.pc.close()
+    await alice.close()
+    await bob.close()
