@@ -222,6 +222,9 @@ CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
 CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
 CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
 MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
+# embedded: every web process runs a media node for the rooms pinned to it;
+# external: only `manage.py runmedianode` processes do.
+MEDIA_NODES: str = env.str("MEDIA_NODES", default="embedded")
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
 
 # --- Recording --------------------------------------------------------------

@@ -20,6 +20,7 @@ from django.conf import settings
 from rooms import history, services
 from rooms.database import db_call
 from rooms.state import get_live_state
+from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Runtime:
                 count = await db_call(history.rooms_finalize_orphaned)()
                 if count:
                     logger.info("finalized %d rooms left open by an earlier run", count)
-            await state.process_heartbeat(self.process_id, services.now_ms())
+            await state.process_heartbeat(self.process_id, now_ms())
         except Exception:
             logger.exception("first heartbeat failed; retrying in the loop")
         finally:
@@ -58,7 +59,7 @@ class Runtime:
         next_sweep = loop.time()
         while True:
             try:
-                await state.process_heartbeat(self.process_id, services.now_ms())
+                await state.process_heartbeat(self.process_id, now_ms())
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + sweep
                     await services.rooms_sweep()

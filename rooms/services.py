@@ -20,6 +20,7 @@ from rooms.database import db_call
 from rooms.models import Participant
 from rooms.session import Membership, ServiceError, Session
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
+from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,6 @@ logger = logging.getLogger(__name__)
 # long a join waits for a room being finalized before it gives up.
 FINALIZE_LEASE_MS = 10_000
 JOIN_WAIT_SECONDS = 15.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def ice_servers() -> list[dict[str, Any]]:
@@ -277,6 +274,7 @@ async def rooms_sweep(*, limit: int = 100) -> int:
         for sid in await state.process_sessions(process):
             await session_drop(sid=sid)
         await state.process_forget(process)
+    await streams.nodes_sweep()
     claimed_rooms = await state.rooms_claim_due(now_ms=now_ms(), lease_ms=FINALIZE_LEASE_MS, limit=limit)
     for claimed in claimed_rooms:
         await _room_finalize_claimed(state, claimed)

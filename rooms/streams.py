@@ -6,16 +6,22 @@ media node of the room does the WebRTC work and answers the client itself.
 
 from __future__ import annotations
 
+import logging
+import random
 import uuid
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from rooms import events, protocol
 from rooms.media.node import local_media_node
 from rooms.media.registry import StreamRecord, get_stream_registry
 from rooms.session import ServiceError, Session
 from rooms.state import get_live_state
+from rooms.timing import now_ms
+
+logger = logging.getLogger(__name__)
 
 
 def _layer() -> Any:
@@ -34,7 +40,9 @@ async def stream_publish(
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     registry = get_stream_registry()
-    node = await registry.room_node(room, (await local_media_node()).channel)
+    node = await _node_for_room(room)
+    if node is None:
+        return _failed(request_id, None, "node_unavailable")
     stream_id = uuid.uuid4().hex[:16]
     payload = protocol.stream_payload(
         stream_id=stream_id, participant=session.username, kind=kind, audio="m=audio" in sdp, video="m=video" in sdp
@@ -51,6 +59,20 @@ async def stream_publish(
          "reply_to": session.info.channel, "request_id": request_id},
     )
     return None  # the node answers with stream.answer
+
+
+async def _node_for_room(room: str) -> str | None:
+    """The room's media node: the one it is pinned to while that one lives."""
+    registry = get_stream_registry()
+    alive_after = now_ms() - settings.PRESENCE_TTL_MS
+    if settings.MEDIA_NODES == "embedded":
+        candidate = (await local_media_node()).channel
+    else:
+        alive = await registry.nodes_alive(alive_after_ms=alive_after)
+        if not alive:
+            return None
+        candidate = random.choice(alive)
+    return await registry.room_node(room, candidate, alive_after_ms=alive_after)
 
 
 async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> dict[str, Any] | None:
@@ -90,11 +112,21 @@ async def stream_unpublish(*, session: Session, stream: str, request_id: str | N
     return {"type": "stream.status", "re": request_id, "stream": stream, "status": "UNPUBLISHED"}
 
 
-async def stream_end(record: StreamRecord) -> None:
-    """Remove a stream: its node closes it, its players and room are told."""
+async def stream_end(record: StreamRecord, *, publisher_info: str | None = None) -> None:
+    """Remove a stream: its node closes it, its players and room are told.
+
+    With ``publisher_info`` the publisher hears ``FAILED`` with that reason
+    (its node went away) rather than having asked for it.
+    """
     if await get_stream_registry().stream_remove(record.stream_id) is None:
         return  # someone else ended it
     await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
+    if publisher_info is not None:
+        await _layer().send(
+            record.publisher_channel,
+            {"type": "client.send", "frame": {"type": "stream.status", "stream": record.stream_id,
+                                              "status": "FAILED", "info": publisher_info}},
+        )
     seq = await get_live_state().room_event_seq(record.room)
     await events.room_event_send(
         record.room,
@@ -130,6 +162,17 @@ async def stream_mute(
     seq = await get_live_state().room_event_seq(record.room)
     await events.room_event_send(record.room, {"type": "room.muted", "room": record.room, "stream": payload}, seq=seq)
     return {"type": "stream.status", "re": request_id, "stream": stream, "status": "PUBLISHING"}
+
+
+async def nodes_sweep() -> None:
+    """End the streams of media nodes that stopped heartbeating."""
+    registry = get_stream_registry()
+    current = now_ms()
+    for node in await registry.nodes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current):
+        logger.warning("media node %s stopped heartbeating; ending its streams", node)
+        for record in await registry.node_streams(node):
+            await stream_end(record, publisher_info="node_failed")
+        await registry.node_forget(node)
 
 
 async def room_participant_streams(room: str) -> dict[str, list[dict[str, Any]]]:

@@ -98,7 +98,8 @@ def start_server(server_env, tmp_path):  # type: ignore[no-untyped-def]
 
     def start(kind: str, name: str, **options: object) -> processes.ServerProcess:
         env = {**server_env, **{k: str(v) for k, v in options.pop("env", {}).items()}}  # type: ignore[attr-defined]
-        factory = processes.daphne if kind == "daphne" else processes.celery_worker
+        factories = {"daphne": processes.daphne, "celery": processes.celery_worker, "medianode": processes.media_node}
+        factory = factories[kind]
         server = factory(name, env, tmp_path, **options)  # type: ignore[operator]
         started.append(server)
         return server.start()

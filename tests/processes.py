@@ -109,6 +109,11 @@ def celery_worker(name: str, env: dict[str, str], log_dir: Path, *, beat: bool) 
     return ServerProcess(name, args, env, log_dir / f"{name}.log")
 
 
+def media_node(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
+    args = [sys.executable, "manage.py", "runmedianode"]
+    return ServerProcess(name, args, env, log_dir / f"{name}.log")
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

@@ -22,6 +22,7 @@ from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host
 from rooms.media.registry import get_stream_registry
 from rooms.media.tap import check_aiortc_internals
 from rooms.state import get_live_state
+from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,40 @@ class MediaNode:
         # (stream id, player channel) -> the player's connection
         self.played: dict[tuple[str, str], PlayedStream] = {}
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         check_aiortc_internals()
         use_host_address(settings.MEDIA_HOST_IP)
         self.channel = await self.layer.new_channel("media.node.")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-node")
+        await get_stream_registry().node_heartbeat(self.channel, now_ms())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="media-node")
+        self._heartbeat_task = loop.create_task(self._heartbeat(), name="media-node-heartbeat")
+
+    async def _heartbeat(self) -> None:
+        registry = get_stream_registry()
+        while True:
+            await asyncio.sleep(settings.HEARTBEAT_INTERVAL_MS / 1000)
+            try:
+                await registry.node_heartbeat(self.channel, now_ms())
+            except Exception:
+                logger.exception("media node heartbeat failed")
+
+    async def shutdown(self) -> None:
+        """Stop serving: every stream of this node ends, as if unpublished."""
+        from rooms.streams import stream_end
+
+        for task in (self._task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+        registry = get_stream_registry()
+        for record in await registry.node_streams(self.channel):
+            await stream_end(record, publisher_info="node_stopped")
+        for published in list(self.published.values()):
+            await published.close()
+        await registry.node_forget(self.channel)
 
     async def _run(self) -> None:
         while True:

@@ -45,14 +45,21 @@ class StreamRegistry(Protocol):
     async def stream_update(self, record: StreamRecord) -> None: ...
     async def stream_remove(self, stream_id: str) -> StreamRecord | None: ...
     async def room_streams(self, room: str) -> list[StreamRecord]: ...
-    async def room_node(self, room: str, candidate: str) -> str: ...
+    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str: ...
     async def room_node_release(self, room: str) -> None: ...
+
+    async def node_heartbeat(self, node: str, now_ms: int) -> None: ...
+    async def nodes_alive(self, *, alive_after_ms: int) -> list[str]: ...
+    async def nodes_claim_dead(self, *, dead_before_ms: int, now_ms: int) -> list[str]: ...
+    async def node_streams(self, node: str) -> list[StreamRecord]: ...
+    async def node_forget(self, node: str) -> None: ...
 
 
 class MemoryStreamRegistry:
     def __init__(self) -> None:
         self._streams: dict[str, StreamRecord] = {}
-        self._nodes: dict[str, str] = {}
+        self._room_nodes: dict[str, str] = {}
+        self._heartbeats: dict[str, int] = {}
 
     async def stream_add(self, record: StreamRecord) -> bool:
         for other in self._streams.values():
@@ -74,18 +81,42 @@ class MemoryStreamRegistry:
     async def room_streams(self, room: str) -> list[StreamRecord]:
         return [record for record in self._streams.values() if record.room == room]
 
-    async def room_node(self, room: str, candidate: str) -> str:
-        return self._nodes.setdefault(room, candidate)
+    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str:
+        current = self._room_nodes.get(room)
+        if current is None or self._heartbeats.get(current, 0) < alive_after_ms:
+            current = self._room_nodes[room] = candidate
+        return current
 
     async def room_node_release(self, room: str) -> None:
-        self._nodes.pop(room, None)
+        self._room_nodes.pop(room, None)
+
+    async def node_heartbeat(self, node: str, now_ms: int) -> None:
+        self._heartbeats[node] = now_ms
+
+    async def nodes_alive(self, *, alive_after_ms: int) -> list[str]:
+        return [node for node, beat in self._heartbeats.items() if beat >= alive_after_ms]
+
+    async def nodes_claim_dead(self, *, dead_before_ms: int, now_ms: int) -> list[str]:
+        dead = [node for node, beat in self._heartbeats.items() if beat < dead_before_ms]
+        for node in dead:
+            self._heartbeats[node] = now_ms
+        return dead
+
+    async def node_streams(self, node: str) -> list[StreamRecord]:
+        return [record for record in self._streams.values() if record.node == node]
+
+    async def node_forget(self, node: str) -> None:
+        self._heartbeats.pop(node, None)
+        for room, pinned in list(self._room_nodes.items()):
+            if pinned == node:
+                del self._room_nodes[room]
 
 
 _ADD = """
-local slot = KEYS[3]
 if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', slot, ARGV[2])
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[1])
 return 1
 """
 
@@ -95,7 +126,25 @@ if not raw then return false end
 redis.call('DEL', KEYS[3])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('SREM', KEYS[4], ARGV[1])
 return raw
+"""
+
+_PIN = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local beat = redis.call('ZSCORE', KEYS[2], current)
+  if beat and tonumber(beat) >= tonumber(ARGV[2]) then return current end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+_CLAIM_NODE = """
+local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not beat or tonumber(beat) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
 """
 
 
@@ -107,16 +156,22 @@ class RedisStreamRegistry:
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
         self._remove = self._redis.register_script(_REMOVE)
+        self._pin = self._redis.register_script(_PIN)
+        self._claim_node = self._redis.register_script(_CLAIM_NODE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
 
-    async def stream_add(self, record: StreamRecord) -> bool:
-        keys = [
+    def _stream_keys(self, record: StreamRecord) -> list[str]:
+        return [
             self._key("room", record.room, "stream-slots"),
             self._key("room", record.room, "streams"),
             self._key("stream", record.stream_id),
+            self._key("node", record.node, "streams"),
         ]
+
+    async def stream_add(self, record: StreamRecord) -> bool:
+        keys = self._stream_keys(record)
         slot = f"{record.participant}\x00{record.kind}"
         return bool(await self._add(keys=keys, args=[record.stream_id, record.to_json(), slot]))
 
@@ -134,27 +189,54 @@ class RedisStreamRegistry:
         record = await self.stream_get(stream_id)
         if record is None:
             return None
-        keys = [
-            self._key("room", record.room, "stream-slots"),
-            self._key("room", record.room, "streams"),
-            self._key("stream", stream_id),
-        ]
         slot = f"{record.participant}\x00{record.kind}"
-        raw = await self._remove(keys=keys, args=[stream_id, slot])
+        raw = await self._remove(keys=self._stream_keys(record), args=[stream_id, slot])
         return StreamRecord.from_json(raw) if raw else None
 
     async def room_streams(self, room: str) -> list[StreamRecord]:
         raw = await self._redis.hgetall(self._key("room", room, "streams"))
         return [StreamRecord.from_json(value) for value in raw.values()]
 
-    async def room_node(self, room: str, candidate: str) -> str:
-        key = self._key("room", room, "node")
-        await self._redis.set(key, candidate, nx=True)
-        node = await self._redis.get(key)
+    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str:
+        keys = [self._key("room", room, "node"), self._key("nodes")]
+        node = await self._pin(keys=keys, args=[candidate, alive_after_ms])
         return node.decode() if isinstance(node, bytes) else str(node)
 
     async def room_node_release(self, room: str) -> None:
         await self._redis.delete(self._key("room", room, "node"))
+
+    async def node_heartbeat(self, node: str, now_ms: int) -> None:
+        await self._redis.zadd(self._key("nodes"), {node: now_ms})
+
+    async def nodes_alive(self, *, alive_after_ms: int) -> list[str]:
+        return [_text(node) for node in await self._redis.zrangebyscore(self._key("nodes"), alive_after_ms, "+inf")]
+
+    async def nodes_claim_dead(self, *, dead_before_ms: int, now_ms: int) -> list[str]:
+        key = self._key("nodes")
+        claimed = []
+        for raw in await self._redis.zrangebyscore(key, "-inf", f"({dead_before_ms}"):
+            node = _text(raw)
+            if await self._claim_node(keys=[key], args=[node, dead_before_ms, now_ms]):
+                claimed.append(node)
+        return claimed
+
+    async def node_streams(self, node: str) -> list[StreamRecord]:
+        records = []
+        for raw in await self._redis.smembers(self._key("node", node, "streams")):
+            record = await self.stream_get(_text(raw))
+            if record is not None:
+                records.append(record)
+        return records
+
+    async def node_forget(self, node: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._key("nodes"), node)
+            pipe.delete(self._key("node", node, "streams"))
+            await pipe.execute()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _memory_registry: MemoryStreamRegistry | None = None

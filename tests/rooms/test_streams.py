@@ -4,15 +4,14 @@ players through the consumer and the in-process media node."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 from rooms.media.peer import use_host_address
 from rooms.media.registry import reset_stream_registry
-from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
-from tests.rooms.media.test_forwarding import Player
+from tests.media_clients import play, publish
+from tests.media_tracks import CounterVideoTrack
 from tests.wsclient import ProtocolClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,43 +29,6 @@ def live_backend(request):  # type: ignore[no-untyped-def]
     if request.param == "redis":
         request.getfixturevalue("redis_live_state")
     return request.param
-
-
-@dataclass
-class Camera:
-    pc: RTCPeerConnection
-    video: CounterVideoTrack
-    stream: dict  # type: ignore[type-arg]
-
-    async def close(self) -> None:
-        await self.pc.close()
-
-
-async def publish(client: ProtocolClient, room: str, kind: str = "camera", shade: int = 128) -> Camera:
-    pc = RTCPeerConnection()
-    video = CounterVideoTrack(shade=shade)
-    pc.addTransceiver(video, direction="sendonly")
-    pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    answer = await client.request("stream.publish", room=room, kind=kind, sdp=pc.localDescription.sdp, timeout=10)
-    assert answer["type"] == "stream.answer", answer
-    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-    status = await client.event("stream.status", timeout=10)
-    assert status == {"type": "stream.status", "stream": answer["stream"]["id"], "status": "PUBLISHING"}
-    return Camera(pc, video, answer["stream"])
-
-
-async def play(client: ProtocolClient, stream_id: str) -> Player:
-    pc = RTCPeerConnection()
-    player = Player(pc)
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
-    await pc.setLocalDescription(await pc.createOffer())
-    answer = await client.request("stream.play", stream=stream_id, sdp=pc.localDescription.sdp, timeout=10)
-    assert answer["type"] == "stream.answer", answer
-    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-    return player
 
 
 async def test_publish_play_and_publisher_leaving() -> None:

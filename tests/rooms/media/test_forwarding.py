@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import av
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
-from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, read_counter
+from tests.media_clients import Player
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
 
 
 @pytest.fixture(autouse=True)
@@ -42,42 +41,6 @@ async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
         )
     await pc.setLocalDescription(await pc.createOffer())
     return Publisher(pc, video, audio), pc.localDescription.sdp
-
-
-@dataclass
-class Player:
-    pc: RTCPeerConnection
-    counters: list[tuple[float, int]] = field(default_factory=list)
-    sizes: set[tuple[int, int]] = field(default_factory=set)
-    audio_frames: int = 0
-    audio_energy: float = 0.0
-    audio_formats: set[tuple[str, str, int]] = field(default_factory=set)
-    first_frame_at: float | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-
-    async def consume(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, av.VideoFrame):
-                    if self.first_frame_at is None:
-                        self.first_frame_at = time.monotonic()
-                    self.counters.append((time.monotonic(), read_counter(frame)))
-                    self.sizes.add((frame.width, frame.height))
-                    self.changed.set()
-                elif isinstance(frame, av.AudioFrame):
-                    self.audio_frames += 1
-                    self.audio_energy = max(self.audio_energy, audio_energy(frame))
-                    self.audio_formats.add((frame.format.name, frame.layout.name, frame.samples))
-        except MediaStreamError:
-            return
 
 
 async def play(published: PublishedStream, codec: str = "VP8") -> tuple[Player, PlayedStream]:

@@ -1,0 +1,40 @@
+"""Run a media node: the WebRTC side of the rooms pinned to it.
+
+Web processes started with MEDIA_NODES=external send publish and play
+requests to nodes like this one over the channel layer (Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from rooms.media.node import MediaNode
+
+
+class Command(BaseCommand):
+    help = "Run a media node (needs REDIS_URL, shared with the web processes)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.REDIS_URL:
+            raise CommandError("a separate media node needs REDIS_URL: the web processes reach it through Redis")
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        node = MediaNode(layer)
+        await node.start()
+        self.stdout.write(f"media node ready: {node.channel} (media on {settings.MEDIA_HOST_IP})", ending="\n")
+        self.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await node.shutdown()

@@ -1,0 +1,90 @@
+"""WebRTC test clients: publish synthetic media, play and read it back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, read_counter
+from tests.wsclient import _Client as Client
+
+
+@dataclass
+class Player:
+    pc: RTCPeerConnection
+    counters: list[tuple[float, int]] = field(default_factory=list)
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    audio_frames: int = 0
+    audio_energy: float = 0.0
+    audio_formats: set[tuple[str, str, int]] = field(default_factory=set)
+    first_frame_at: float | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def consume(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    if self.first_frame_at is None:
+                        self.first_frame_at = time.monotonic()
+                    self.counters.append((time.monotonic(), read_counter(frame)))
+                    self.sizes.add((frame.width, frame.height))
+                    self.changed.set()
+                elif isinstance(frame, av.AudioFrame):
+                    self.audio_frames += 1
+                    self.audio_energy = max(self.audio_energy, audio_energy(frame))
+                    self.audio_formats.add((frame.format.name, frame.layout.name, frame.samples))
+        except MediaStreamError:
+            return
+
+
+@dataclass
+class Camera:
+    pc: RTCPeerConnection
+    video: CounterVideoTrack
+    stream: dict[str, Any]
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def publish(client: Client, room: str, kind: str = "camera", shade: int = 128) -> Camera:
+    pc = RTCPeerConnection()
+    video = CounterVideoTrack(shade=shade)
+    pc.addTransceiver(video, direction="sendonly")
+    pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await client.request("stream.publish", room=room, kind=kind, sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["type"] == "stream.answer", answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    status = await client.event("stream.status", timeout=10)
+    assert status == {"type": "stream.status", "stream": answer["stream"]["id"], "status": "PUBLISHING"}
+    return Camera(pc, video, answer["stream"])
+
+
+async def play(client: Client, stream_id: str) -> Player:
+    pc = RTCPeerConnection()
+    player = Player(pc)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await client.request("stream.play", stream=stream_id, sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["type"] == "stream.answer", answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    return player
+
+
