@@ -30,13 +30,12 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 
 
-def check_aiortc_internals() -> None:
+def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     """Fail loudly if the installed aiortc moved the attributes the tap uses."""
-    probe = RTCRtpReceiver.__init__
-    source = getattr(probe, "__code__", None)
+    source = getattr(vars(receiver_class).get("__init__"), "__code__", None)
     names = set(source.co_names) if source else set()
     missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD) if name not in names]
-    if missing or not hasattr(RTCRtpReceiver, "_send_rtcp_pli"):
+    if missing or not hasattr(receiver_class, "_send_rtcp_pli"):
         raise RuntimeError(
             f"aiortc {_aiortc_version()} lacks the receiver internals the media plane taps "
             f"({', '.join(missing) or '_send_rtcp_pli'}); install the pinned aiortc from requirements.txt"
