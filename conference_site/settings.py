@@ -225,6 +225,8 @@ MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
 # embedded: every web process runs a media node for the rooms pinned to it;
 # external: only `manage.py runmedianode` processes do.
 MEDIA_NODES: str = env.str("MEDIA_NODES", default="embedded")
+# A publish whose first media has not arrived by then is FAILED no_media.
+MEDIA_START_TIMEOUT_MS: int = env.int("MEDIA_START_TIMEOUT_MS", default=10_000)
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
 
 # --- Recording --------------------------------------------------------------

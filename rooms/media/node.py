@@ -107,9 +107,7 @@ class MediaNode:
         stream_id, reply_to, request_id = stream["id"], message["reply_to"], message["request_id"]
 
         def first_media() -> None:
-            task = asyncio.ensure_future(self._published(message))
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
+            self._spawn(self._published(message))
 
         try:
             published, answer = await PublishedStream.accept(
@@ -129,12 +127,21 @@ class MediaNode:
         self.published[stream_id] = published
         published.pc.on("connectionstatechange", lambda: self._watch_publisher(message, published))
         await self._tell(reply_to, {"type": "stream.answer", "re": request_id, "stream": stream, "sdp": answer})
+        self._spawn(self._expect_media(message, published))
+
+    async def _expect_media(self, message: dict[str, Any], published: PublishedStream) -> None:
+        await asyncio.sleep(settings.MEDIA_START_TIMEOUT_MS / 1000)
+        if not published.media_started and self.published.get(published.stream_id) is published:
+            await self._publisher_failed(message, "no_media")
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
 
     def _watch_publisher(self, message: dict[str, Any], published: PublishedStream) -> None:
         if published.pc.connectionState == "failed":
-            task = asyncio.ensure_future(self._publisher_failed(message, "ice_failed"))
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
+            self._spawn(self._publisher_failed(message, "ice_failed"))
 
     async def _publisher_failed(self, message: dict[str, Any], info: str) -> None:
         stream = message["stream"]
@@ -164,11 +171,7 @@ class MediaNode:
             await previous.close()
 
         def first_frame() -> None:
-            task = asyncio.ensure_future(
-                self._tell(reply_to, {"type": "stream.status", "stream": stream_id, "status": "PLAYING"})
-            )
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
+            self._spawn(self._tell(reply_to, {"type": "stream.status", "stream": stream_id, "status": "PLAYING"}))
 
         try:
             played, answer = await PlayedStream.accept(
@@ -183,9 +186,17 @@ class MediaNode:
                                         "status": "FAILED", "info": error.info})
             return
         self.played[(stream_id, reply_to)] = played
+        played.pc.on("connectionstatechange", lambda: self._watch_player(stream_id, reply_to, played))
         self._apply_mute(played, message["stream"]["muted"])
         await self._tell(reply_to, {"type": "stream.answer", "re": request_id, "stream": message["stream"],
                                     "sdp": answer})
+
+    def _watch_player(self, stream_id: str, player: str, played: PlayedStream) -> None:
+        if played.pc.connectionState == "failed" and self.played.get((stream_id, player)) is played:
+            del self.played[(stream_id, player)]
+            self._spawn(self._tell(player, {"type": "stream.status", "stream": stream_id, "status": "FAILED",
+                                            "info": "ice_failed"}))
+            self._spawn(played.close())
 
     async def on_stop(self, message: dict[str, Any]) -> None:
         played = self.played.pop((message["stream"], message["player"]), None)

@@ -123,3 +123,22 @@ async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> Non
     await player.pc.close()
     await alice.close()
     await bob.close()
+
+
+async def test_a_publish_whose_media_never_arrives_fails_no_media(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_START_TIMEOUT_MS = 1000
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="r")
+    pc = RTCPeerConnection()
+    pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp)
+    assert answer["type"] == "stream.answer"
+    # The answer is never applied: no ICE, no media.
+    failed = await alice.event("stream.status", timeout=5)
+    assert failed == {"type": "stream.status", "stream": answer["stream"]["id"], "status": "FAILED",
+                      "info": "no_media"}
+    await pc.close()
+    camera = await publish(alice, "r")  # the camera slot is free again
+    await camera.close()
+    await alice.close()
