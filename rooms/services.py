@@ -85,7 +85,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
     )
     if result.outcome == "absent":
         return
-    await streams.streams_end_for(room=room, participant=info.username)
+    await streams.streams_end_for(room=room, participant=info.username, channel=info.channel)
     await events.room_group_discard(room, info.channel)
     await db_call(history.participant_record_leave)(
         live_id=result.room_id,

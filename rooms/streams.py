@@ -136,11 +136,18 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     )
 
 
-async def streams_end_for(*, room: str, participant: str) -> None:
-    """The participant left the room: its streams end with it."""
-    for record in await get_stream_registry().room_streams(room):
+async def streams_end_for(*, room: str, participant: str, channel: str) -> None:
+    """The participant left the room: its streams end, and so do its plays."""
+    records = await get_stream_registry().room_streams(room)
+    for record in records:
         if record.participant == participant:
             await stream_end(record)
+    playable: dict[str, list[str]] = {}
+    for record in records:
+        if record.participant != participant:
+            playable.setdefault(record.node, []).append(record.stream_id)
+    for node, stream_ids in playable.items():
+        await _layer().send(node, {"type": "media.stop_player", "player": channel, "streams": stream_ids})
 
 
 async def stream_mute(

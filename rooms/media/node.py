@@ -203,6 +203,12 @@ class MediaNode:
         if played is not None:
             await played.close()
 
+    async def on_stop_player(self, message: dict[str, Any]) -> None:
+        for stream_id in message["streams"]:
+            played = self.played.pop((stream_id, message["player"]), None)
+            if played is not None:
+                await played.close()
+
     async def on_unpublish(self, message: dict[str, Any]) -> None:
         stream_id = message["stream"]
         published = self.published.pop(stream_id, None)

@@ -145,6 +145,9 @@ class PublishedStream:
             # the codecs of an m-section when the offer is applied.
             for kind in kinds:
                 stream._prepare_receiver(pc.addTransceiver(kind, direction="recvonly"), video_codec)
+            # PUBLISHING means something playable: the first video keyframe,
+            # or for a stream without video its first audio.
+            stream.taps["video" if "video" in kinds else "audio"].add_sink(stream._watch_first_media)
             await _apply_offer(pc, offer_sdp)
             video_ssrc = first_ssrc(offer, "video")
             if video_ssrc is not None:
@@ -162,17 +165,13 @@ class PublishedStream:
             transceiver.setCodecPreferences(video_capabilities(video_codec))
         else:
             transceiver.setCodecPreferences(audio_capabilities())
-        tap = EncodedFrameTap.install(transceiver.receiver)
-        tap.add_sink(self._watch_first_media)
-        self.taps[transceiver.kind] = tap
+        self.taps[transceiver.kind] = EncodedFrameTap.install(transceiver.receiver)
 
     def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         if self.media_started:
             return
-        # PUBLISHING means something playable: for video, a keyframe.
-        if codec.name == "rtx" or ("video" in self.taps and not is_keyframe(codec.name, frame.data)):
-            if "video" in self.taps and self.keyframes is not None:
-                self.keyframes.request()
+        if not is_keyframe(codec.name, frame.data):
+            self.request_keyframe()
             return
         self.media_started = True
         if self.on_first_media is not None:

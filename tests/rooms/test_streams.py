@@ -142,3 +142,25 @@ async def test_a_publish_whose_media_never_arrives_fails_no_media(settings) -> N
     camera = await publish(alice, "r")  # the camera slot is free again
     await camera.close()
     await alice.close()
+
+
+async def test_a_player_leaving_the_room_closes_its_plays() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    camera = await publish(alice, "r")
+    player = await play(bob, camera.stream["id"])
+    await player.wait_for(lambda: len(player.counters) >= 5, 10)
+    from rooms.media.node import local_media_node
+
+    node = await local_media_node()
+    assert len(node.played) == 1
+    await bob.request("room.leave", room="r")
+    async with asyncio.timeout(5):
+        while node.played:  # the stop request travels over the channel layer
+            await asyncio.sleep(0.02)
+    await player.pc.close()
+    await camera.close()
+    await alice.close()
+    await bob.close()

@@ -1,0 +1,813 @@
+"""Forwarding benchmark: the SFU's server CPU per subscriber leg, encoded passthrough vs MediaRelay.
+
+What it measures
+----------------
+One publisher sends one video stream (640x480 at 30 fps) to a server
+process; N subscribers play it. For each variant, codec and N, a fresh server
+process (``tests/bench/forwarding_server.py``) is started and measured:
+
+- ``passthrough``: the project's SFU core, ``rooms.media.peer.PublishedStream``
+  and ``PlayedStream``: encoded frames are forwarded, never decoded or encoded;
+- ``relay`` (the baseline): a minimal aiortc server that fans the publisher's
+  decoded track out with ``aiortc.contrib.media.MediaRelay`` and encodes it
+  again for every subscriber.
+
+The publisher and the subscribers run in this (driver) process, the server in
+its own, so its CPU (``/proc/PID/stat`` utime+stime, every thread) and RSS
+(``/proc/PID/status`` VmRSS) are its alone. All media stays on 127.0.0.1
+(``rooms.media.peer.use_host_address`` in both processes, no ICE servers); the
+script checks every SDP's candidates. Signaling is JSON lines over the server's
+stdin/stdout.
+
+The publisher's video is synthetic: fresh luma noise (+-8 levels, like sensor
+noise) every frame, a moving bar and a frame counter. Plain
+``CounterVideoTrack`` content is so compressible that the encoder undershoots
+far below its target. aiortc's encoders default to 500 kbit/s (VP8, moved
+between 250 kbit/s and 1.5 Mbit/s by the receiver's REMB) and 1 Mbit/s (H.264,
+500 kbit/s to 3 Mbit/s); the benchmark pins both, in the publisher and in the
+baseline's per-subscriber encoders, to ``--bitrate`` (1 Mbit/s), and reports
+the bitrate actually sent and received.
+
+Subscribers do not decode: each installs ``rooms.media.tap.EncodedFrameTap`` on
+its receiver and counts the encoded frames and bytes its receiver reassembles
+(decoding 16 streams here would saturate this 2-core machine and distort the
+measurement). Subscribers join one after another, each as soon as the previous
+one's answer is applied (``--join-interval`` spaces them), then every
+subscriber waits for its first frame (10 s at most), ``--warmup`` seconds pass,
+and the measurement window (``--window``) runs.
+
+Reported per codec, variant and N: server CPU-s/s, server RSS, per-leg CPU
+``(cpu(N) - cpu(0)) / N`` and per-leg RSS likewise, the lowest subscriber frame
+rate over the window, first-frame latency (from sending the play offer to the
+subscriber's first frame; p50 and max over the subscribers), and the ratio
+baseline/passthrough of the per-leg CPU. A second table gives the publisher's
+frame rate and sent bitrate, the mean received bitrate, the driver's own CPU
+(a saturated driver invalidates the run: check it) and the keyframe requests
+the passthrough server sent to the publisher.
+
+The baseline is measured for N <= ``--relay-max`` (8) only: beyond that it
+saturates this machine's two cores (the publisher and the subscribers share
+them). H.264 runs the smaller set ``--h264-subscribers`` (0, 1, 4).
+
+Targets (printed PASS/FAIL; exit status 1 if any fails, 2 if the run failed):
+passthrough per-leg CPU <= 0.015 CPU-s/s at every N; baseline/passthrough
+per-leg CPU >= 8 at every N both measured; first frame p50 <= 0.3 s at every N;
+RSS per leg <= 5 MB at the largest N of each codec (one-off allocations
+dominate small N); no fps loss at the largest N of each codec (N=16 for VP8),
+where ">= 28 fps" counts as no loss of the publisher's 30.
+
+Run from the project root (nothing else needed: no Redis, no database)::
+
+    .venv/bin/python tests/bench/forwarding.py
+    .venv/bin/python tests/bench/forwarding.py --codec VP8 --subscribers 0,1,4 --window 5 --json
+
+Flags: ``--subscribers`` ("0,1,4,8,16"), ``--h264-subscribers`` ("0,1,4"),
+``--codec`` VP8|H264|both (both), ``--variants`` (passthrough,relay),
+``--relay-max`` (8), ``--window`` seconds (10), ``--warmup`` seconds (3),
+``--bitrate`` bit/s (1000000), ``--join-interval`` seconds (0), ``--audio``
+(also publish a tone, Opus), ``--json`` (print JSON instead of Markdown).
+Progress goes to stderr; the server logs to a temporary directory, named if a
+run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make rooms and tests importable
+    sys.path.insert(0, str(ROOT))
+
+# isort: split
+import av  # noqa: E402
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc.codecs import h264, vpx  # noqa: E402
+from aiortc.jitterbuffer import JitterFrame  # noqa: E402
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, MediaStreamTrack  # noqa: E402
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters  # noqa: E402
+
+from rooms.media.peer import use_host_address, video_capabilities  # noqa: E402
+from rooms.media.tap import EncodedFrameTap  # noqa: E402
+from tests.media_tracks import ToneAudioTrack  # noqa: E402
+
+HOST = "127.0.0.1"
+WIDTH, HEIGHT, FPS = 640, 480, 30
+NOISE_AMPLITUDE = 8
+VARIANTS = ("passthrough", "relay")
+VARIANT_TITLES = {"passthrough": "passthrough", "relay": "MediaRelay"}
+CODECS = ("VP8", "H264")
+
+READY_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 20.0
+CONNECT_TIMEOUT_S = 10.0
+FIRST_FRAME_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+PUBLISH_SETTLE_S = 1.0
+
+TARGET_LEG_CPU = 0.015
+TARGET_RATIO = 8.0
+TARGET_FIRST_FRAME_S = 0.3
+TARGET_LEG_RSS_MB = 5.0
+TARGET_FPS = 28.0
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- /proc ---------------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of ``pid`` so far."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+# --- Media ---------------------------------------------------------------------------------------------------------
+
+
+class TexturedVideoTrack(MediaStreamTrack):
+    """640x480@30 video an encoder cannot squeeze below ~1 Mbit/s.
+
+    Every frame takes fresh luma noise (a random window of a pre-generated
+    buffer), draws a bar that moves 8 pixels a frame and the frame number as 16
+    black/white squares (as ``CounterVideoTrack`` does). Pure Python slicing:
+    about 5 ms of CPU per second.
+    """
+
+    kind = "video"
+
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS, seed: int = 1) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.count = 0
+        self._start: float | None = None
+        self._random = random.Random(seed)
+        low, high = 128 - NOISE_AMPLITUDE, 128 + NOISE_AMPLITUDE
+        levels = bytes(low + value * (high - low + 1) // 256 for value in range(256))
+        self._noise = self._random.randbytes(width * height * 4).translate(levels)
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        target = self._start + self.count / self.fps
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        frame = self._frame(self.count)
+        frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        self.count += 1
+        return frame
+
+    def _frame(self, number: int) -> av.VideoFrame:
+        width, height = self.width, self.height
+        size = width * height
+        offset = self._random.randrange(len(self._noise) - size)
+        luma = bytearray(self._noise[offset : offset + size])
+        bar_x = number * 8 % (width - 64)
+        for row in range(height // 5, height * 4 // 5):
+            luma[row * width + bar_x : row * width + bar_x + 64] = b"\xe0" * 64
+        square = 40
+        for bit in range(16):
+            value = (b"\xff" if number >> bit & 1 else b"\x00") * square
+            for row in range(square):
+                start = row * width + bit * square
+                luma[start : start + square] = value
+        frame = av.VideoFrame(width, height, "yuv420p")
+        write_plane(frame.planes[0], luma, width, height)
+        for plane in frame.planes[1:]:
+            plane.update(b"\x80" * (plane.line_size * plane.height))
+        return frame
+
+
+def write_plane(plane: Any, pixels: bytearray, width: int, height: int) -> None:
+    stride = plane.line_size
+    if stride == width:
+        plane.update(bytes(pixels))
+        return
+    padded = bytearray(stride * height)
+    for row in range(height):
+        padded[row * stride : row * stride + width] = pixels[row * width : (row + 1) * width]
+    plane.update(bytes(padded))
+
+
+def pin_encoder_bitrate(bitrate: int) -> None:
+    """Pin aiortc's VP8 and H.264 encoders to ``bitrate``, whatever REMB says."""
+    for module in (vpx, h264):
+        for name in ("DEFAULT_BITRATE", "MIN_BITRATE", "MAX_BITRATE"):
+            setattr(module, name, bitrate)
+
+
+def peer_connection() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+def check_loopback(sdp: str, what: str) -> None:
+    """Fail unless every ICE candidate of ``sdp`` is on 127.0.0.1."""
+    candidates = [line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    if not candidates or any(address != HOST for address in candidates):
+        raise RuntimeError(f"{what}: candidates {sorted(set(candidates))}, expected only {HOST}")
+
+
+# --- The server process --------------------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """A ``tests.bench.forwarding_server`` process and its JSON-lines channel."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.log_path = log_path
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, variant: str, codec: str, bitrate: int, log_path: Path) -> ServerProcess:
+        with log_path.open("wb") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.bench.forwarding_server",
+                "--variant",
+                variant,
+                "--codec",
+                codec,
+                "--bitrate",
+                str(bitrate),
+                cwd=ROOT,
+                env={**os.environ, "DJANGO_SETTINGS_MODULE": "conference_site.settings"},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+            )
+        server = cls(process, log_path)
+        try:
+            await asyncio.wait_for(asyncio.shield(server._ready), READY_TIMEOUT_S)
+        except BaseException:
+            await server.stop()
+            raise
+        return server
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.get("ready") and not self._ready.done():
+                self._ready.set_result(message)
+            future = self._waiting.pop(message.get("id", -1), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        ended = RuntimeError(f"the server exited (log: {self.log_path})")
+        for future in [self._ready, *self._waiting.values()]:
+            if not future.done():
+                future.set_exception(ended)
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        self.process.stdin.write((json.dumps({"id": request_id, "op": op, **fields}) + "\n").encode())
+        await self.process.stdin.drain()
+        reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        if "error" in reply:
+            raise RuntimeError(f"server {op}: {reply['error']} (log: {self.log_path})")
+        return reply
+
+    async def stop(self) -> None:
+        """Ask the server to close its peer connections and exit; kill it if it does not."""
+        try:
+            if self.process.returncode is None and self.process.stdin is not None:
+                with contextlib.suppress(ConnectionError):
+                    self.process.stdin.write(b'{"op": "quit"}\n')
+                    await self.process.stdin.drain()
+                self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log(f"server {self.pid} did not exit; killing it")
+                self.process.kill()
+                await self.process.wait()
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
+                await self.process.wait()
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+# --- Clients -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """A player that counts the encoded frames its receiver reassembles, without decoding them."""
+
+    pc: RTCPeerConnection
+    offered_at: float = 0.0
+    first_frame_at: float | None = None
+    frames: int = 0
+    bytes: int = 0
+    audio_frames: int = 0
+
+    def on_video(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        if codec.name == "rtx":
+            return
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        self.frames += 1
+        self.bytes += len(frame.data)
+
+    def on_audio(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        self.audio_frames += 1
+
+    @property
+    def first_frame_s(self) -> float | None:
+        return None if self.first_frame_at is None else self.first_frame_at - self.offered_at
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def publish(server: ServerProcess, codec: str, audio: bool) -> tuple[RTCPeerConnection, TexturedVideoTrack]:
+    pc = peer_connection()
+    video = TexturedVideoTrack()
+    pc.addTransceiver(video, direction="sendonly").setCodecPreferences(video_capabilities(codec))
+    if audio:
+        pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    check_loopback(pc.localDescription.sdp, "publisher offer")
+    answer = (await server.request("publish", sdp=pc.localDescription.sdp))["sdp"]
+    check_loopback(answer, "publish answer")
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    if not await wait_until(lambda: pc.connectionState == "connected", CONNECT_TIMEOUT_S):
+        raise RuntimeError(f"the publisher did not connect ({pc.connectionState})")
+    return pc, video
+
+
+async def join(server: ServerProcess, audio: bool) -> Subscriber:
+    pc = peer_connection()
+    subscriber = Subscriber(pc)
+    video = pc.addTransceiver("video", direction="recvonly")
+    EncodedFrameTap.install(video.receiver).add_sink(subscriber.on_video)
+    if audio:
+        sound = pc.addTransceiver("audio", direction="recvonly")
+        EncodedFrameTap.install(sound.receiver).add_sink(subscriber.on_audio)
+    await pc.setLocalDescription(await pc.createOffer())
+    check_loopback(pc.localDescription.sdp, "subscriber offer")
+    subscriber.offered_at = time.monotonic()
+    answer = (await server.request("play", sdp=pc.localDescription.sdp))["sdp"]
+    check_loopback(answer, "play answer")
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return subscriber
+
+
+async def video_bytes_sent(pc: RTCPeerConnection) -> int:
+    report = await pc.getStats()
+    return sum(
+        int(stats.bytesSent)
+        for stats in report.values()
+        if getattr(stats, "type", "") == "outbound-rtp" and getattr(stats, "kind", "") == "video"
+    )
+
+
+async def close_all(pcs: Sequence[RTCPeerConnection]) -> None:
+    if pcs:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True), CLOSE_TIMEOUT_S)
+
+
+# --- One measurement -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    subscribers: list[int]
+    h264_subscribers: list[int]
+    codecs: list[str]
+    variants: list[str]
+    relay_max: int
+    window: float
+    warmup: float
+    bitrate: int
+    join_interval: float
+    audio: bool
+    json: bool
+
+
+@dataclass
+class Point:
+    variant: str
+    codec: str
+    subscribers: int
+    server_cpu: float = 0.0  # CPU-s/s over the window
+    server_rss_mb: float = 0.0  # at the end of the window
+    driver_cpu: float = 0.0
+    publisher_fps: float = 0.0
+    sent_kbps: float = 0.0  # the publisher's video RTP payload
+    received_kbps: float | None = None  # mean over subscribers, reassembled encoded frames
+    fps_min: float | None = None
+    fps_mean: float | None = None
+    audio_fps_min: float | None = None  # with --audio: Opus frames per second (50 sent)
+    first_frame_p50_s: float | None = None
+    first_frame_max_s: float | None = None
+    without_frames: int = 0  # subscribers that never got a frame
+    keyframe_requests: int | None = None  # passthrough: PLIs the server sent the publisher
+    window_s: float = 0.0
+    error: str | None = None
+    per_leg_cpu: float | None = None
+    per_leg_rss_mb: float | None = None
+
+
+async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Path) -> Point:
+    point = Point(variant, codec, count)
+    log_path = log_dir / f"{variant}-{codec}-{count}.log"
+    server: ServerProcess | None = None
+    publisher: RTCPeerConnection | None = None
+    subscribers: list[Subscriber] = []
+    try:
+        server = await ServerProcess.start(variant, codec, cfg.bitrate, log_path)
+        publisher, video = await publish(server, codec, cfg.audio)
+        await asyncio.sleep(PUBLISH_SETTLE_S)
+        for _ in range(count):
+            subscribers.append(await join(server, cfg.audio))
+            if cfg.join_interval:
+                await asyncio.sleep(cfg.join_interval)
+        await wait_until(lambda: all(s.first_frame_at is not None for s in subscribers), FIRST_FRAME_TIMEOUT_S)
+        await asyncio.sleep(cfg.warmup)
+
+        started = time.monotonic()
+        server_cpu, driver_cpu = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        frames = [s.frames for s in subscribers]
+        received = [s.bytes for s in subscribers]
+        sounds = [s.audio_frames for s in subscribers]
+        published, sent = video.count, await video_bytes_sent(publisher)
+        await asyncio.sleep(cfg.window)
+        elapsed = time.monotonic() - started
+        point.server_cpu = (cpu_seconds(server.pid) - server_cpu) / elapsed
+        point.driver_cpu = (cpu_seconds(os.getpid()) - driver_cpu) / elapsed
+        point.server_rss_mb = rss_mb(server.pid)
+        point.publisher_fps = (video.count - published) / elapsed
+        point.sent_kbps = (await video_bytes_sent(publisher) - sent) * 8 / elapsed / 1000
+        point.window_s = elapsed
+
+        if subscribers:
+            rates = [(s.frames - before) / elapsed for s, before in zip(subscribers, frames, strict=True)]
+            point.fps_min, point.fps_mean = min(rates), statistics.fmean(rates)
+            point.received_kbps = statistics.fmean(
+                (s.bytes - before) * 8 / elapsed / 1000 for s, before in zip(subscribers, received, strict=True)
+            )
+            if cfg.audio:
+                point.audio_fps_min = min(
+                    (s.audio_frames - before) / elapsed for s, before in zip(subscribers, sounds, strict=True)
+                )
+            latencies = [s.first_frame_s for s in subscribers if s.first_frame_s is not None]
+            point.without_frames = len(subscribers) - len(latencies)
+            if latencies:
+                point.first_frame_p50_s, point.first_frame_max_s = statistics.median(latencies), max(latencies)
+        if variant == "passthrough":
+            point.keyframe_requests = int((await server.request("stats"))["keyframe_requests_sent"])
+    except Exception as error:
+        point.error = f"{type(error).__name__}: {error} (server log: {log_path})"
+        log(traceback.format_exc())
+    finally:
+        await close_all([s.pc for s in subscribers])
+        if publisher is not None:
+            await close_all([publisher])
+        if server is not None:
+            await server.stop()
+    return point
+
+
+# --- The run -------------------------------------------------------------------------------------------------------
+
+
+def plan(cfg: Config) -> list[tuple[str, str, int]]:
+    points = []
+    for codec in cfg.codecs:
+        counts = cfg.subscribers if codec == "VP8" else cfg.h264_subscribers
+        for variant in cfg.variants:
+            for count in counts:
+                if variant == "relay" and count > cfg.relay_max:
+                    continue
+                points.append((variant, codec, count))
+    return points
+
+
+def add_per_leg(points: list[Point]) -> None:
+    base = {(p.variant, p.codec): p for p in points if p.subscribers == 0 and p.error is None}
+    for point in points:
+        zero = base.get((point.variant, point.codec))
+        if point.subscribers and zero is not None and point.error is None:
+            point.per_leg_cpu = (point.server_cpu - zero.server_cpu) / point.subscribers
+            point.per_leg_rss_mb = (point.server_rss_mb - zero.server_rss_mb) / point.subscribers
+
+
+def ratio(points: list[Point], codec: str, count: int) -> float | None:
+    legs = {p.variant: p.per_leg_cpu for p in points if p.codec == codec and p.subscribers == count}
+    passthrough, relay = legs.get("passthrough"), legs.get("relay")
+    if passthrough is None or relay is None or passthrough <= 0:
+        return None
+    return relay / passthrough
+
+
+@dataclass
+class Target:
+    name: str
+    value: str
+    passed: bool | None  # None: not measured
+    points: list[str] = field(default_factory=list)
+
+
+def targets(cfg: Config, points: list[Point]) -> list[Target]:
+    ours = [p for p in points if p.variant == "passthrough" and p.subscribers > 0]
+    largest = {codec: max((p.subscribers for p in ours if p.codec == codec), default=0) for codec in cfg.codecs}
+    at_largest = [p for p in ours if p.subscribers == largest[p.codec]]
+    results = []
+
+    def where(p: Point) -> str:
+        return f"{p.codec} N={p.subscribers}"
+
+    legs = [(p.per_leg_cpu, where(p)) for p in ours]
+    worst = max((value for value, _ in legs if value is not None), default=None)
+    results.append(
+        Target(
+            f"passthrough per-leg CPU <= {TARGET_LEG_CPU} CPU-s/s at every N",
+            "-" if worst is None else f"max {worst:.4f}",
+            None if not legs else all(v is not None and v <= TARGET_LEG_CPU for v, _ in legs),
+            [w for v, w in legs if v is None or v > TARGET_LEG_CPU],
+        )
+    )
+    ratios = [
+        (ratio(points, p.codec, p.subscribers), where(p))
+        for p in ours
+        if any(q.variant == "relay" and q.codec == p.codec and q.subscribers == p.subscribers for q in points)
+    ]
+    lowest = min((value for value, _ in ratios if value is not None), default=None)
+    results.append(
+        Target(
+            f"MediaRelay per-leg CPU / passthrough per-leg CPU >= {TARGET_RATIO:g} at every N both measured",
+            "-" if lowest is None else f"min {lowest:.1f}x",
+            None if not ratios else all(v is not None and v >= TARGET_RATIO for v, _ in ratios),
+            [w for v, w in ratios if v is None or v < TARGET_RATIO],
+        )
+    )
+    firsts = [(p.first_frame_p50_s if not p.without_frames else None, where(p)) for p in ours]
+    slowest = max((value for value, _ in firsts if value is not None), default=None)
+    results.append(
+        Target(
+            f"passthrough first frame p50 <= {TARGET_FIRST_FRAME_S} s at every N (and every subscriber gets one)",
+            "-" if slowest is None else f"max p50 {slowest:.3f} s",
+            None if not firsts else all(v is not None and v <= TARGET_FIRST_FRAME_S for v, _ in firsts),
+            [w for v, w in firsts if v is None or v > TARGET_FIRST_FRAME_S],
+        )
+    )
+    rss = [(p.per_leg_rss_mb, where(p)) for p in at_largest]
+    biggest = max((value for value, _ in rss if value is not None), default=None)
+    results.append(
+        Target(
+            f"passthrough RSS per leg <= {TARGET_LEG_RSS_MB:g} MB at the largest N of each codec",
+            "-" if biggest is None else f"max {biggest:.2f} MB",
+            None if not rss else all(v is not None and v <= TARGET_LEG_RSS_MB for v, _ in rss),
+            [w for v, w in rss if v is None or v > TARGET_LEG_RSS_MB],
+        )
+    )
+    rates = [(p.fps_min, where(p)) for p in at_largest]
+    lowest_fps = min((value for value, _ in rates if value is not None), default=None)
+    results.append(
+        Target(
+            f"no fps loss at the largest N of each codec: every subscriber >= {TARGET_FPS:g} fps "
+            f"(the publisher sends {FPS}; {TARGET_FPS:g} counts as no loss)",
+            "-" if lowest_fps is None else f"min {lowest_fps:.1f} fps",
+            None if not rates else all(v is not None and v >= TARGET_FPS for v, _ in rates),
+            [w for v, w in rates if v is None or v < TARGET_FPS],
+        )
+    )
+    return results
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(cfg: Config, points: list[Point], results: list[Target], command: str) -> str:
+    lines = [
+        "# Forwarding benchmark: server CPU per subscriber leg",
+        "",
+        f"`{command}`",
+        "",
+        f"One publisher, {WIDTH}x{HEIGHT}@{FPS}, encoder pinned at {cfg.bitrate / 1000:g} kbit/s "
+        "(aiortc's defaults: VP8 500 kbit/s, H.264 1000 kbit/s, moved by REMB); "
+        f"{'video and Opus audio' if cfg.audio else 'video only'}. Fresh server process per row; "
+        f"{cfg.warmup:g} s warm-up after the last subscriber's first frame, then a {cfg.window:g} s window. "
+        "CPU is the server process's utime+stime per second; per leg = (value(N) - value(0)) / N. "
+        "Subscribers count encoded frames (no decoding). First frame: play offer sent -> first frame "
+        "received, p50 / max over the subscribers.",
+        "",
+    ]
+    if "relay" in cfg.variants:
+        lines += [
+            f"MediaRelay baseline measured for N <= {cfg.relay_max} only (`--relay-max`): beyond that it "
+            "saturates this machine's cores (which the publisher and subscribers share too).",
+            "",
+        ]
+    for codec in cfg.codecs:
+        rows = [p for p in points if p.codec == codec]
+        if not rows:
+            continue
+        lines += [f"## {codec}", ""]
+        header = ["N"]
+        for variant in cfg.variants:
+            title = VARIANT_TITLES[variant]
+            header += [
+                f"{title} CPU-s/s",
+                "per leg",
+                "RSS MB",
+                "RSS/leg MB",
+                "fps min",
+                "first frame p50 / max s",
+            ]
+        if len(cfg.variants) == 2:
+            header.append("MediaRelay / passthrough per leg")
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for count in sorted({p.subscribers for p in rows}):
+            cells = [str(count)]
+            for variant in cfg.variants:
+                point = next((p for p in rows if p.variant == variant and p.subscribers == count), None)
+                if point is None:
+                    cells += ["not run"] + [""] * 5
+                elif point.error is not None:
+                    cells += ["failed"] + [""] * 5
+                else:
+                    first = "-" if point.first_frame_p50_s is None else (
+                        f"{point.first_frame_p50_s:.3f} / {fmt(point.first_frame_max_s)}"
+                    )
+                    if point.without_frames:
+                        first += f" ({point.without_frames} without frames)"
+                    cells += [
+                        fmt(point.server_cpu),
+                        fmt(point.per_leg_cpu, 4),
+                        fmt(point.server_rss_mb, 1),
+                        fmt(point.per_leg_rss_mb, 2),
+                        fmt(point.fps_min, 1),
+                        first,
+                    ]
+            if len(cfg.variants) == 2:
+                value = ratio(points, codec, count)
+                cells.append("-" if value is None else f"{value:.1f}x")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Details",
+        "",
+        "| variant | codec | N | publisher fps | sent kbit/s | received kbit/s (mean) | fps mean "
+        "| audio fps min | driver CPU-s/s | PLIs to publisher | error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {VARIANT_TITLES[p.variant]} | {p.codec} | {p.subscribers} | {p.publisher_fps:.1f} | {p.sent_kbps:.0f} "
+            f"| {fmt(p.received_kbps, 0)} | {fmt(p.fps_mean, 1)} | {fmt(p.audio_fps_min, 1)} | {p.driver_cpu:.3f} "
+            f"| {'-' if p.keyframe_requests is None else p.keyframe_requests} | {p.error or ''} |"
+        )
+    lines += ["", "## Targets", ""]
+    for target in results:
+        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[target.passed]
+        failing = f" (failing: {', '.join(target.points)})" if target.points else ""
+        lines.append(f"- **{verdict}** {target.name}: {target.value}{failing}")
+    return "\n".join(lines)
+
+
+def parse_counts(text: str) -> list[int]:
+    counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("subscriber counts must be >= 0")
+    return counts
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--subscribers", type=parse_counts, default=parse_counts("0,1,4,8,16"))
+    parser.add_argument("--h264-subscribers", type=parse_counts, default=parse_counts("0,1,4"))
+    parser.add_argument("--codec", choices=("VP8", "H264", "both"), default="both")
+    parser.add_argument("--variants", default="passthrough,relay", help="comma-separated: passthrough, relay")
+    parser.add_argument("--relay-max", type=int, default=8, help="largest N for the MediaRelay baseline")
+    parser.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the first frames, unmeasured")
+    parser.add_argument("--bitrate", type=int, default=1_000_000, help="encoders' bitrate, bit/s")
+    parser.add_argument("--join-interval", type=float, default=0.0, help="seconds between two subscribers' joins")
+    parser.add_argument("--audio", action="store_true", help="also publish and forward a tone (Opus)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or any(v not in VARIANTS for v in variants):
+        parser.error(f"--variants takes a comma-separated subset of {', '.join(VARIANTS)}")
+    if args.window <= 0 or args.warmup < 0 or args.join_interval < 0:
+        parser.error("--window must be > 0, --warmup and --join-interval >= 0")
+    return Config(
+        subscribers=args.subscribers,
+        h264_subscribers=args.h264_subscribers,
+        codecs=list(CODECS) if args.codec == "both" else [args.codec],
+        variants=[v for v in VARIANTS if v in variants],
+        relay_max=args.relay_max,
+        window=args.window,
+        warmup=args.warmup,
+        bitrate=args.bitrate,
+        join_interval=args.join_interval,
+        audio=args.audio,
+        json=args.json,
+    )
+
+
+async def run(cfg: Config) -> list[Point]:
+    use_host_address(HOST)
+    pin_encoder_bitrate(cfg.bitrate)
+    log_dir = Path(tempfile.mkdtemp(prefix="forwarding-bench-"))
+    points = []
+    todo = plan(cfg)
+    for index, (variant, codec, count) in enumerate(todo, 1):
+        log(f"[{index}/{len(todo)}] {VARIANT_TITLES[variant]} {codec} N={count} ...")
+        point = await measure(cfg, variant, codec, count, log_dir)
+        log(
+            f"    server {point.server_cpu:.3f} CPU-s/s, {point.server_rss_mb:.1f} MB, "
+            f"fps min {fmt(point.fps_min, 1)}, "
+            f"first frame p50 {fmt(point.first_frame_p50_s)} s, sent {point.sent_kbps:.0f} kbit/s, "
+            f"driver {point.driver_cpu:.3f} CPU-s/s" + (f", ERROR {point.error}" if point.error else "")
+        )
+        points.append(point)
+    log(f"server logs: {log_dir}")
+    return points
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    command = " ".join([".venv/bin/python", "tests/bench/forwarding.py", *(sys.argv[1:] if argv is None else argv)])
+    points = asyncio.run(run(cfg))
+    add_per_leg(points)
+    results = targets(cfg, points)
+    if cfg.json:
+        print(
+            json.dumps(
+                {
+                    "command": command,
+                    "config": asdict(cfg),
+                    "points": [asdict(p) for p in points],
+                    "ratios": {
+                        f"{p.codec} N={p.subscribers}": ratio(points, p.codec, p.subscribers)
+                        for p in points
+                        if p.variant == "relay" and p.subscribers
+                    },
+                    "targets": [asdict(t) for t in results],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(markdown(cfg, points, results, command))
+    if any(p.error for p in points):
+        return 2
+    return 1 if any(t.passed is False for t in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
