@@ -508,7 +508,9 @@ async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Pa
         if variant == "passthrough":
             point.keyframe_requests = int((await server.request("stats"))["keyframe_requests_sent"])
     except Exception as error:
-        point.error = f"{type(error).__name__}: {error} (server log: {log_path})"
+        point.error = f"{type(error).__name__}: {error}"
+        if str(log_path) not in point.error:
+            point.error += f" (server log: {log_path})"
         log(traceback.format_exc())
     finally:
         await close_all([s.pc for s in subscribers])

@@ -156,10 +156,13 @@ async def test_a_player_leaving_the_room_closes_its_plays() -> None:
 
     node = await local_media_node()
     assert len(node.played) == 1
+    ended = asyncio.Event()
+    player.pc.on(
+        "connectionstatechange", lambda: ended.set() if player.pc.connectionState in ("closed", "failed") else None
+    )
     await bob.request("room.leave", room="r")
-    async with asyncio.timeout(5):
-        while node.played:  # the stop request travels over the channel layer
-            await asyncio.sleep(0.02)
+    await asyncio.wait_for(ended.wait(), 10)  # the server closed the player's connection
+    assert node.played == {}
     await player.pc.close()
     await camera.close()
     await alice.close()
