@@ -257,6 +257,7 @@ async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None
         live_id=claimed.room_id, name=claimed.name, record=claimed.record
     )
     await state.room_forget(name=claimed.name, room_id=claimed.room_id)
+    await streams.room_media_release(claimed.name)
 
 
 async def rooms_sweep(*, limit: int = 100) -> int:

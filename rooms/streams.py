@@ -171,6 +171,11 @@ async def stream_mute(
     return {"type": "stream.status", "re": request_id, "stream": stream, "status": "PUBLISHING"}
 
 
+async def room_media_release(room: str) -> None:
+    """The room ended: its next life may be pinned to another node."""
+    await get_stream_registry().room_node_release(room)
+
+
 async def nodes_sweep() -> None:
     """End the streams of media nodes that stopped heartbeating."""
     registry = get_stream_registry()

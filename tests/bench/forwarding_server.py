@@ -203,8 +203,8 @@ def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr
     use_host_address(HOST)
-    server: Server = PassthroughServer(args.codec) if args.variant == "passthrough" else RelayServer(
-        args.codec, args.bitrate
+    server: Server = (
+        PassthroughServer(args.codec) if args.variant == "passthrough" else RelayServer(args.codec, args.bitrate)
     )
     asyncio.run(serve(server, out))
 
