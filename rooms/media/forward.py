@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +23,16 @@ from rooms.media.keyframes import is_keyframe
 
 logger = logging.getLogger(__name__)
 
-# A subscriber more than this many frames behind is skipped forward to the
-# next keyframe rather than served ever older video.
-MAX_QUEUED_FRAMES = 90
+# A subscriber this far behind is skipped forward rather than served ever
+# older media: video to the next keyframe (3 s at 30 fps), audio by dropping
+# its oldest packets (0.5 s of 20 ms packets).
+MAX_QUEUED_VIDEO_FRAMES = 90
+MAX_QUEUED_AUDIO_FRAMES = 25
+
+
+@functools.cache
+def _time_base(clock_rate: int) -> fractions.Fraction:
+    return fractions.Fraction(1, clock_rate)
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -53,15 +61,17 @@ class ForwardTrack(MediaStreamTrack):
             if not is_keyframe(codec.name, frame.data):
                 return
             self._waiting_for_keyframe = False
-        if self._queue.qsize() >= MAX_QUEUED_FRAMES:
+        if self.kind == "video" and self._queue.qsize() >= MAX_QUEUED_VIDEO_FRAMES:
             self._drain()
-            if self.kind == "video":
-                self._waiting_for_keyframe = True
-                self._request_keyframe()
-                return
+            self._waiting_for_keyframe = True
+            self._request_keyframe()
+            return
+        if self.kind == "audio" and self._queue.qsize() >= MAX_QUEUED_AUDIO_FRAMES:
+            self._queue.get_nowait()
+        # Each player gets its own packet: packing sets its pts.
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
-        packet.time_base = fractions.Fraction(1, codec.clockRate)
+        packet.time_base = _time_base(codec.clockRate)
         self._queue.put_nowait(packet)
 
     def resume(self) -> None:

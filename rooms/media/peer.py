@@ -168,12 +168,12 @@ class PublishedStream:
         self.taps[transceiver.kind] = EncodedFrameTap.install(transceiver.receiver)
 
     def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        if self.media_started:
-            return
         if not is_keyframe(codec.name, frame.data):
             self.request_keyframe()
             return
         self.media_started = True
+        for tap in self.taps.values():
+            tap.remove_sink(self._watch_first_media)
         if self.on_first_media is not None:
             self.on_first_media()
 
