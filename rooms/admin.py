@@ -11,7 +11,21 @@ from rooms import services
 from rooms.models import ChatMessage, Participant, Room, Stream
 
 
-class ParticipantInline(admin.TabularInline[Participant, Room]):
+class HistoryInline:
+    """Inline rows are history written by the server: shown, never added."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class HistoryAdmin:
+    """Rows come from what people do in rooms; operators read them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ParticipantInline(HistoryInline, admin.TabularInline[Participant, Room]):
     model = Participant
     extra = 0
     can_delete = False
@@ -20,15 +34,15 @@ class ParticipantInline(admin.TabularInline[Participant, Room]):
     show_change_link = True
 
 
-class ChatMessageInline(admin.TabularInline[ChatMessage, Room]):
+class ChatMessageInline(HistoryInline, admin.TabularInline[ChatMessage, Room]):
     model = ChatMessage
     extra = 0
     can_delete = False
-    fields = ("sender", "recipients", "text", "sent_at_ms")
+    fields = ("sender", "recipients", "text", "sent_at")
     readonly_fields = fields
 
 
-class StreamInline(admin.TabularInline[Stream, Participant]):
+class StreamInline(HistoryInline, admin.TabularInline[Stream, Participant]):
     model = Stream
     extra = 0
     can_delete = False
@@ -37,7 +51,7 @@ class StreamInline(admin.TabularInline[Stream, Participant]):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin[Room]):
+class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
     list_display = ("name", "status", "record", "created_at", "idle_since", "finalized_at")
     list_filter = ("status", "record", "created_at")
     search_fields = ("name", "live_id", "participants__login")
@@ -55,7 +69,7 @@ class RoomAdmin(admin.ModelAdmin[Room]):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin[Participant]):
+class ParticipantAdmin(HistoryAdmin, admin.ModelAdmin[Participant]):
     list_display = ("login", "room", "joined_at", "left_at", "leave_reason")
     list_filter = ("leave_reason", "joined_at")
     search_fields = ("login", "room__name")
@@ -65,7 +79,7 @@ class ParticipantAdmin(admin.ModelAdmin[Participant]):
 
 
 @admin.register(Stream)
-class StreamAdmin(admin.ModelAdmin[Stream]):
+class StreamAdmin(HistoryAdmin, admin.ModelAdmin[Stream]):
     list_display = ("live_id", "kind", "participant", "codec", "record", "started_at", "ended_at")
     list_filter = ("kind", "codec", "record")
     search_fields = ("live_id", "participant__login", "participant__room__name")
@@ -73,9 +87,9 @@ class StreamAdmin(admin.ModelAdmin[Stream]):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin[ChatMessage]):
-    list_display = ("sender", "room", "text", "recipients", "sent_at_ms")
+class ChatMessageAdmin(HistoryAdmin, admin.ModelAdmin[ChatMessage]):
+    list_display = ("sender", "room", "text", "recipients", "sent_at")
     list_filter = ("room__name",)
     search_fields = ("sender", "text", "room__name")
-    readonly_fields = ("room", "public_id", "sender", "recipients", "text", "sent_at_ms")
+    readonly_fields = ("room", "public_id", "seq", "sender", "recipients", "text", "sent_at", "sent_at_ms")
     list_select_related = ("room",)

@@ -6,6 +6,8 @@ durable record the admin, recording and chat history read.
 
 from __future__ import annotations
 
+import datetime
+
 from django.db import models
 from django.db.models import Q
 
@@ -97,3 +99,7 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:40]}"
+
+    @property
+    def sent_at(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.sent_at_ms / 1000, tz=datetime.UTC)

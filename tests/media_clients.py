@@ -11,7 +11,7 @@ import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, read_counter
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, mean_luma, read_counter
 from tests.wsclient import _Client as Client
 
 
@@ -22,6 +22,7 @@ class Player:
     sizes: set[tuple[int, int]] = field(default_factory=set)
     audio_frames: int = 0
     audio_energy: float = 0.0
+    lumas: list[float] = field(default_factory=list)
     audio_formats: set[tuple[str, str, int]] = field(default_factory=set)
     first_frame_at: float | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -42,10 +43,13 @@ class Player:
                         self.first_frame_at = time.monotonic()
                     self.counters.append((time.monotonic(), read_counter(frame)))
                     self.sizes.add((frame.width, frame.height))
+                    if len(self.counters) % 15 == 1:
+                        self.lumas.append(mean_luma(frame))
                     self.changed.set()
                 elif isinstance(frame, av.AudioFrame):
                     self.audio_frames += 1
                     self.audio_energy = max(self.audio_energy, audio_energy(frame))
+                    self.changed.set()
                     self.audio_formats.add((frame.format.name, frame.layout.name, frame.samples))
         except MediaStreamError:
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rooms.media.peer import use_host_address
 from rooms.media.registry import reset_stream_registry
@@ -165,5 +165,60 @@ async def test_a_player_leaving_the_room_closes_its_plays() -> None:
     assert node.played == {}
     await player.pc.close()
     await camera.close()
+    await alice.close()
+    await bob.close()
+
+
+async def test_two_publishers_play_each_other_and_a_screen_is_told_apart() -> None:
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    alice_camera = await publish(alice, "r", shade=200)
+    bob_camera = await publish(bob, "r", shade=128)
+    alice_screen = await publish(alice, "r", kind="screen", shade=40)
+    bob_sees_camera = await play(bob, alice_camera.stream["id"])
+    bob_sees_screen = await play(bob, alice_screen.stream["id"])
+    alice_sees_bob = await play(alice, bob_camera.stream["id"])
+    for player in (bob_sees_camera, bob_sees_screen, alice_sees_bob):
+        await player.wait_for(lambda player=player: len(player.counters) >= 20 and len(player.lumas) >= 2, 15)
+    # The counter squares cover a strip; the rest of the picture is the shade.
+    assert min(bob_sees_camera.lumas) > 150
+    assert max(bob_sees_screen.lumas) < 90
+    assert 90 < min(alice_sees_bob.lumas) and max(alice_sees_bob.lumas) < 160
+    for item in (alice_camera, bob_camera, alice_screen):
+        await item.close()
+    for player in (bob_sees_camera, bob_sees_screen, alice_sees_bob):
+        await player.pc.close()
+    await alice.close()
+    await bob.close()
+
+
+async def test_g711_audio_only_publish_reaches_a_player() -> None:
+    from aiortc import RTCRtpSender
+
+    from tests.media_tracks import ToneAudioTrack
+
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="r")
+    await bob.request("room.join", room="r")
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    capabilities = RTCRtpSender.getCapabilities("audio")
+    assert capabilities is not None
+    transceiver.setCodecPreferences([c for c in capabilities.codecs if c.mimeType == "audio/PCMU"])
+    await pc.setLocalDescription(await pc.createOffer())
+    assert "opus" not in pc.localDescription.sdp.lower()
+    answer = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["stream"]["audio"] is True and answer["stream"]["video"] is False
+    assert "PCMU" in answer["sdp"]
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    assert (await alice.event("stream.status", timeout=10))["status"] == "PUBLISHING"
+    player = await play(bob, answer["stream"]["id"])
+    await player.wait_for(lambda: player.audio_frames >= 50, 10)
+    assert player.audio_energy > 1000
+    await pc.close()
+    await player.pc.close()
     await alice.close()
     await bob.close()
