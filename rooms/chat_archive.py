@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from rooms import history
 from rooms.database import db_call
+from rooms.loops import cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class ChatArchive:
 
     async def _run(self) -> None:
         write = db_call(history.chat_messages_record)
-        while True:
+        while not cancelled():
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from rooms import history, services
 from rooms.database import db_call
+from rooms.loops import cancelled
 from rooms.state import get_live_state
 from rooms.timing import now_ms
 
@@ -57,7 +58,7 @@ class Runtime:
         sweep = settings.SWEEP_INTERVAL_MS / 1000
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
-        while True:
+        while not cancelled():
             try:
                 await state.process_heartbeat(self.process_id, now_ms())
                 if loop.time() >= next_sweep:

@@ -18,6 +18,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from rooms import events
+from rooms.loops import cancelled
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
 from rooms.media.registry import get_stream_registry
 from rooms.media.tap import check_aiortc_internals
@@ -49,7 +50,7 @@ class MediaNode:
 
     async def _heartbeat(self) -> None:
         registry = get_stream_registry()
-        while True:
+        while not cancelled():
             await asyncio.sleep(settings.HEARTBEAT_INTERVAL_MS / 1000)
             try:
                 await registry.node_heartbeat(self.channel, now_ms())
@@ -71,7 +72,7 @@ class MediaNode:
         await registry.node_forget(self.channel)
 
     async def _run(self) -> None:
-        while True:
+        while not cancelled():
             message = await self.layer.receive(self.channel)
             # Each request in its own task: an offer takes ICE gathering time
             # and must not hold up other rooms' requests.
