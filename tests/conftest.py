@@ -107,3 +107,11 @@ def start_server(server_env, tmp_path):  # type: ignore[no-untyped-def]
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_public_stun(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Safety net: no peer connection in a test may ask a public STUN server."""
+    from aiortc.rtcicetransport import RTCIceGatherer
+
+    monkeypatch.setattr(RTCIceGatherer, "getDefaultIceServers", classmethod(lambda cls: []))

@@ -8,11 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.media_tracks import CounterVideoTrack, ToneAudioTrack, audio_energy, mean_luma, read_counter
 from tests.wsclient import _Client as Client
+
+
+def loopback_peer() -> RTCPeerConnection:
+    """A client peer connection that asks no STUN server (aiortc's default would)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Camera:
 
 
 async def publish(client: Client, room: str, kind: str = "camera", shade: int = 128) -> Camera:
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     video = CounterVideoTrack(shade=shade)
     pc.addTransceiver(video, direction="sendonly")
     pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
@@ -80,7 +85,7 @@ async def publish(client: Client, room: str, kind: str = "camera", shade: int = 
 
 
 async def play(client: Client, stream_id: str) -> Player:
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     player = Player(pc)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
 from rooms.media.registry import reset_stream_registry
-from tests.media_clients import play, publish
+from tests.media_clients import loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
 from tests.wsclient import ProtocolClient
 
@@ -69,7 +69,7 @@ async def test_second_camera_is_limit_and_screen_is_allowed() -> None:
     alice = await ProtocolClient.connected("alice")
     await alice.request("room.join", room="r")
     camera = await publish(alice, "r")
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     second = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp)
@@ -129,7 +129,7 @@ async def test_a_publish_whose_media_never_arrives_fails_no_media(settings) -> N
     settings.MEDIA_START_TIMEOUT_MS = 1000
     alice = await ProtocolClient.connected("alice")
     await alice.request("room.join", room="r")
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     answer = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp)
@@ -203,7 +203,7 @@ async def test_g711_audio_only_publish_reaches_a_player() -> None:
     bob = await ProtocolClient.connected("bob")
     await alice.request("room.join", room="r")
     await bob.request("room.join", room="r")
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     transceiver = pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
     capabilities = RTCRtpSender.getCapabilities("audio")
     assert capabilities is not None

@@ -11,7 +11,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
-from tests.media_clients import Player
+from tests.media_clients import Player, loopback_peer
 from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
 
 
@@ -28,7 +28,7 @@ class Publisher:
 
 
 async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     video, audio = CounterVideoTrack(), ToneAudioTrack()
     pc.addTransceiver(video, direction="sendonly")
     pc.addTransceiver(audio, direction="sendonly")
@@ -44,7 +44,7 @@ async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
 
 
 async def play(published: PublishedStream, codec: str = "VP8") -> tuple[Player, PlayedStream]:
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     player = Player(pc)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
@@ -109,7 +109,7 @@ async def test_players_receive_the_publishers_encoded_bytes_unchanged(codec: str
     await asyncio.wait_for(started.wait(), 10)
     sent: list[bytes] = []
     published.taps["video"].add_sink(lambda _codec, frame: sent.append(frame.data))
-    pc = RTCPeerConnection()
+    pc = loopback_peer()
     received: list[bytes] = []
     arrived = asyncio.Event()
 
