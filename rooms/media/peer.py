@@ -165,7 +165,9 @@ class PublishedStream:
             transceiver.setCodecPreferences(video_capabilities(video_codec))
         else:
             transceiver.setCodecPreferences(audio_capabilities())
-        self.taps[transceiver.kind] = EncodedFrameTap.install(transceiver.receiver)
+        self.taps[transceiver.kind] = EncodedFrameTap.install(
+            transceiver.receiver, packet_by_packet=transceiver.kind == "audio"
+        )
 
     def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         if not is_keyframe(codec.name, frame.data):

@@ -21,6 +21,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +29,14 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 
 
 def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     """Fail loudly if the installed aiortc moved the attributes the tap uses."""
     source = getattr(vars(receiver_class).get("__init__"), "__code__", None)
     names = set(source.co_names) if source else set()
-    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD) if name not in names]
+    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER) if name not in names]
     if missing or not hasattr(receiver_class, "_send_rtcp_pli"):
         raise RuntimeError(
             f"aiortc {_aiortc_version()} lacks the receiver internals the media plane taps "
@@ -48,17 +50,36 @@ def _aiortc_version() -> str:
     return str(getattr(aiortc, "__version__", "unknown"))
 
 
+class PacketByPacket:
+    """A jitter buffer that hands on every audio packet as it arrives.
+
+    aiortc's audio jitter buffer holds four packets (80 ms) before releasing
+    one; a forwarder has no decoder to protect, and the player's own jitter
+    buffer reorders. Each RTP packet of Opus or G.711 is a whole frame.
+    """
+
+    capacity = 16
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+    def remove(self, count: int) -> None:
+        return None
+
+
 class EncodedFrameTap:
     def __init__(self) -> None:
         self._sinks: list[FrameSink] = []
         self._stopped = threading.Event()
 
     @classmethod
-    def install(cls, receiver: RTCRtpReceiver) -> EncodedFrameTap:
+    def install(cls, receiver: RTCRtpReceiver, *, packet_by_packet: bool = False) -> EncodedFrameTap:
         if getattr(receiver, _DECODER_THREAD) is not None:
             raise RuntimeError("the receiver's decoder already started; install the tap earlier")
         tap = cls()
         setattr(receiver, _DECODER_QUEUE, tap)
+        if packet_by_packet:
+            setattr(receiver, _JITTER_BUFFER, PacketByPacket())
         return tap
 
     def add_sink(self, sink: FrameSink) -> None:

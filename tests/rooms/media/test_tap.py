@@ -34,3 +34,17 @@ def test_a_receiver_without_the_decoder_queue_is_refused() -> None:
 )
 def test_keyframe_detection(codec: str, data: bytes, expected: bool) -> None:
     assert is_keyframe(codec, data) is expected
+
+
+def test_audio_packets_pass_one_by_one_without_waiting_for_the_next() -> None:
+    from aiortc.rtp import RtpPacket
+
+    from rooms.media.tap import PacketByPacket
+
+    buffer = PacketByPacket()
+    for number in range(3):
+        packet = RtpPacket(payload_type=111, sequence_number=100 + number, timestamp=960 * number)
+        packet._data = bytes([number])  # type: ignore[attr-defined]
+        pli, frame = buffer.add(packet)
+        assert pli is False and frame is not None
+        assert frame.data == bytes([number]) and frame.timestamp == 960 * number
