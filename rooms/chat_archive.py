@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass
 
 from rooms import history
 from rooms.database import db_call
-from rooms.loops import cancelled
+from rooms.loops import PerLoop, cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +63,8 @@ class ChatArchive:
                         done.set_result(None)
 
 
-_archives: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ChatArchive] = weakref.WeakKeyDictionary()
+_archives = PerLoop(ChatArchive)
 
 
 def get_chat_archive() -> ChatArchive:
-    loop = asyncio.get_running_loop()
-    archive = _archives.get(loop)
-    if archive is None:
-        archive = _archives[loop] = ChatArchive()
-    return archive
+    return _archives.get()

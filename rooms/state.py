@@ -24,12 +24,12 @@ there when it was sent: the count lets the connection drop those.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from django.conf import settings
+
+from rooms.loops import PerLoop
 
 JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy"]
 LeaveOutcome = Literal["absent", "left", "finalize", "idle"]
@@ -500,9 +500,7 @@ class RedisLiveState:
 
 
 _memory_state: MemoryLiveState | None = None
-_redis_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisLiveState] = (
-    weakref.WeakKeyDictionary()
-)
+_redis_states = PerLoop(lambda: RedisLiveState(settings.REDIS_URL, settings.LIVE_STATE_PREFIX))
 
 
 def get_live_state() -> LiveState:
@@ -512,11 +510,7 @@ def get_live_state() -> LiveState:
         if _memory_state is None:
             _memory_state = MemoryLiveState()
         return _memory_state
-    loop = asyncio.get_running_loop()
-    state = _redis_states.get(loop)
-    if state is None:
-        state = _redis_states[loop] = RedisLiveState(settings.REDIS_URL, settings.LIVE_STATE_PREFIX)
-    return state
+    return _redis_states.get()
 
 
 def reset_live_state() -> None:

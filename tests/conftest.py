@@ -15,6 +15,16 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 
 
+def _delete_redis_keys(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_state() -> None:
     from rooms.state import reset_live_state
@@ -27,7 +37,6 @@ def redis_live_state(settings):  # type: ignore[no-untyped-def]
     """Switch live state and channel layer to real Redis under a fresh prefix."""
     import uuid
 
-    import redis
 
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     settings.REDIS_URL = TEST_REDIS_URL
@@ -36,11 +45,7 @@ def redis_live_state(settings):  # type: ignore[no-untyped-def]
 
     settings.CHANNEL_LAYERS = {"default": redis_channel_layer(TEST_REDIS_URL, prefix)}
     yield prefix
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    _delete_redis_keys(prefix)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +69,6 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
     """Environment for server processes sharing one Redis prefix and PostgreSQL."""
     import uuid
 
-    import redis
 
     prefix = f"it-{uuid.uuid4().hex[:12]}"
     env = {
@@ -82,11 +86,7 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
         "PYTHONUNBUFFERED": "1",
     }
     yield env
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    _delete_redis_keys(prefix)
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ decision one atomic script), ``MemoryStreamRegistry`` for one process.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
+
+from rooms.loops import PerLoop
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,7 @@ def _text(value: object) -> str:
 
 
 _memory_registry: MemoryStreamRegistry | None = None
-_redis_registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisStreamRegistry] = (
-    weakref.WeakKeyDictionary()
-)
+_redis_registries = PerLoop(lambda: RedisStreamRegistry(settings.REDIS_URL, settings.LIVE_STATE_PREFIX))
 
 
 def get_stream_registry() -> StreamRegistry:
@@ -251,11 +249,7 @@ def get_stream_registry() -> StreamRegistry:
         if _memory_registry is None:
             _memory_registry = MemoryStreamRegistry()
         return _memory_registry
-    loop = asyncio.get_running_loop()
-    registry = _redis_registries.get(loop)
-    if registry is None:
-        registry = _redis_registries[loop] = RedisStreamRegistry(settings.REDIS_URL, settings.LIVE_STATE_PREFIX)
-    return registry
+    return _redis_registries.get()
 
 
 def reset_stream_registry() -> None:

@@ -31,11 +31,16 @@ def live_backend(request):  # type: ignore[no-untyped-def]
     return request.param
 
 
-async def test_publish_play_and_publisher_leaving() -> None:
+async def alice_and_bob_in(room: str) -> tuple[ProtocolClient, ProtocolClient]:
     alice = await ProtocolClient.connected("alice")
     bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    await alice.request("room.join", room=room)
+    await bob.request("room.join", room=room)
+    return alice, bob
+
+
+async def test_publish_play_and_publisher_leaving() -> None:
+    alice, bob = await alice_and_bob_in("r")
     camera = await publish(alice, "r")
     stream = camera.stream
     assert stream["participant"] == "alice" and stream["kind"] == "camera"
@@ -84,10 +89,7 @@ async def test_second_camera_is_limit_and_screen_is_allowed() -> None:
 
 
 async def test_unknown_stream_and_forbidden_unpublish() -> None:
-    alice = await ProtocolClient.connected("alice")
-    bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    alice, bob = await alice_and_bob_in("r")
     missing = await bob.request("stream.play", stream="nope", sdp="v=0")
     assert missing["type"] == "stream.status" and missing["status"] == "FAILED" and missing["info"] == "unknown_stream"
     camera = await publish(alice, "r")
@@ -102,10 +104,7 @@ async def test_unknown_stream_and_forbidden_unpublish() -> None:
 
 
 async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> None:
-    alice = await ProtocolClient.connected("alice")
-    bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    alice, bob = await alice_and_bob_in("r")
     camera = await publish(alice, "r")
     player = await play(bob, camera.stream["id"])
     await player.wait_for(lambda: len(player.counters) >= 10, 10)
@@ -145,10 +144,7 @@ async def test_a_publish_whose_media_never_arrives_fails_no_media(settings) -> N
 
 
 async def test_a_player_leaving_the_room_closes_its_plays() -> None:
-    alice = await ProtocolClient.connected("alice")
-    bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    alice, bob = await alice_and_bob_in("r")
     camera = await publish(alice, "r")
     player = await play(bob, camera.stream["id"])
     await player.wait_for(lambda: len(player.counters) >= 5, 10)
@@ -170,10 +166,7 @@ async def test_a_player_leaving_the_room_closes_its_plays() -> None:
 
 
 async def test_two_publishers_play_each_other_and_a_screen_is_told_apart() -> None:
-    alice = await ProtocolClient.connected("alice")
-    bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    alice, bob = await alice_and_bob_in("r")
     alice_camera = await publish(alice, "r", shade=200)
     bob_camera = await publish(bob, "r", shade=128)
     alice_screen = await publish(alice, "r", kind="screen", shade=40)
@@ -199,10 +192,7 @@ async def test_g711_audio_only_publish_reaches_a_player() -> None:
 
     from tests.media_tracks import ToneAudioTrack
 
-    alice = await ProtocolClient.connected("alice")
-    bob = await ProtocolClient.connected("bob")
-    await alice.request("room.join", room="r")
-    await bob.request("room.join", room="r")
+    alice, bob = await alice_and_bob_in("r")
     pc = loopback_peer()
     transceiver = pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
     capabilities = RTCRtpSender.getCapabilities("audio")
