@@ -50,13 +50,13 @@ def counter_frame(number: int, width: int, height: int, shade: int = 128) -> av.
         for row in range(SQUARE):
             start = row * width + bit * SQUARE
             luma[start : start + SQUARE] = bytes([value]) * SQUARE
-    _write_plane(frame.planes[0], luma, width, height)
+    write_plane(frame.planes[0], luma, width, height)
     for plane in frame.planes[1:]:
         plane.update(bytes([128]) * (plane.line_size * plane.height))
     return frame
 
 
-def _write_plane(plane: av.video.plane.VideoPlane, pixels: bytearray, width: int, height: int) -> None:
+def write_plane(plane: av.video.plane.VideoPlane, pixels: bytearray, width: int, height: int) -> None:
     stride = plane.line_size
     if stride == width:
         plane.update(bytes(pixels))

@@ -111,7 +111,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters  # noqa: E402
 
 from rooms.media.peer import use_host_address, video_capabilities  # noqa: E402
 from rooms.media.tap import EncodedFrameTap  # noqa: E402
-from tests.media_tracks import ToneAudioTrack  # noqa: E402
+from tests.media_tracks import ToneAudioTrack, write_plane  # noqa: E402
 
 HOST = "127.0.0.1"
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -212,17 +212,6 @@ class TexturedVideoTrack(MediaStreamTrack):
         for plane in frame.planes[1:]:
             plane.update(b"\x80" * (plane.line_size * plane.height))
         return frame
-
-
-def write_plane(plane: Any, pixels: bytearray, width: int, height: int) -> None:
-    stride = plane.line_size
-    if stride == width:
-        plane.update(bytes(pixels))
-        return
-    padded = bytearray(stride * height)
-    for row in range(height):
-        padded[row * stride : row * stride + width] = pixels[row * width : (row + 1) * width]
-    plane.update(bytes(padded))
 
 
 def pin_encoder_bitrate(bitrate: int) -> None:
