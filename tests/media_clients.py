@@ -84,13 +84,20 @@ async def publish(client: Client, room: str, kind: str = "camera", shade: int = 
     return Camera(pc, video, answer["stream"])
 
 
-async def play(client: Client, stream_id: str) -> Player:
+async def new_player() -> Player:
+    """A receive-only peer whose offer is ready in ``player.pc.localDescription``."""
     pc = loopback_peer()
     player = Player(pc)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
     await pc.setLocalDescription(await pc.createOffer())
+    return player
+
+
+async def play(client: Client, stream_id: str) -> Player:
+    player = await new_player()
+    pc = player.pc
     answer = await client.request("stream.play", stream=stream_id, sdp=pc.localDescription.sdp, timeout=10)
     assert answer["type"] == "stream.answer", answer
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))

@@ -11,7 +11,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
-from tests.media_clients import Player, loopback_peer
+from tests.media_clients import Player, loopback_peer, new_player
 from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
 
 
@@ -44,12 +44,8 @@ async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
 
 
 async def play(published: PublishedStream, codec: str = "VP8") -> tuple[Player, PlayedStream]:
-    pc = loopback_peer()
-    player = Player(pc)
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
-    await pc.setLocalDescription(await pc.createOffer())
+    player = await new_player()
+    pc = player.pc
     played, answer = await PlayedStream.accept(
         published=published, offer_sdp=pc.localDescription.sdp, video_codec=codec, ice_servers=[]
     )
