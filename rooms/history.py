@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from rooms.models import ChatMessage, Participant, Room
+from rooms.models import ChatMessage, Participant, Room, Stream
 from rooms.signals import room_finalized
 
 if TYPE_CHECKING:
@@ -92,6 +92,24 @@ def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
         logger.info("room finalized: %s %s", name, live_id)
         transaction.on_commit(lambda: room_finalized.send(sender=Room, room=room))
     return True
+
+
+def stream_record_start(
+    *, live_id: str, session: str, login: str, stream_id: str, kind: str, record: bool, codec: str
+) -> None:
+    participant = (
+        Participant.objects.filter(room__live_id=live_id, login=login, session=session).order_by("-joined_at").first()
+    )
+    if participant is None:
+        logger.warning("stream %s started for %s, who is no longer in the room", stream_id, login)
+        return
+    Stream.objects.get_or_create(
+        live_id=stream_id, defaults={"participant": participant, "kind": kind, "record": record, "codec": codec}
+    )
+
+
+def stream_record_end(*, stream_id: str) -> None:
+    Stream.objects.filter(live_id=stream_id, ended_at__isnull=True).update(ended_at=timezone.now())
 
 
 def rooms_finalize_orphaned() -> int:

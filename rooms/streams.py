@@ -14,7 +14,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from rooms import events, protocol
+from rooms import events, history, protocol
+from rooms.database import db_call
 from rooms.media.node import local_media_node
 from rooms.media.registry import StreamRecord, get_stream_registry
 from rooms.session import ServiceError, Session
@@ -56,6 +57,7 @@ async def stream_publish(
     await _layer().send(
         node,
         {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp, "record": record,
+         "room_id": session.rooms[room].room_id, "session": session.sid,
          "reply_to": session.info.channel, "request_id": request_id},
     )
     return None  # the node answers with stream.answer
@@ -121,6 +123,7 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     if await get_stream_registry().stream_remove(record.stream_id) is None:
         return  # someone else ended it
     await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
+    await db_call(history.stream_record_end)(stream_id=record.stream_id)
     if publisher_info is not None:
         await _layer().send(
             record.publisher_channel,

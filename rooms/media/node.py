@@ -17,7 +17,8 @@ from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
-from rooms import events
+from rooms import events, history
+from rooms.database import db_call
 from rooms.loops import cancelled
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
 from rooms.media.registry import get_stream_registry
@@ -154,6 +155,12 @@ class MediaNode:
 
     async def _published(self, message: dict[str, Any]) -> None:
         stream = message["stream"]
+        published = self.published.get(stream["id"])
+        await db_call(history.stream_record_start)(
+            live_id=message["room_id"], session=message["session"], login=stream["participant"],
+            stream_id=stream["id"], kind=stream["kind"], record=message["record"],
+            codec="+".join(published.codecs.values()) if published else "",
+        )
         await self._tell(message["reply_to"], {"type": "stream.status", "stream": stream["id"], "status": "PUBLISHING"})
         seq = await get_live_state().room_event_seq(message["room"])
         await events.room_event_send(

@@ -9,6 +9,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
+from rooms.models import Stream
 from rooms.media.registry import reset_stream_registry
 from tests.media_clients import loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
@@ -64,6 +65,9 @@ async def test_publish_play_and_publisher_leaving() -> None:
     assert unpublished["stream"] == {"id": stream["id"], "participant": "alice"}
     stopped = await bob.event("stream.status")
     assert stopped == {"type": "stream.status", "stream": stream["id"], "status": "STOPPED"}
+    row = await Stream.objects.select_related("participant").aget(live_id=stream["id"])
+    assert row.participant.login == "alice" and row.kind == "camera" and row.record is False
+    assert row.codec == "VP8+opus" and row.ended_at is not None
     for client in (alice, bob, carol):
         await client.close()
     await camera.close()
