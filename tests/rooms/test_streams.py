@@ -9,8 +9,8 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
-from rooms.models import Stream
 from rooms.media.registry import reset_stream_registry
+from rooms.models import Stream
 from tests.media_clients import loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
 from tests.wsclient import ProtocolClient
