@@ -225,6 +225,23 @@ MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
 # embedded: every web process runs a media node for the rooms pinned to it;
 # external: only `manage.py runmedianode` processes do.
 MEDIA_NODES: str = env.str("MEDIA_NODES", default="embedded")
+
+def _port_range(raw: str) -> tuple[int, int] | None:
+    """MEDIA_UDP_PORTS: "40000-40999", or empty for any free port."""
+    if not raw:
+        return None
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        first, last = (int(part) for part in raw.split("-"))
+    except ValueError:
+        raise ImproperlyConfigured(f"MEDIA_UDP_PORTS must look like 40000-40999, not {raw!r}") from None
+    if not 1024 <= first <= last <= 65535:
+        raise ImproperlyConfigured(f"MEDIA_UDP_PORTS {raw!r} is not a range within 1024-65535")
+    return first, last
+
+
+MEDIA_UDP_PORTS: tuple[int, int] | None = _port_range(env.str("MEDIA_UDP_PORTS", default=""))
 # A publish whose first media has not arrived by then is FAILED no_media.
 MEDIA_START_TIMEOUT_MS: int = env.int("MEDIA_START_TIMEOUT_MS", default=10_000)
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))

@@ -20,7 +20,7 @@ from django.conf import settings
 from rooms import events, history
 from rooms.database import db_call
 from rooms.loops import cancelled
-from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
+from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
 from rooms.media.registry import get_stream_registry
 from rooms.media.tap import check_aiortc_internals
 from rooms.state import get_live_state
@@ -43,6 +43,9 @@ class MediaNode:
     async def start(self) -> None:
         check_aiortc_internals()
         use_host_address(settings.MEDIA_HOST_IP)
+        if settings.MEDIA_UDP_PORTS:
+            first, last = settings.MEDIA_UDP_PORTS
+            use_port_range(asyncio.get_running_loop(), settings.MEDIA_HOST_IP, first, last)
         self.channel = await self.layer.new_channel("media.node.")
         await get_stream_registry().node_heartbeat(self.channel, now_ms())
         loop = asyncio.get_running_loop()

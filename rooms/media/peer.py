@@ -9,9 +9,12 @@ what the publisher sends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aioice.ice
 from aiortc import (
@@ -57,6 +60,35 @@ def use_host_address(address: str) -> None:
         return [address]
 
     aioice.ice.get_host_addresses = host_addresses  # type: ignore[assignment]
+
+
+def use_port_range(loop: asyncio.AbstractEventLoop, address: str, first: int, last: int) -> None:
+    """Bind media sockets on ``address`` to ports ``first``..``last``.
+
+    aioice binds its host candidates to port 0 (any port); a firewall in
+    front of a media node wants a known range. The loop's UDP endpoint
+    factory is wrapped so that those binds, and only those, take a free
+    port from the range.
+    """
+    if getattr(loop, "_media_port_range", None) == (address, first, last):
+        return
+    create = getattr(loop, "_media_create_datagram_endpoint", loop.create_datagram_endpoint)
+
+    async def create_in_range(protocol_factory: Any, local_addr: Any = None, **kwargs: Any) -> Any:
+        if local_addr is None or local_addr[0] != address or local_addr[1] != 0:
+            return await create(protocol_factory, local_addr=local_addr, **kwargs)
+        ports = list(range(first, last + 1))
+        start = random.randrange(len(ports))
+        for port in ports[start:] + ports[:start]:
+            try:
+                return await create(protocol_factory, local_addr=(address, port), **kwargs)
+            except OSError:
+                continue
+        raise OSError(f"no free UDP port in {first}-{last} on {address}")
+
+    loop._media_create_datagram_endpoint = create  # type: ignore[attr-defined]
+    loop._media_port_range = (address, first, last)  # type: ignore[attr-defined]
+    loop.create_datagram_endpoint = create_in_range  # type: ignore[method-assign,assignment]
 
 
 def new_peer_connection(ice_servers: list[RTCIceServer]) -> RTCPeerConnection:

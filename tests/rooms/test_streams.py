@@ -216,3 +216,20 @@ async def test_g711_audio_only_publish_reaches_a_player() -> None:
     await player.pc.close()
     await alice.close()
     await bob.close()
+
+
+async def test_media_uses_the_configured_udp_port_range(settings) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    settings.MEDIA_UDP_PORTS = (41000, 41049)
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="r")
+    pc = loopback_peer()
+    pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await alice.request("stream.publish", room="r", kind="camera", sdp=pc.localDescription.sdp, timeout=10)
+    candidates = re.findall(r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", answer["sdp"])
+    assert candidates, answer["sdp"]
+    assert all(host == "127.0.0.1" and 41000 <= int(port) <= 41049 for host, port in candidates)
+    await pc.close()
+    await alice.close()
