@@ -145,3 +145,57 @@ async def test_offer_without_the_room_codec_is_codec_not_supported() -> None:
         await PublishedStream.accept(stream_id="s", offer_sdp=only_h264, video_codec="VP8", ice_servers=[])
     assert failure.value.info == "codec_not_supported"
     await publisher.pc.close()
+
+
+def drop_every(transport, nth: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Lose every ``nth`` RTP packet a DTLS transport sends (counts kept)."""
+    counts = {"sent": 0, "dropped": 0}
+    send = transport._send_rtp
+
+    async def lossy(data: bytes) -> None:
+        counts["sent"] += 1
+        if counts["sent"] % nth == 0:
+            counts["dropped"] += 1
+            return
+        await send(data)
+
+    transport._send_rtp = lossy
+    return counts
+
+
+def count_retransmissions(sender) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts = {"retransmitted": 0}
+    retransmit = sender._retransmit
+
+    async def counting(sequence_number: int) -> None:
+        counts["retransmitted"] += 1
+        await retransmit(sequence_number)
+
+    sender._retransmit = counting
+    return counts
+
+
+async def test_lost_packets_are_recovered_by_nack_on_each_hop() -> None:
+    publisher, published, started = await publish()
+    await asyncio.wait_for(started.wait(), 10)
+    player, played = await play(published)
+    await player.wait_for(lambda: len(player.counters) >= 10, 5)
+    video_out = next(t.sender for t in publisher.pc.getTransceivers() if t.kind == "video")
+    video_fwd = next(t.sender for t in played.pc.getTransceivers() if t.kind == "video")
+    # 4% loss on both legs: publisher → server, server → player.
+    first_leg = drop_every(video_out.transport, 25)
+    second_leg = drop_every(video_fwd.transport, 25)
+    first_resent = count_retransmissions(video_out)
+    second_resent = count_retransmissions(video_fwd)
+    start = len(player.counters)
+    await asyncio.sleep(4)  # the measurement window
+    window = [number for _, number in player.counters[start:]]
+    assert first_leg["dropped"] > 10 and second_leg["dropped"] > 10
+    # Each hop repairs its own losses: the publisher resends what the server
+    # missed, the server resends what the player missed.
+    assert first_resent["retransmitted"] > 0 and second_resent["retransmitted"] > 0
+    assert len(window) / 4 >= 20, len(window) / 4
+    assert window == sorted(window)
+    await played.close()
+    await published.close()
+    await publisher.pc.close()
