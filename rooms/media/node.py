@@ -145,16 +145,19 @@ class MediaNode:
         task.add_done_callback(self._handlers.discard)
 
     def _watch_publisher(self, message: dict[str, Any], published: PublishedStream) -> None:
-        if published.pc.connectionState == "failed":
-            self._spawn(self._publisher_failed(message, "ice_failed"))
+        # Our own close (unpublish) removes the stream first; a connection
+        # that fails or is closed by the publisher ends a stream still here.
+        state = published.pc.connectionState
+        if state in ("failed", "closed") and self.published.get(published.stream_id) is published:
+            self._spawn(self._publisher_failed(message, "ice_failed" if state == "failed" else None))
 
-    async def _publisher_failed(self, message: dict[str, Any], info: str) -> None:
-        stream = message["stream"]
-        record = await get_stream_registry().stream_remove(stream["id"])
-        await self._tell(message["reply_to"], {"type": "stream.status", "stream": stream["id"], "status": "FAILED",
-                                               "info": info})
+    async def _publisher_failed(self, message: dict[str, Any], info: str | None) -> None:
+        """End a stream the publisher can no longer feed; tell it why if ``info``."""
+        from rooms.streams import stream_end
+
+        record = await get_stream_registry().stream_get(message["stream"]["id"])
         if record is not None:
-            await self._unpublished(record.room, stream["id"], stream["participant"])
+            await stream_end(record, publisher_info=info)
 
     async def _published(self, message: dict[str, Any]) -> None:
         stream = message["stream"]
@@ -243,14 +246,6 @@ class MediaNode:
                 track.pause()
             else:
                 track.resume()
-
-    async def _unpublished(self, room: str, stream_id: str, participant: str) -> None:
-        await self.on_unpublish({"stream": stream_id})
-        seq = await get_live_state().room_event_seq(room)
-        await events.room_event_send(
-            room, {"type": "room.unpublished", "room": room, "stream": {"id": stream_id, "participant": participant}},
-            seq=seq,
-        )
 
 
 _nodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaNode] = weakref.WeakKeyDictionary()

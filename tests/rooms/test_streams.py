@@ -233,3 +233,18 @@ async def test_media_uses_the_configured_udp_port_range(settings) -> None:  # ty
     assert all(host == "127.0.0.1" and 41000 <= int(port) <= 41049 for host, port in candidates)
     await pc.close()
     await alice.close()
+
+
+async def test_a_publisher_closing_its_connection_ends_the_stream() -> None:
+    alice, bob = await alice_and_bob_in("r")
+    camera = await publish(alice, "r")
+    assert (await bob.event("room.published"))["stream"]["id"] == camera.stream["id"]
+    await camera.close()  # no stream.unpublish: the peer connection just goes away
+    unpublished = await bob.event("room.unpublished", timeout=10)
+    assert unpublished["stream"] == {"id": camera.stream["id"], "participant": "alice"}
+    row = await Stream.objects.aget(live_id=camera.stream["id"])
+    assert row.ended_at is not None
+    again = await publish(alice, "r")  # the camera slot is free
+    await again.close()
+    await alice.close()
+    await bob.close()
