@@ -9,6 +9,7 @@ but by the validators below, so a service can answer them its own way.
 from __future__ import annotations
 
 import re
+import typing
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -157,18 +158,8 @@ AnyClientMessage = Annotated[
 ]
 _client_message_adapter: TypeAdapter[AnyClientMessage] = TypeAdapter(AnyClientMessage)
 KNOWN_TYPES = frozenset(
-    {
-        "session.connect",
-        "ping",
-        "room.join",
-        "room.leave",
-        "room.message",
-        "stream.publish",
-        "stream.unpublish",
-        "stream.play",
-        "stream.stop",
-        "stream.mute",
-    }
+    model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for model in typing.get_args(typing.get_args(AnyClientMessage)[0])
 )
 
 

@@ -25,7 +25,7 @@ there when it was sent: the count lets the connection drop those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from django.conf import settings
 
@@ -361,7 +361,7 @@ return 1
 """
 
 
-def _text(value: object) -> str:
+def decoded(value: object) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -406,11 +406,11 @@ class RedisLiveState:
         raw = await self._redis.hgetall(self._key("session", sid))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {decoded(k): decoded(v) for k, v in raw.items()}
         return SessionInfo(sid, fields["username"], fields["channel"], fields["process"])
 
     async def session_rooms(self, sid: str) -> set[str]:
-        return {_text(name) for name in await self._redis.smembers(self._key("session", sid, "rooms"))}
+        return {decoded(name) for name in await self._redis.smembers(self._key("session", sid, "rooms"))}
 
     async def session_close(self, info: SessionInfo) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -425,16 +425,16 @@ class RedisLiveState:
         keys = [*self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name)]
         args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms]
         outcome, room_id, rec, created, reactivated, seq, flat_members, chat = await self._join(keys=keys, args=args)
-        members = {_text(flat_members[i]): _text(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
+        members = {decoded(flat_members[i]): decoded(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
         return JoinResult(
-            _text(outcome),  # type: ignore[arg-type]
-            _text(room_id),
-            _text(rec) == "1",
+            decoded(outcome),  # type: ignore[arg-type]
+            decoded(room_id),
+            decoded(rec) == "1",
             bool(created),
             bool(reactivated),
             int(seq),
             members,
-            [_text(item) for item in chat],
+            [decoded(item) for item in chat],
         )
 
     async def room_leave(
@@ -444,11 +444,11 @@ class RedisLiveState:
         keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
         deadline = "" if idle_deadline_ms is None else str(idle_deadline_ms)
         outcome, room_id, rec, seq = await self._leave(keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline])
-        return LeaveResult(_text(outcome), _text(room_id), _text(rec) == "1", int(seq))  # type: ignore[arg-type]
+        return LeaveResult(decoded(outcome), decoded(room_id), decoded(rec) == "1", int(seq))  # type: ignore[arg-type]
 
     async def room_members(self, name: str) -> dict[str, str]:
         raw = await self._redis.hgetall(self._key("room", name, "members"))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {decoded(k): decoded(v) for k, v in raw.items()}
 
     async def room_event_seq(self, name: str) -> int:
         return await self.room_chat_post(name=name, message_json=None, history_length=0)
@@ -464,11 +464,11 @@ class RedisLiveState:
         due = await self._redis.zrangebyscore(self._key("deadlines"), "-inf", now_ms, start=0, num=limit)
         claimed = []
         for raw_name in due:
-            name = _text(raw_name)
+            name = decoded(raw_name)
             result = await self._claim_room(keys=self._room_keys(name), args=[name, now_ms, lease_ms])
             if result:
                 room_id, rec, was_idle = result
-                claimed.append(ClaimedRoom(name, _text(room_id), _text(rec) == "1", bool(was_idle)))
+                claimed.append(ClaimedRoom(name, decoded(room_id), decoded(rec) == "1", bool(was_idle)))
         return claimed
 
     async def process_heartbeat(self, process: str, now_ms: int) -> None:
@@ -479,7 +479,7 @@ class RedisLiveState:
         candidates = await self._redis.zrangebyscore(key, "-inf", f"({dead_before_ms}", start=0, num=limit)
         claimed = []
         for raw in candidates:
-            process = _text(raw)
+            process = decoded(raw)
             # Re-scoring to "now" is the lease: should this sweeper die half
             # way, the process looks dead again one TTL later.
             if await self._claim_process(keys=[key], args=[process, dead_before_ms, now_ms]):
@@ -487,13 +487,18 @@ class RedisLiveState:
         return claimed
 
     async def process_sessions(self, process: str) -> set[str]:
-        return {_text(sid) for sid in await self._redis.smembers(self._key("process", process, "sessions"))}
+        return {decoded(sid) for sid in await self._redis.smembers(self._key("process", process, "sessions"))}
 
     async def process_forget(self, process: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self._key("processes"), process)
             pipe.delete(self._key("process", process, "sessions"))
             await pipe.execute()
+
+    @property
+    def redis(self) -> Any:
+        """The client, for other per-loop stores that share its connections."""
+        return self._redis
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from django.conf import settings
 
 from rooms.loops import PerLoop
+from rooms.state import RedisLiveState, decoded, get_live_state
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,8 @@ return 1
 
 
 class RedisStreamRegistry:
-    def __init__(self, url: str, prefix: str) -> None:
-        from redis.asyncio import BlockingConnectionPool, Redis
-
-        self._redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=32, timeout=20))
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self._redis = redis
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
         self._remove = self._redis.register_script(_REMOVE)
@@ -209,13 +208,13 @@ class RedisStreamRegistry:
         await self._redis.zadd(self._key("nodes"), {node: now_ms})
 
     async def nodes_alive(self, *, alive_after_ms: int) -> list[str]:
-        return [_text(node) for node in await self._redis.zrangebyscore(self._key("nodes"), alive_after_ms, "+inf")]
+        return [decoded(node) for node in await self._redis.zrangebyscore(self._key("nodes"), alive_after_ms, "+inf")]
 
     async def nodes_claim_dead(self, *, dead_before_ms: int, now_ms: int) -> list[str]:
         key = self._key("nodes")
         claimed = []
         for raw in await self._redis.zrangebyscore(key, "-inf", f"({dead_before_ms}"):
-            node = _text(raw)
+            node = decoded(raw)
             if await self._claim_node(keys=[key], args=[node, dead_before_ms, now_ms]):
                 claimed.append(node)
         return claimed
@@ -223,7 +222,7 @@ class RedisStreamRegistry:
     async def node_streams(self, node: str) -> list[StreamRecord]:
         records = []
         for raw in await self._redis.smembers(self._key("node", node, "streams")):
-            record = await self.stream_get(_text(raw))
+            record = await self.stream_get(decoded(raw))
             if record is not None:
                 records.append(record)
         return records
@@ -235,12 +234,12 @@ class RedisStreamRegistry:
             await pipe.execute()
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 _memory_registry: MemoryStreamRegistry | None = None
-_redis_registries = PerLoop(lambda: RedisStreamRegistry(settings.REDIS_URL, settings.LIVE_STATE_PREFIX))
+# The registry shares the live state's client (and its connection pool).
+_redis_registries = PerLoop(
+    lambda: RedisStreamRegistry(cast(RedisLiveState, get_live_state()).redis, settings.LIVE_STATE_PREFIX)
+)
 
 
 def get_stream_registry() -> StreamRegistry:
