@@ -174,6 +174,8 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         "re": request_id,
         "room": room,
         "record": result.record,
+        # The browser SDK puts this codec first in its offers (setCodecPreferences).
+        "video_codec": settings.ROOM_VIDEO_CODEC,
         "participants": participants,
         "history": [json.loads(message) for message in result.history],
     }
