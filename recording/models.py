@@ -25,6 +25,13 @@ class Recording(models.Model):
         Stream, on_delete=models.SET_NULL, null=True, blank=True, related_name="recordings"
     )
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    # The live stream id names a stream record's files and finds its row
+    # before the Stream history row exists.
+    stream_live_id = models.CharField(max_length=32, blank=True, db_index=True)
+    participant = models.CharField(max_length=64, blank=True)
+    # The media node writing a stream record: a record whose node died is
+    # PARTIAL (the file so far stays playable) or FAILED, never left RECORDING.
+    node = models.CharField(max_length=128, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Mixing progress, percent.")
     file_path = models.CharField(max_length=512, blank=True, help_text="Relative to RECORDINGS_ROOT.")
@@ -39,6 +46,12 @@ class Recording(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_live_id"], condition=models.Q(kind="stream"), name="one_record_per_stream"
+            ),
+            models.UniqueConstraint(fields=["room"], condition=models.Q(kind="room"), name="one_mix_per_room"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} recording of {self.room.name} ({self.status.lower()})"

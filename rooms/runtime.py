@@ -17,6 +17,7 @@ import weakref
 
 from django.conf import settings
 
+from recording.services import recordings_of_dead_nodes_close
 from rooms import history, services
 from rooms.database import db_call
 from rooms.loops import cancelled
@@ -44,6 +45,9 @@ class Runtime:
             if not settings.REDIS_URL:
                 # The in-memory live state starts empty: rooms left open by
                 # an earlier run of this process can never be joined again.
+                # Likewise the stream records its media node was writing
+                # (closed first, so the rooms' mixes find them settled).
+                await db_call(recordings_of_dead_nodes_close)(set())
                 count = await db_call(history.rooms_finalize_orphaned)()
                 if count:
                     logger.info("finalized %d rooms left open by an earlier run", count)

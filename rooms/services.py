@@ -148,7 +148,7 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
             request_id, room, "room_full", f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants"
         )
     if result.outcome == "joined":
-        session.rooms[room] = Membership(result.room_id, result.seq)
+        session.rooms[room] = Membership(result.room_id, result.seq, record=result.record)
         await db_call(history.participant_record_join)(
             live_id=result.room_id,
             room_name=room,

@@ -39,6 +39,8 @@ class Membership:
     room_id: str
     # The room's event count at the join: later events are news to us.
     joined_seq: int
+    # Room multi-record: every stream published in the room is recorded.
+    record: bool = False
 
 
 @dataclass

@@ -56,7 +56,8 @@ async def stream_publish(
         return _failed(request_id, None, "limit")
     await _layer().send(
         node,
-        {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp, "record": record,
+        {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp,
+         "record": record or session.rooms[room].record,
          "room_id": session.rooms[room].room_id, "session": session.sid,
          "reply_to": session.info.channel, "request_id": request_id},
     )
@@ -181,13 +182,19 @@ async def room_media_release(room: str) -> None:
 
 async def nodes_sweep() -> None:
     """End the streams of media nodes that stopped heartbeating."""
+    from recording.services import recordings_of_dead_nodes_close
+
     registry = get_stream_registry()
     current = now_ms()
-    for node in await registry.nodes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current):
+    dead = await registry.nodes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current)
+    for node in dead:
         logger.warning("media node %s stopped heartbeating; ending its streams", node)
         for record in await registry.node_streams(node):
             await stream_end(record, publisher_info="node_failed")
         await registry.node_forget(node)
+    if dead:
+        alive = await registry.nodes_alive(alive_after_ms=current - settings.PRESENCE_TTL_MS)
+        await db_call(recordings_of_dead_nodes_close)(set(alive))
 
 
 async def room_participant_streams(room: str) -> dict[str, list[dict[str, Any]]]:

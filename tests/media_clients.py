@@ -70,6 +70,29 @@ class Camera:
         await self.pc.close()
 
 
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    video: CounterVideoTrack
+    audio: ToneAudioTrack
+
+
+async def publisher_offer(codec: str = "VP8", shade: int = 128) -> tuple[Publisher, str]:
+    pc = loopback_peer()
+    video, audio = CounterVideoTrack(shade=shade), ToneAudioTrack()
+    pc.addTransceiver(video, direction="sendonly")
+    pc.addTransceiver(audio, direction="sendonly")
+    if codec == "H264":
+        from aiortc import RTCRtpSender
+
+        transceiver = pc.getTransceivers()[0]
+        transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+        )
+    await pc.setLocalDescription(await pc.createOffer())
+    return Publisher(pc, video, audio), pc.localDescription.sdp
+
+
 async def publish(client: Client, room: str, kind: str = "camera", shade: int = 128) -> Camera:
     pc = loopback_peer()
     video = CounterVideoTrack(shade=shade)

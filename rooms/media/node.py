@@ -39,6 +39,9 @@ class MediaNode:
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        from recording.node_records import NodeRecords
+
+        self.records = NodeRecords()
 
     async def start(self) -> None:
         check_aiortc_internals()
@@ -73,6 +76,7 @@ class MediaNode:
             await stream_end(record, publisher_info="node_stopped")
         for published in list(self.published.values()):
             await published.close()
+        await self.records.finish_all()
         await registry.node_forget(self.channel)
 
     async def _run(self) -> None:
@@ -130,6 +134,8 @@ class MediaNode:
             )
             return
         self.published[stream_id] = published
+        if message["record"]:
+            self.records.start(node=self.channel, message=message, published=published)
         published.pc.on("connectionstatechange", lambda: self._watch_publisher(message, published))
         await self._tell(reply_to, {"type": "stream.answer", "re": request_id, "stream": stream, "sdp": answer})
         self._spawn(self._expect_media(message, published))
@@ -232,6 +238,7 @@ class MediaNode:
             await played.close()
         if published is not None:
             await published.close()
+        await self.records.finish(stream_id)
 
     async def on_mute(self, message: dict[str, Any]) -> None:
         stream_id, muted = message["stream"], message["muted"]

@@ -21,7 +21,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,11 @@ def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     source = getattr(vars(receiver_class).get("__init__"), "__code__", None)
     names = set(source.co_names) if source else set()
     missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER) if name not in names]
-    if missing or not hasattr(receiver_class, "_send_rtcp_pli"):
+    missing += [name for name in ("_send_rtcp_pli", "_handle_rtcp_packet") if not hasattr(receiver_class, name)]
+    if missing:
         raise RuntimeError(
             f"aiortc {_aiortc_version()} lacks the receiver internals the media plane taps "
-            f"({', '.join(missing) or '_send_rtcp_pli'}); install the pinned aiortc from requirements.txt"
+            f"({', '.join(missing)}); install the pinned aiortc from requirements.txt"
         )
 
 
@@ -48,6 +49,25 @@ def _aiortc_version() -> str:
     import aiortc
 
     return str(getattr(aiortc, "__version__", "unknown"))
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, callback: Callable[[RtcpSrPacket], None]) -> None:
+    """Call ``callback`` with every RTCP sender report the receiver gets.
+
+    Records keep them: a sender report pairs an RTP timestamp with the
+    sender's wall clock, which aligns audio and video to a few milliseconds.
+    """
+    handle = receiver._handle_rtcp_packet
+
+    async def handle_with_reports(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            try:
+                callback(packet)
+            except Exception:
+                logger.exception("a sender report watcher failed")
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = handle_with_reports  # type: ignore[method-assign]
 
 
 class PacketByPacket:

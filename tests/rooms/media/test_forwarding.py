@@ -5,42 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
-from tests.media_clients import Player, loopback_peer, new_player
-from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
+from tests.media_clients import Player, Publisher, loopback_peer, new_player, publisher_offer
 
 
 @pytest.fixture(autouse=True)
 def loopback_only() -> None:
     use_host_address("127.0.0.1")
-
-
-@dataclass
-class Publisher:
-    pc: RTCPeerConnection
-    video: CounterVideoTrack
-    audio: ToneAudioTrack
-
-
-async def publisher_offer(codec: str = "VP8") -> tuple[Publisher, str]:
-    pc = loopback_peer()
-    video, audio = CounterVideoTrack(), ToneAudioTrack()
-    pc.addTransceiver(video, direction="sendonly")
-    pc.addTransceiver(audio, direction="sendonly")
-    if codec == "H264":
-        from aiortc import RTCRtpSender
-
-        transceiver = pc.getTransceivers()[0]
-        transceiver.setCodecPreferences(
-            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
-        )
-    await pc.setLocalDescription(await pc.createOffer())
-    return Publisher(pc, video, audio), pc.localDescription.sdp
 
 
 async def play(published: PublishedStream, codec: str = "VP8") -> tuple[Player, PlayedStream]:

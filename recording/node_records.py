@@ -1,0 +1,89 @@
+"""The stream records a media node is writing.
+
+The node asks for a record when it accepts a publish with ``record`` set;
+the recorder becomes one more sink on the stream's taps, so recording reads
+the same encoded frames the players get. Ending the stream (unpublish,
+leave, drop, room finalization, node shutdown) finishes the file and the
+Recording row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiortc.sdp import SessionDescription
+from django.conf import settings
+
+from recording import services
+from recording.capture import RecordTarget, StreamRecorder
+from rooms.database import db_call
+from rooms.media.peer import PublishedStream, first_ssrc
+from rooms.media.tap import watch_sender_reports
+
+logger = logging.getLogger(__name__)
+
+
+def room_directory(room: str) -> Path:
+    return Path(settings.RECORDINGS_ROOT) / room
+
+
+class NodeRecords:
+    def __init__(self) -> None:
+        self.recorders: dict[str, StreamRecorder] = {}
+        self._started: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, *, node: str, message: dict[str, Any], published: PublishedStream) -> None:
+        """Record a stream just accepted (before any of its media arrives)."""
+        stream = message["stream"]
+        offer = SessionDescription.parse(message["sdp"])
+        recorder = StreamRecorder(
+            RecordTarget(
+                directory=room_directory(message["room"]), stream_id=stream["id"], room=message["room"],
+                room_id=message["room_id"], participant=stream["participant"], kind=stream["kind"],
+            ),
+            codecs=published.codecs,
+            ssrcs={kind: first_ssrc(offer, kind) for kind in published.codecs},
+        )
+        for kind, tap in published.taps.items():
+            tap.add_sink(recorder.sink(kind))
+        for transceiver in published.pc.getTransceivers():
+            kind = transceiver.kind
+
+            def report(packet: Any, kind: str = kind) -> None:
+                recorder.on_sender_report(kind, packet)
+
+            watch_sender_reports(transceiver.receiver, report)
+        self.recorders[stream["id"]] = recorder
+        root = Path(settings.RECORDINGS_ROOT)
+        self._started[stream["id"]] = asyncio.ensure_future(
+            db_call(services.recording_stream_start)(
+                room_live_id=message["room_id"], stream_id=stream["id"], participant=stream["participant"],
+                node=node, file_path=str(recorder.path.relative_to(root)),
+                sidecar_path=str(recorder.sidecar_path.relative_to(root)),
+            )
+        )
+
+    async def finish(self, stream_id: str) -> None:
+        recorder = self.recorders.pop(stream_id, None)
+        if recorder is None:
+            return
+        started = self._started.pop(stream_id, None)
+        result = await asyncio.to_thread(recorder.close)
+        if started is not None:
+            try:
+                await started
+            except Exception:
+                logger.exception("the Recording row of stream %s was not created", stream_id)
+        await db_call(services.recording_stream_finish)(
+            stream_id=stream_id,
+            file_path=str(result.path.relative_to(settings.RECORDINGS_ROOT)),
+            size_bytes=result.size_bytes,
+            duration_ms=result.duration_ms,
+            failure=result.failure,
+        )
+
+    async def finish_all(self) -> None:
+        await asyncio.gather(*(self.finish(stream_id) for stream_id in list(self.recorders)))
