@@ -250,7 +250,10 @@ ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
 RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")
 ON_MULTIPLE_RECORD_HOOK: str = env("ON_MULTIPLE_RECORD_HOOK")
+ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S: int = env.int("ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S", default=600)
 OFFLINE_MIXER_CONFIG: str = env("OFFLINE_MIXER_CONFIG")
+# How long a room's signed link to its records stays valid (seven days).
+RECORDS_LINK_MAX_AGE_S: int = env.int("RECORDS_LINK_MAX_AGE_S", default=7 * 24 * 3600)
 
 # --- Celery -----------------------------------------------------------------
 # Without Redis the embedded default uses kombu's filesystem transport: a
@@ -268,6 +271,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
+    # On Redis the queues live under the deployment's prefix, like the live
+    # state, so deployments (and test runs) sharing one Redis stay apart.
+    else {"global_keyprefix": f"{LIVE_STATE_PREFIX}:celery:"}
+    if CELERY_BROKER_URL.startswith("redis")
     else {}
 )
 CELERY_TASK_IGNORE_RESULT = True

@@ -78,7 +78,7 @@ def _write_padded(source: Path, target: Path, gap_ms: float) -> None:
             for packet in gap:
                 packet.stream = outputs[stream.index]
                 writer.mux(packet)
-        shift = {stream.index: round(gap_ms / 1000 / stream.time_base) for stream in inputs}
+        shift = {stream.index: round(gap_ms / 1000 / _time_base(stream)) for stream in inputs}
         for packet in reader.demux(*inputs):
             if packet.dts is None:
                 continue
@@ -89,7 +89,7 @@ def _write_padded(source: Path, target: Path, gap_ms: float) -> None:
             writer.mux(packet)
 
 
-def _gap_packets(stream: Any, gap_ms: float) -> Iterator[av.Packet]:
+def _gap_packets(stream: Any, gap_ms: float) -> Iterator[av.Packet[Any]]:
     if stream.type == "video":
         yield from _black_video(stream, gap_ms)
     else:
@@ -101,7 +101,7 @@ def _first_frame_size(stream: Any) -> tuple[int, int]:
     return (width or 640) // 2 * 2, (height or 480) // 2 * 2
 
 
-def _black_video(stream: Any, gap_ms: float) -> Iterator[av.Packet]:
+def _black_video(stream: Any, gap_ms: float) -> Iterator[av.Packet[Any]]:
     width, height = _first_frame_size(stream)
     encoder: Any = av.CodecContext.create(ENCODERS[stream.codec_context.name], "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
@@ -127,7 +127,7 @@ def _black_video(stream: Any, gap_ms: float) -> Iterator[av.Packet]:
         yield _rebased(packet, stream.time_base)
 
 
-def _silence(stream: Any, gap_ms: float) -> Iterator[av.Packet]:
+def _silence(stream: Any, gap_ms: float) -> Iterator[av.Packet[Any]]:
     rate = stream.codec_context.sample_rate or 48000
     encoder: Any = av.CodecContext.create(ENCODERS[stream.codec_context.name], "w")
     encoder.sample_rate = rate
@@ -150,7 +150,7 @@ def _silence(stream: Any, gap_ms: float) -> Iterator[av.Packet]:
             yield _rebased(packet, stream.time_base)
 
 
-def _length_prefixed(packet: av.Packet) -> av.Packet:
+def _length_prefixed(packet: av.Packet[Any]) -> av.Packet[Any]:
     """Annex B (start codes, as the encoder writes) to the length-prefixed
     NAL units the track's avcC extradata promises."""
     units = [unit for unit in re.split(b"\x00\x00\x00\x01|\x00\x00\x01", bytes(packet)) if unit]
@@ -160,7 +160,7 @@ def _length_prefixed(packet: av.Packet) -> av.Packet:
     return converted
 
 
-def _rebased(packet: av.Packet, time_base: fractions.Fraction) -> av.Packet:
+def _rebased(packet: av.Packet[Any], time_base: fractions.Fraction) -> av.Packet[Any]:
     source = packet.time_base
     if source is not None and source != time_base:
         if packet.pts is not None:
@@ -169,3 +169,10 @@ def _rebased(packet: av.Packet, time_base: fractions.Fraction) -> av.Packet:
             packet.dts = round(packet.dts * source / time_base)
         packet.time_base = time_base
     return packet
+
+
+def _time_base(stream: Any) -> fractions.Fraction:
+    time_base = stream.time_base
+    if time_base is None:
+        raise ValueError(f"stream {stream.index} of the record has no time base")
+    return fractions.Fraction(time_base)

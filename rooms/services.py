@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
+from recording.links import room_records_url
 from rooms import events, history, protocol, streams
 from rooms.chat_archive import ChatRecord, get_chat_archive
 from rooms.database import db_call
@@ -176,6 +177,8 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         "record": result.record,
         # The browser SDK puts this codec first in its offers (setCodecPreferences).
         "video_codec": settings.ROOM_VIDEO_CODEC,
+        # The room's records page, signed for this room; pages show it when the room ends.
+        "records_url": room_records_url(result.room_id),
         "participants": participants,
         "history": [json.loads(message) for message in result.history],
     }

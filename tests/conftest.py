@@ -49,19 +49,22 @@ def redis_live_state(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def integration_database() -> str:
+def integration_database():  # type: ignore[no-untyped-def]
     """A freshly migrated PostgreSQL database for server processes."""
     import psycopg
 
     from tests.processes import manage
 
-    name = "conference_integration"
+    # One database per test run, so runs side by side never drop each other's.
+    name = f"conference_integration_{os.getpid()}"
     with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")
     url = TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     manage({**os.environ, "DATABASE_URL": url}, "migrate", "--noinput")
-    return url
+    yield url
+    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

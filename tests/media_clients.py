@@ -93,13 +93,18 @@ async def publisher_offer(codec: str = "VP8", shade: int = 128) -> tuple[Publish
     return Publisher(pc, video, audio), pc.localDescription.sdp
 
 
-async def publish(client: Client, room: str, kind: str = "camera", shade: int = 128) -> Camera:
+async def publish(
+    client: Client, room: str, kind: str = "camera", shade: int = 128, record: bool | None = None
+) -> Camera:
     pc = loopback_peer()
     video = CounterVideoTrack(shade=shade)
     pc.addTransceiver(video, direction="sendonly")
     pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
-    answer = await client.request("stream.publish", room=room, kind=kind, sdp=pc.localDescription.sdp, timeout=10)
+    fields = {} if record is None else {"record": record}
+    answer = await client.request(
+        "stream.publish", room=room, kind=kind, sdp=pc.localDescription.sdp, timeout=10, **fields
+    )
     assert answer["type"] == "stream.answer", answer
     await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
     status = await client.event("stream.status", timeout=10)

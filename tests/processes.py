@@ -101,8 +101,12 @@ def daphne(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
     return ServerProcess(name, args, env, log_dir / f"{name}.log", port=port)
 
 
-def celery_worker(name: str, env: dict[str, str], log_dir: Path, *, beat: bool) -> ServerProcess:
-    args = [str(BIN / "celery"), "-A", "conference_site", "worker", "--loglevel", "INFO", "--pool", "solo",
+def celery_worker(
+    name: str, env: dict[str, str], log_dir: Path, *, beat: bool = False, pool: str = "solo"
+) -> ServerProcess:
+    # prefork (with one child) when a test kills the child running a task
+    args = [str(BIN / "celery"), "-A", "conference_site", "worker", "--loglevel", "INFO", "--pool", pool,
+            "--concurrency", "1",
             "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"]
     if beat:
         args += ["--beat", "--schedule", str(log_dir / f"{name}-beat-schedule")]

@@ -1,0 +1,298 @@
+"""Recording lifecycle: stream records, padding, room mixes, files.
+
+Synchronous functions over the database and the files under
+RECORDINGS_ROOT; the media node calls the stream-record ones through
+``db_call``, the Celery tasks call the rest. Each one is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from recording.mixer_config import mixer_config_load
+from recording.models import Recording
+from recording.padding import record_pad
+from recording.sidecar import SidecarError, sidecar_read, sidecars_room_start_ms
+from rooms.models import Room, Stream
+
+logger = logging.getLogger(__name__)
+
+# Stream records the room mix waits for: their node is still closing them.
+UNSETTLED = (Recording.Status.RECORDING,)
+HOOK_OUTPUT_KEPT = 64 * 1024
+
+
+def recordings_root() -> Path:
+    return Path(settings.RECORDINGS_ROOT)
+
+
+def recording_file(recording: Recording) -> Path | None:
+    return recordings_root() / recording.file_path if recording.file_path else None
+
+
+# --- stream records (media node) ---------------------------------------------------
+
+
+def recording_stream_start(
+    *, room_live_id: str, stream_id: str, participant: str, node: str, file_path: str, sidecar_path: str
+) -> None:
+    room = Room.objects.filter(live_id=room_live_id).first()
+    if room is None:
+        logger.warning("stream %s is recorded in room %s, which has no row", stream_id, room_live_id)
+        return
+    try:
+        with transaction.atomic():
+            Recording.objects.get_or_create(
+                kind=Recording.Kind.STREAM, stream_live_id=stream_id,
+                defaults={"room": room, "participant": participant, "node": node, "file_path": file_path,
+                          "sidecar_path": sidecar_path},
+            )
+    except IntegrityError:
+        pass  # the finish got there first
+
+
+def recording_stream_finish(
+    *, stream_id: str, file_path: str, size_bytes: int, duration_ms: int, failure: str
+) -> None:
+    """Close a stream record's row: READY, or FAILED with the reason."""
+    stream = Stream.objects.filter(live_id=stream_id).first()
+    updated = Recording.objects.filter(
+        kind=Recording.Kind.STREAM, stream_live_id=stream_id,
+        status__in=(Recording.Status.RECORDING, Recording.Status.PARTIAL),
+    ).update(
+        status=Recording.Status.FAILED if failure else Recording.Status.READY,
+        failure_reason=failure, file_path=file_path, size_bytes=size_bytes, duration_ms=duration_ms,
+        ended_at=timezone.now(), stream=stream,
+    )
+    if not updated:
+        logger.warning("stream record %s finished without an open row", stream_id)
+
+
+def recordings_of_dead_nodes_close(alive_nodes: set[str]) -> int:
+    """Stream records whose node died: PARTIAL when a file remains, else FAILED.
+
+    The file written until the node died is playable (its clusters were
+    flushed as they closed); only its tail and index are missing.
+    """
+    orphans = list(
+        Recording.objects.filter(kind=Recording.Kind.STREAM, status=Recording.Status.RECORDING).exclude(
+            node__in=alive_nodes
+        )
+    )
+    for recording in orphans:
+        _record_close_unfinished(recording)
+    return len(orphans)
+
+
+def _probe_duration_ms(path: Path) -> int | None:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            last = 0.0
+            for packet in container.demux():
+                if packet.pts is not None and packet.time_base is not None:
+                    last = max(last, float(packet.pts * packet.time_base))
+            return int(last * 1000)
+    except (av.error.FFmpegError, OSError):
+        return None
+
+
+# --- room recordings --------------------------------------------------------------
+
+
+def room_recording_create(room: Room) -> None:
+    """The room mix's row, from the room's creation on: it shows RECORDING while the room lives."""
+    try:
+        with transaction.atomic():
+            Recording.objects.get_or_create(room=room, kind=Recording.Kind.ROOM)
+    except IntegrityError:
+        pass
+
+
+def room_stream_records(room: Room) -> list[Recording]:
+    return list(Recording.objects.filter(room=room, kind=Recording.Kind.STREAM).order_by("started_at", "pk"))
+
+
+def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> bool:
+    """Settle, pad and queue the mix of a finalized room's records.
+
+    False while a stream record is still being closed by its media node
+    (the task asks again); with ``give_up_waiting`` such records are closed
+    as their node would have been found dead.
+    """
+    room = Room.objects.get(pk=room_id)
+    records = room_stream_records(room)
+    open_records = [record for record in records if record.status in UNSETTLED]
+    if open_records and not give_up_waiting:
+        return False
+    for record in open_records:
+        _record_close_unfinished(record)
+    if settings.RECORDING_EMPTY_SHIFT:
+        records_pad(room_stream_records(room))
+    mix = Recording.objects.filter(room=room, kind=Recording.Kind.ROOM).first()
+    if mix is None and room.record:
+        room_recording_create(room)
+        mix = Recording.objects.get(room=room, kind=Recording.Kind.ROOM)
+    if mix is not None and Recording.objects.filter(pk=mix.pk, status=Recording.Status.RECORDING).update(
+        status=Recording.Status.PENDING_MIX
+    ):
+        from recording import tasks
+
+        transaction.on_commit(lambda: tasks.room_mix.delay(mix.pk))
+    return True
+
+
+def _record_close_unfinished(recording: Recording) -> None:
+    path = recording_file(recording)
+    size = path.stat().st_size if path is not None and path.exists() else 0
+    status, reason = (
+        (Recording.Status.PARTIAL, "the media node stopped while recording")
+        if size
+        else (Recording.Status.FAILED, "the media node stopped before anything was written")
+    )
+    Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
+        status=status, failure_reason=reason, size_bytes=size, ended_at=timezone.now(),
+        duration_ms=_probe_duration_ms(path) if size and path is not None else None,
+    )
+
+
+def records_pad(records: list[Recording]) -> None:
+    """Start every record at the room's first stream start (RECORDING_EMPTY_SHIFT)."""
+    readable = [
+        (record, recordings_root() / record.sidecar_path)
+        for record in records
+        if record.status in (Recording.Status.READY, Recording.Status.PARTIAL) and record.sidecar_path
+    ]
+    sidecars = []
+    for record, path in readable:
+        try:
+            sidecars.append((record, path, sidecar_read(path)))
+        except (OSError, SidecarError) as error:
+            logger.warning("record %s has no usable sidecar: %s", record.pk, error)
+    if not sidecars:
+        return
+    room_start = sidecars_room_start_ms([sidecar for _, _, sidecar in sidecars])
+    for record, path, _ in sidecars:
+        result = record_pad(path, room_start)
+        if result.padded_ms:
+            Recording.objects.filter(pk=record.pk).update(
+                size_bytes=result.path.stat().st_size,
+                duration_ms=(record.duration_ms or 0) + round(result.padded_ms),
+            )
+
+
+def room_mix_run(recording_id: int) -> None:
+    """Mix a room's stream records into one MP4, then run the hook; safe to repeat.
+
+    The mix is written under a temporary name and renamed into place, so a
+    run that dies leaves no half file where the mix belongs, and a repeated
+    run replaces nothing but a whole file with a whole file.
+    """
+    recording = Recording.objects.select_related("room").get(pk=recording_id)
+    output = recording_file(recording) if recording.file_path else None
+    if recording.status == Recording.Status.READY and output is not None and output.exists():
+        _hook_run_once(recording)
+        return
+    room = recording.room
+    directory = recordings_root() / room.name
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"room-{room.live_id}.mp4"
+    for leftover in directory.glob(f".{target.stem}.*.mp4"):
+        leftover.unlink(missing_ok=True)  # from a run that died
+    Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.MIXING, progress=0, failure_reason="")
+    sidecars = [
+        recordings_root() / record.sidecar_path
+        for record in room_stream_records(room)
+        if record.status in (Recording.Status.READY, Recording.Status.PARTIAL) and record.sidecar_path
+        and (recordings_root() / record.sidecar_path).exists()
+    ]
+    if not sidecars:
+        _mix_failed(recording, "no stream of the room was recorded")
+        return
+    from recording import mixing  # numpy, Pillow and the encoders load in workers only
+
+    temporary = directory / f".{target.stem}.{uuid.uuid4().hex[:8]}.mp4"
+    try:
+        result = mixing.room_mix(
+            sidecars, temporary, mixer_config_load(settings.OFFLINE_MIXER_CONFIG),
+            progress=lambda percent: _mix_progress(recording.pk, percent),
+        )
+        os.replace(temporary, target)
+    except Exception as error:
+        temporary.unlink(missing_ok=True)
+        logger.exception("mixing room %s failed", room.name)
+        _mix_failed(recording, f"mixing failed: {error}")
+        return
+    Recording.objects.filter(pk=recording.pk).update(
+        status=Recording.Status.READY, progress=100, file_path=str(target.relative_to(recordings_root())),
+        size_bytes=target.stat().st_size, duration_ms=result.duration_ms, ended_at=timezone.now(),
+    )
+    recording.refresh_from_db()
+    _hook_run_once(recording)
+
+
+def _mix_progress(recording_id: int, percent: int) -> None:
+    Recording.objects.filter(pk=recording_id, status=Recording.Status.MIXING).update(progress=min(99, percent))
+
+
+def _mix_failed(recording: Recording, reason: str) -> None:
+    Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED, failure_reason=reason)
+
+
+def _hook_run_once(recording: Recording) -> None:
+    """Run ON_MULTIPLE_RECORD_HOOK with the mix's path and the room's name.
+
+    Claimed by a conditional update, so a repeated task never runs it twice
+    (-1 marks a hook that is running, or whose worker died while it ran).
+    """
+    hook = settings.ON_MULTIPLE_RECORD_HOOK
+    output = recording_file(recording)
+    if not hook or output is None:
+        return
+    if not Recording.objects.filter(pk=recording.pk, hook_exit_status__isnull=True).update(hook_exit_status=-1):
+        return
+    try:
+        completed = subprocess.run(
+            [hook, str(output), recording.room.name], capture_output=True, timeout=settings.ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S,
+            check=False, cwd=output.parent,
+        )
+        status, text = completed.returncode, (completed.stdout + completed.stderr).decode(errors="replace")
+    except subprocess.TimeoutExpired as error:
+        output_so_far = (error.stdout or b"") + (error.stderr or b"")
+        status, text = -2, output_so_far.decode(errors="replace") + f"\n[timed out after {error.timeout} s]"
+    except OSError as error:
+        status, text = -3, f"could not run {hook}: {error}"
+    Recording.objects.filter(pk=recording.pk).update(hook_exit_status=status, hook_output=text[-HOOK_OUTPUT_KEPT:])
+
+
+def recording_remix(recording: Recording) -> None:
+    """Queue a room recording's mix again (operator action)."""
+    from recording import tasks
+
+    if recording.kind != Recording.Kind.ROOM:
+        raise ValueError("only room recordings are mixed")
+    Recording.objects.filter(pk=recording.pk).exclude(status=Recording.Status.MIXING).update(
+        status=Recording.Status.PENDING_MIX, progress=0, failure_reason=""
+    )
+    tasks.room_mix.delay(recording.pk)
+
+
+def recording_files_delete(recording: Recording) -> None:
+    """Delete a recording's files and keep its row as history."""
+    root = recordings_root().resolve()
+    for relative in (recording.file_path, recording.sidecar_path):
+        if not relative:
+            continue
+        path = (root / relative).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            path.unlink()
+    Recording.objects.filter(pk=recording.pk).update(file_path="", sidecar_path="", size_bytes=None)

@@ -1,0 +1,151 @@
+"""Recording across real processes: daphne with its media node, a Celery
+worker on Redis (not eager mode), PostgreSQL, real aiortc publishers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from recording.sidecar import sidecar_read
+from rooms.media.peer import use_host_address
+from tests.media_clients import publish
+from tests.wsclient import SocketClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def loopback_media() -> None:
+    use_host_address("127.0.0.1")
+
+
+@pytest.fixture
+def recordings_root(server_env, tmp_path) -> Path:  # type: ignore[no-untyped-def]
+    root = tmp_path / "recordings"
+    server_env["RECORDINGS_ROOT"] = str(root)
+    return root
+
+
+def recordings(database_url: str, room: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url) as connection:
+        cursor = connection.execute(
+            "SELECT r.kind, r.status, r.file_path, r.sidecar_path, r.size_bytes, r.duration_ms, r.failure_reason,"
+            " r.participant, r.progress, r.hook_exit_status, r.hook_output"
+            " FROM recording_recording r JOIN rooms_room m ON m.id = r.room_id WHERE m.name = %s ORDER BY r.id",
+            (room,),
+        )
+        names = [column.name for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+async def wait_for_recordings(database_url: str, room: str, done, timeout: float) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Poll the rows another process writes until ``done(rows)``."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = recordings(database_url, room)
+        if rows and done(rows):
+            return rows
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"recordings of {room} never got there: {rows}")
+
+
+def probe(path: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+async def test_a_stream_record_follows_publish_and_leave(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+    web = start_server("daphne", "web")
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    await alice.request("room.join", room="taped")
+    camera = await publish(alice, "taped", record=True)
+    rows = await wait_for_recordings(server_env["DATABASE_URL"], "taped", lambda rows: True, timeout=5)
+    assert [(row["kind"], row["status"], row["participant"]) for row in rows] == [("stream", "RECORDING", "alice")]
+    await asyncio.sleep(2.5)  # the length of the record
+    assert (await alice.request("room.leave", room="taped"))["type"] == "ok"
+    rows = await wait_for_recordings(
+        server_env["DATABASE_URL"], "taped", lambda rows: rows[0]["status"] != "RECORDING", timeout=10
+    )
+    row = rows[0]
+    assert row["status"] == "READY" and row["failure_reason"] == ""
+    path = recordings_root / row["file_path"]
+    assert path == recordings_root / "taped" / f"{camera.stream['id']}.webm"
+    info = probe(path)
+    assert {stream["codec_name"] for stream in info["streams"]} == {"vp8", "opus"}
+    assert 2.0 <= float(info["format"]["duration"]) <= 4.0
+    assert abs(row["duration_ms"] / 1000 - float(info["format"]["duration"])) < 0.2
+    assert row["size_bytes"] == path.stat().st_size > 50_000
+    sidecar = sidecar_read(recordings_root / row["sidecar_path"])
+    assert sidecar.stream == camera.stream["id"] and sidecar.ended_at_ms is not None
+    await camera.close()
+    await alice.close()
+
+
+async def test_a_killed_process_leaves_a_playable_partial_record(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+    doomed, survivor = start_server("daphne", "doomed"), start_server("daphne", "survivor")
+    alice = await SocketClient.connected(doomed.ws_url, "alice")
+    await alice.request("room.join", room="cut")
+    camera = await publish(alice, "cut", record=True)
+    await asyncio.sleep(3)  # media recorded before the crash
+    # A connection starts the survivor's sweep, which finds the dead node
+    # and closes its records.
+    watcher = await SocketClient.connected(survivor.ws_url, "watcher")
+    doomed.kill()
+    rows = await wait_for_recordings(
+        server_env["DATABASE_URL"], "cut", lambda rows: rows[0]["status"] != "RECORDING", timeout=15
+    )
+    row = rows[0]
+    assert row["status"] == "PARTIAL", row
+    info = probe(recordings_root / row["file_path"])
+    assert {stream["codec_name"] for stream in info["streams"]} == {"vp8", "opus"}
+    assert row["duration_ms"] >= 1500 and row["size_bytes"] > 30_000
+    sidecar = sidecar_read(recordings_root / row["sidecar_path"])
+    assert sidecar.ended_at_ms is None  # the sidecar says the record did not end properly
+    await camera.close()
+    await watcher.close()
+
+
+async def test_synchronized_records_are_padded_by_the_worker(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+    env = {"RECORDING_EMPTY_SHIFT": "true"}
+    web = start_server("daphne", "web", env=env)
+    worker = start_server("celery", "worker", env=env)
+    worker.wait_for_log("ready.")
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    bob = await SocketClient.connected(web.ws_url, "bob")
+    await alice.request("room.join", room="sync")
+    await bob.request("room.join", room="sync")
+    alice_camera = await publish(alice, "sync", record=True)
+    await asyncio.sleep(1.5)  # bob starts publishing later
+    bob_camera = await publish(bob, "sync", record=True)
+    await asyncio.sleep(1.5)
+    await bob.request("room.leave", room="sync")
+    await alice.request("room.leave", room="sync")  # the last leave finalizes the room
+
+    def padded(rows: list[dict[str, Any]]) -> bool:
+        sidecars = [sidecar_read(recordings_root / row["sidecar_path"]) for row in rows]
+        return len(rows) == 2 and len({sidecar.started_at_ms for sidecar in sidecars}) == 1
+
+    rows = await wait_for_recordings(server_env["DATABASE_URL"], "sync", padded, timeout=20)
+    by_name = {row["participant"]: row for row in rows}
+    bob_sidecar = sidecar_read(recordings_root / by_name["bob"]["sidecar_path"])
+    assert 1.3 <= bob_sidecar.padded_ms / 1000 <= 2.5
+    durations = {name: float(probe(recordings_root / row["file_path"])["format"]["duration"])
+                 for name, row in by_name.items()}
+    # Both records now run from the room's first stream start.
+    assert abs(durations["alice"] - durations["bob"]) < 0.5, durations
+    assert all(row["status"] == "READY" for row in rows)
+    for client in (alice, bob):
+        await client.close()
+    for camera in (alice_camera, bob_camera):
+        await camera.close()
