@@ -262,8 +262,8 @@ def _hook_run_once(recording: Recording) -> None:
         return
     try:
         completed = subprocess.run(
-            [hook, str(output), recording.room.name], capture_output=True, timeout=settings.ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S,
-            check=False, cwd=output.parent,
+            [hook, str(output), recording.room.name], capture_output=True, check=False, cwd=output.parent,
+            timeout=settings.ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S,
         )
         status, text = completed.returncode, (completed.stdout + completed.stderr).decode(errors="replace")
     except subprocess.TimeoutExpired as error:

@@ -84,6 +84,15 @@ class ServerProcess:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
+    def kill_children(self) -> list[int]:
+        """SIGKILL the process's children (a Celery pool process running a task)."""
+        assert self.process is not None
+        children_file = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        children = [int(pid) for pid in children_file.read_text().split()]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        return children
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import weakref
 from typing import Any
 
@@ -271,4 +272,28 @@ async def local_media_node() -> MediaNode:
             node = MediaNode(layer)
             await node.start()
             _nodes[loop] = node
+            _stop_with_server(node)
     return node
+
+
+# A node that takes longer than this to finish its streams at shutdown is
+# left to the sweeps of the processes that remain (its records: PARTIAL).
+SHUTDOWN_TIMEOUT_S = 10
+
+
+def _stop_with_server(node: MediaNode) -> None:
+    """Finish the node's streams and records when daphne shuts down (SIGTERM).
+
+    Daphne runs on Twisted's asyncio reactor and has no ASGI lifespan; a
+    "before shutdown" trigger that returns a Deferred holds the reactor
+    until the node has closed its files.
+    """
+    reactor: Any = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not getattr(reactor, "running", False):
+        return
+    from twisted.internet.defer import Deferred
+
+    def shutdown() -> Deferred[None]:
+        return Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(node.shutdown(), SHUTDOWN_TIMEOUT_S)))
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)

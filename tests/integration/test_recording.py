@@ -149,3 +149,115 @@ async def test_synchronized_records_are_padded_by_the_worker(start_server, serve
         await client.close()
     for camera in (alice_camera, bob_camera):
         await camera.close()
+
+
+@pytest.fixture
+def hook(tmp_path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """An ON_MULTIPLE_RECORD_HOOK script that notes each call in a file."""
+    calls = tmp_path / "hook-calls.txt"
+    script = tmp_path / "on_multiple_record_hook.sh"
+    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\necho "mixed $2"\nexit 3\n')
+    script.chmod(0o755)
+    return script, calls
+
+
+async def room_with_two_recorded_cameras(web, room: str, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """alice creates a recorded room and publishes; bob comes later; both leave."""
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    bob = await SocketClient.connected(web.ws_url, "bob")
+    state = await alice.request("room.join", room=room, record=True)
+    assert state["record"] is True
+    await bob.request("room.join", room=room)
+    alice_camera = await publish(alice, room, shade=200)  # recorded without asking: the room records
+    await asyncio.sleep(seconds / 2)  # bob's camera joins the mix later
+    bob_camera = await publish(bob, room, shade=90)
+    await asyncio.sleep(seconds / 2)
+    await bob.request("room.leave", room=room)
+    await alice.request("room.leave", room=room, timeout=10)
+    for client in (alice, bob):
+        await client.close()
+    for camera in (alice_camera, bob_camera):
+        await camera.close()
+
+
+async def test_room_multi_record_is_mixed_by_the_worker_then_the_hook_runs(
+    start_server, server_env, recordings_root, hook
+) -> None:  # type: ignore[no-untyped-def]
+    script, calls = hook
+    env = {"ON_MULTIPLE_RECORD_HOOK": str(script)}
+    web = start_server("daphne", "web", env=env)
+    worker = start_server("celery", "worker", env=env)
+    worker.wait_for_log("ready.")
+    await room_with_two_recorded_cameras(web, "mixed", seconds=4)
+
+    rows = await wait_for_recordings(
+        server_env["DATABASE_URL"], "mixed",
+        lambda rows: any(row["kind"] == "room" and row["status"] in ("READY", "FAILED") for row in rows),
+        timeout=60,
+    )
+    mix = next(row for row in rows if row["kind"] == "room")
+    assert mix["status"] == "READY", mix
+    assert sorted(row["participant"] for row in rows if row["kind"] == "stream") == ["alice", "bob"]
+    path = recordings_root / mix["file_path"]
+    info = probe(path)
+    assert {stream["codec_name"] for stream in info["streams"]} == {"h264", "aac"}
+    assert 3.5 <= float(info["format"]["duration"]) <= 6.0
+    assert mix["progress"] == 100 and mix["size_bytes"] == path.stat().st_size
+    # The hook ran once, with the mix's path and the room's name; its exit
+    # status and output are kept.
+    await wait_for_recordings(
+        server_env["DATABASE_URL"], "mixed", lambda rows: any(row["hook_exit_status"] == 3 for row in rows), 10
+    )
+    assert calls.read_text().splitlines() == [f"{path} mixed"]
+    mix = next(row for row in recordings(server_env["DATABASE_URL"], "mixed") if row["kind"] == "room")
+    assert mix["hook_output"].strip() == "mixed mixed"
+
+
+async def test_a_worker_killed_while_mixing_leaves_one_whole_mix(
+    start_server, server_env, recordings_root, hook
+) -> None:  # type: ignore[no-untyped-def]
+    script, calls = hook
+    env = {"ON_MULTIPLE_RECORD_HOOK": str(script)}
+    web = start_server("daphne", "web", env=env)
+    worker = start_server("celery", "worker", env=env, pool="prefork")
+    worker.wait_for_log("ready.")
+    await room_with_two_recorded_cameras(web, "crashy", seconds=6)
+
+    await wait_for_recordings(
+        server_env["DATABASE_URL"], "crashy",
+        lambda rows: any(row["kind"] == "room" and row["status"] == "MIXING" for row in rows), timeout=30,
+    )
+    killed = worker.kill_children()
+    assert killed, "the worker had no pool process to kill"
+
+    rows = await wait_for_recordings(
+        server_env["DATABASE_URL"], "crashy",
+        lambda rows: any(row["kind"] == "room" and row["status"] in ("READY", "FAILED") for row in rows),
+        timeout=90,
+    )
+    mix = next(row for row in rows if row["kind"] == "room")
+    assert mix["status"] == "READY", (mix, worker.log()[-3000:])
+    assert "WorkerLostError" in worker.log() or "lost" in worker.log().lower()
+    files = sorted(path.name for path in (recordings_root / "crashy").iterdir() if path.suffix == ".mp4")
+    assert files == [Path(mix["file_path"]).name]  # one mix, no half-written leftovers
+    assert not [path for path in (recordings_root / "crashy").iterdir() if path.name.startswith(".")]
+    assert 5.0 <= float(probe(recordings_root / mix["file_path"])["format"]["duration"]) <= 8.0
+    await wait_for_recordings(
+        server_env["DATABASE_URL"], "crashy", lambda rows: any(row["hook_exit_status"] == 3 for row in rows), 10
+    )
+    assert len(calls.read_text().splitlines()) == 1
+
+
+async def test_stopping_the_server_finishes_its_records(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+    web = start_server("daphne", "web")
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    await alice.request("room.join", room="closing")
+    camera = await publish(alice, "closing", record=True)
+    await asyncio.sleep(2)  # media recorded before the shutdown
+    web.stop()  # SIGTERM
+    rows = recordings(server_env["DATABASE_URL"], "closing")
+    assert rows[0]["status"] == "READY", (rows, web.log()[-2000:])
+    sidecar = sidecar_read(recordings_root / rows[0]["sidecar_path"])
+    assert sidecar.ended_at_ms is not None
+    assert 1.5 <= float(probe(recordings_root / rows[0]["file_path"])["format"]["duration"]) <= 4
+    await camera.close()
