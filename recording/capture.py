@@ -35,7 +35,15 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 
-from recording.sidecar import SenderReport, Sidecar, TrackKind, TrackTiming, rtp_timestamp_delta, sidecar_write
+from recording.sidecar import (
+    RTP_TIMESTAMP_MODULUS,
+    SenderReport,
+    Sidecar,
+    TrackKind,
+    TrackTiming,
+    rtp_timestamp_delta,
+    sidecar_write,
+)
 from rooms.media.keyframes import is_keyframe
 
 logger = logging.getLogger(__name__)
@@ -84,10 +92,18 @@ class RecordResult:
 
 
 class StreamRecorder:
-    def __init__(self, target: RecordTarget, codecs: dict[str, str], ssrcs: dict[str, int | None]) -> None:
+    def __init__(
+        self,
+        target: RecordTarget,
+        codecs: dict[str, str],
+        ssrcs: dict[str, int | None],
+        rtp_origins: Callable[[str], int | None] = lambda kind: None,
+    ) -> None:
         self.target = target
         self.codecs = dict(codecs)
         self._ssrcs = ssrcs
+        # kind -> the sender's RTP timestamp of the first frame (the tap's are rebased to 0)
+        self._rtp_origins = rtp_origins
         target.directory.mkdir(parents=True, exist_ok=True)
         self.path = target.directory / f"{target.stream_id}.{record_extension(codecs)}"
         self.sidecar_path = target.directory / f"{target.stream_id}.json"
@@ -123,9 +139,11 @@ class StreamRecorder:
             )
         track = self._tracks.get(kind)
         if track is None:
+            origin = self._rtp_origins(kind)
             track = self._tracks[kind] = TrackTiming(
                 kind=_track_kind(kind), codec=codec.name, clock_rate=codec.clockRate,
-                ssrc=self._ssrcs.get(kind) or 0, first_rtp_timestamp=frame.timestamp,
+                ssrc=self._ssrcs.get(kind) or 0,
+                first_rtp_timestamp=(frame.timestamp + (origin or 0)) % RTP_TIMESTAMP_MODULUS,
                 first_arrival_ms=arrival_ms, offset_ms=arrival_ms - self.sidecar.started_at_ms,
             )
             self.sidecar.tracks.append(track)

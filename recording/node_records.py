@@ -21,13 +21,34 @@ from recording import services
 from recording.capture import RecordTarget, StreamRecorder
 from rooms.database import db_call
 from rooms.media.peer import PublishedStream, first_ssrc
-from rooms.media.tap import watch_sender_reports
+from rooms.media.tap import rtp_timestamp_origin, watch_sender_reports
 
 logger = logging.getLogger(__name__)
 
 
 def room_directory(room: str) -> Path:
     return Path(settings.RECORDINGS_ROOT) / room
+
+
+def recorder_attach(published: PublishedStream, target: RecordTarget, *, offer_sdp: str) -> StreamRecorder:
+    """A recorder fed by the stream's taps and its sender reports."""
+    offer = SessionDescription.parse(offer_sdp)
+    receivers = {transceiver.kind: transceiver.receiver for transceiver in published.pc.getTransceivers()}
+    recorder = StreamRecorder(
+        target,
+        codecs=published.codecs,
+        ssrcs={kind: first_ssrc(offer, kind) for kind in published.codecs},
+        rtp_origins=lambda kind: rtp_timestamp_origin(receivers[kind]) if kind in receivers else None,
+    )
+    for kind, tap in published.taps.items():
+        tap.add_sink(recorder.sink(kind))
+    for kind, receiver in receivers.items():
+
+        def report(packet: Any, kind: str = kind) -> None:
+            recorder.on_sender_report(kind, packet)
+
+        watch_sender_reports(receiver, report)
+    return recorder
 
 
 class NodeRecords:
@@ -38,24 +59,14 @@ class NodeRecords:
     def start(self, *, node: str, message: dict[str, Any], published: PublishedStream) -> None:
         """Record a stream just accepted (before any of its media arrives)."""
         stream = message["stream"]
-        offer = SessionDescription.parse(message["sdp"])
-        recorder = StreamRecorder(
+        recorder = recorder_attach(
+            published,
             RecordTarget(
                 directory=room_directory(message["room"]), stream_id=stream["id"], room=message["room"],
                 room_id=message["room_id"], participant=stream["participant"], kind=stream["kind"],
             ),
-            codecs=published.codecs,
-            ssrcs={kind: first_ssrc(offer, kind) for kind in published.codecs},
+            offer_sdp=message["sdp"],
         )
-        for kind, tap in published.taps.items():
-            tap.add_sink(recorder.sink(kind))
-        for transceiver in published.pc.getTransceivers():
-            kind = transceiver.kind
-
-            def report(packet: Any, kind: str = kind) -> None:
-                recorder.on_sender_report(kind, packet)
-
-            watch_sender_reports(transceiver.receiver, report)
         self.recorders[stream["id"]] = recorder
         root = Path(settings.RECORDINGS_ROOT)
         self._started[stream["id"]] = asyncio.ensure_future(

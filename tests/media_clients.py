@@ -73,13 +73,15 @@ class Camera:
 @dataclass
 class Publisher:
     pc: RTCPeerConnection
-    video: CounterVideoTrack
-    audio: ToneAudioTrack
+    video: MediaStreamTrack
+    audio: MediaStreamTrack
 
 
-async def publisher_offer(codec: str = "VP8", shade: int = 128) -> tuple[Publisher, str]:
+async def publisher_offer(
+    codec: str = "VP8", shade: int = 128, tracks: tuple[MediaStreamTrack, MediaStreamTrack] | None = None
+) -> tuple[Publisher, str]:
     pc = loopback_peer()
-    video, audio = CounterVideoTrack(shade=shade), ToneAudioTrack()
+    video, audio = tracks or (CounterVideoTrack(shade=shade), ToneAudioTrack())
     pc.addTransceiver(video, direction="sendonly")
     pc.addTransceiver(audio, direction="sendonly")
     if codec == "H264":

@@ -127,4 +127,76 @@ def audio_energy(frame: av.AudioFrame) -> float:
     return sum(abs(s) for s in samples) / max(1, len(samples))
 
 
-__all__ = ["VIDEO_PTIME", "CounterVideoTrack", "ToneAudioTrack", "audio_energy", "mean_luma", "read_counter"]
+class FlashVideoTrack(MediaStreamTrack):
+    """Dark frames, white for the frames captured in the first 100 ms of
+    every wall-clock second: with ``BeepAudioTrack`` a sync mark whose
+    audio and video are known to happen at the same instant."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.monotonic()
+        target = self._start + self.count / self.fps
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        white = time.time() % 1.0 < 0.1
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, value in zip(frame.planes, (235 if white else 30, 128, 128), strict=True):
+            plane.update(bytes([value]) * (plane.line_size * plane.height))
+        frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        self.count += 1
+        return frame
+
+
+class BeepAudioTrack(MediaStreamTrack):
+    """Silence, and a 1 kHz beep for the samples in the first 100 ms of every wall-clock second."""
+
+    kind = "audio"
+
+    def __init__(self, rate: int = 48_000) -> None:
+        super().__init__()
+        self.rate = rate
+        self.samples = int(AUDIO_PTIME * rate)
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        import asyncio
+
+        if self._start is None:
+            self._start = time.monotonic()
+        target = self._start + self.sent / self.rate
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        now = time.time()
+        values = []
+        for i in range(self.samples):
+            at = now + i / self.rate
+            values.append(int(16_000 * math.sin(2 * math.pi * 1000 * at)) if at % 1.0 < 0.1 else 0)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
+        frame.planes[0].update(b"".join(v.to_bytes(2, "little", signed=True) for v in values))
+        frame.sample_rate = self.rate
+        frame.pts = self.sent
+        frame.time_base = fractions.Fraction(1, self.rate)
+        self.sent += self.samples
+        return frame
+
+
+__all__ = [
+    "VIDEO_PTIME",
+    "BeepAudioTrack",
+    "CounterVideoTrack",
+    "FlashVideoTrack",
+    "ToneAudioTrack",
+    "audio_energy",
+    "mean_luma",
+    "read_counter",
+]

@@ -30,13 +30,15 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 
 
 def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     """Fail loudly if the installed aiortc moved the attributes the tap uses."""
     source = getattr(vars(receiver_class).get("__init__"), "__code__", None)
     names = set(source.co_names) if source else set()
-    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER) if name not in names]
+    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER, _TIMESTAMP_MAPPER)
+               if name not in names]
     missing += [name for name in ("_send_rtcp_pli", "_handle_rtcp_packet") if not hasattr(receiver_class, name)]
     if missing:
         raise RuntimeError(
@@ -68,6 +70,18 @@ def watch_sender_reports(receiver: RTCRtpReceiver, callback: Callable[[RtcpSrPac
         await handle(packet)
 
     receiver._handle_rtcp_packet = handle_with_reports  # type: ignore[method-assign]
+
+
+def rtp_timestamp_origin(receiver: RTCRtpReceiver) -> int | None:
+    """The RTP timestamp of the first frame the receiver handed on.
+
+    aiortc rebases every frame's timestamp to its first one before the
+    decoder queue (our tap) sees it; sender reports speak in the sender's
+    own timestamps, so aligning by them needs this origin back.
+    """
+    mapper = getattr(receiver, _TIMESTAMP_MAPPER, None)
+    origin = getattr(mapper, "_origin", None)
+    return None if origin is None else int(origin) % (1 << 32)
 
 
 class PacketByPacket:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiortc import RTCSessionDescription
-from aiortc.sdp import SessionDescription
+from aiortc.mediastreams import MediaStreamTrack
 
 from recording.capture import RecordResult, RecordTarget, StreamRecorder
-from rooms.media.peer import PublishedStream, first_ssrc
-from rooms.media.tap import watch_sender_reports
+from recording.node_records import recorder_attach
+from rooms.media.peer import PublishedStream
 from tests.media_clients import Publisher, publisher_offer
 
 
@@ -30,28 +30,24 @@ class LiveRecord:
 
 
 async def start_record(
-    directory: Path, stream_id: str = "s1", participant: str = "alice", codec: str = "VP8", shade: int = 128
+    directory: Path, stream_id: str = "s1", participant: str = "alice", codec: str = "VP8", shade: int = 128,
+    tracks: tuple[MediaStreamTrack, MediaStreamTrack] | None = None,
 ) -> LiveRecord:
     """A publisher whose stream is being recorded; returns once media flows."""
-    publisher, offer = await publisher_offer(codec, shade=shade)
+    publisher, offer = await publisher_offer(codec, shade=shade, tracks=tracks)
     started = asyncio.Event()
     published, answer = await PublishedStream.accept(
         stream_id=stream_id, offer_sdp=offer, video_codec=codec, ice_servers=[], on_first_media=started.set
     )
-    recorder = StreamRecorder(
+    recorder = recorder_attach(
+        published,
         RecordTarget(directory=directory, stream_id=stream_id, room="r", room_id="room1", participant=participant,
                      kind="camera"),
-        codecs=published.codecs,
-        ssrcs={kind: first_ssrc(SessionDescription.parse(offer), kind) for kind in published.codecs},
+        offer_sdp=offer,
     )
     live = LiveRecord(publisher, published, recorder)
     for kind, tap in published.taps.items():
-        tap.add_sink(recorder.sink(kind))
         tap.add_sink(lambda codec, frame, kind=kind: live.forwarded[kind].append(frame.data))
-    for transceiver in published.pc.getTransceivers():
-        watch_sender_reports(
-            transceiver.receiver, lambda packet, kind=transceiver.kind: recorder.on_sender_report(kind, packet)
-        )
     await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     await asyncio.wait_for(started.wait(), 10)
     return live

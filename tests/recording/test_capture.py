@@ -14,7 +14,7 @@ import av
 import pytest
 
 from recording.capture import RecordResult
-from recording.sidecar import sidecar_read
+from recording.sidecar import sidecar_read, track_sender_start_ms
 from rooms.media.keyframes import is_keyframe
 from rooms.media.peer import use_host_address
 from tests.recording.live_records import start_record
@@ -91,5 +91,10 @@ async def test_record_holds_the_forwarded_frames_unchanged(tmp_path: Path, codec
     assert video_track.offset_ms == 0 and 0 <= audio_track.offset_ms < 100
     assert video_track.packets == len(recorded["video"]) and video_track.clock_rate == 90000
     assert audio_track.clock_rate == 48000 and audio_track.codec == "opus"
-    # aiortc publishers send a sender report every few seconds
-    assert video_track.sender_reports or audio_track.sender_reports
+    # aiortc publishers send a sender report about every second; their clock
+    # is this machine's, so the sender's time of each track's first frame is
+    # close to its arrival (which checks the first RTP timestamps kept).
+    for track in (video_track, audio_track):
+        assert track.sender_reports
+        sender_start = track_sender_start_ms(track)
+        assert sender_start is not None and abs(sender_start - track.first_arrival_ms) < 150
