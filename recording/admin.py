@@ -1,16 +1,114 @@
-"""Operator view of recordings (capture and mixing actions arrive with them)."""
+"""Operator view of recordings: state, files, the hook's result, re-mix and file deletion.
 
-from django.contrib import admin
+Rows are written by capture and mixing, so every field is read-only and the
+detail page is a view; the actions are the operator's only levers.
+"""
 
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from recording.downloads import downloadable_file, recording_file_path
 from recording.models import Recording
+from recording.services import recording_files_delete, recording_remix
+from recording.templatetags.recording_format import duration_ms
+
+CAPTURED_FIELDS = (
+    "room", "stream", "kind", "participant", "stream_live_id", "node", "status", "progress",
+    "started_at", "ended_at", "duration_ms", "size_bytes", "file_path", "sidecar_path",
+    "failure_reason", "hook_exit_status", "hook_output",
+)
+
+
+def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeString | str:
+    """A download link for a file that may be served, else what is known about it."""
+    if not relative_path:
+        return "—"
+    if downloadable_file(recording, relative_path) is not None:
+        return format_html('<a href="{}">{}</a>', reverse(url_name, args=[recording.pk]), relative_path)
+    if recording_file_path(relative_path) is None:
+        return format_html("{} <em>(missing)</em>", relative_path)
+    return format_html("{} <em>(not downloadable while {})</em>", relative_path, recording.get_status_display())
 
 
 @admin.register(Recording)
 class RecordingAdmin(admin.ModelAdmin[Recording]):
-    list_display = ("room", "kind", "status", "progress", "started_at", "ended_at", "size_bytes")
-    list_filter = ("kind", "status")
-    search_fields = ("room__name", "file_path")
-    readonly_fields = (
-        "room", "stream", "kind", "status", "progress", "file_path", "sidecar_path", "size_bytes",
-        "duration_ms", "started_at", "ended_at", "failure_reason", "hook_exit_status", "hook_output",
+    list_display = (
+        "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
+        "download", "hook_exit_status",
     )
+    list_filter = ("status", "kind")
+    list_select_related = ("room",)
+    search_fields = ("room__name", "participant")
+    date_hierarchy = "started_at"
+    actions = ("remix", "delete_files")
+    readonly_fields = (*CAPTURED_FIELDS, "file_link", "sidecar_link", "hook_output_text")
+    fieldsets = (
+        (None, {"fields": ("room", "stream", "kind", "participant", "stream_live_id", "node")}),
+        ("State", {"fields": ("status", "progress", "failure_reason")}),
+        ("Timing", {"fields": ("started_at", "ended_at", "duration_ms")}),
+        ("Files", {"fields": ("file_link", "size_bytes", "sidecar_link")}),
+        ("Hook", {"fields": ("hook_exit_status", "hook_output_text")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Recording | None = None) -> bool:
+        # Without an object Django asks about the list and its actions, which
+        # operators use; a recording itself is only ever viewed.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="progress", ordering="progress")
+    def mixing_progress(self, recording: Recording) -> str:
+        return f"{recording.progress}%" if recording.status == Recording.Status.MIXING else "—"
+
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, recording: Recording) -> str:
+        return "—" if recording.size_bytes is None else str(filesizeformat(recording.size_bytes))
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, recording: Recording) -> str:
+        return duration_ms(recording.duration_ms)
+
+    @admin.display(description="file")
+    def download(self, recording: Recording) -> SafeString | str:
+        if downloadable_file(recording, recording.file_path) is None:
+            return "—"
+        return format_html('<a href="{}">download</a>', reverse("recording:download", args=[recording.pk]))
+
+    @admin.display(description="file")
+    def file_link(self, recording: Recording) -> SafeString | str:
+        return _file_link(recording, recording.file_path, "recording:download")
+
+    @admin.display(description="sidecar")
+    def sidecar_link(self, recording: Recording) -> SafeString | str:
+        return _file_link(recording, recording.sidecar_path, "recording:sidecar")
+
+    @admin.display(description="hook output")
+    def hook_output_text(self, recording: Recording) -> SafeString | str:
+        return format_html('<pre class="hook-output">{}</pre>', recording.hook_output) if recording.hook_output else "—"
+
+    @admin.action(description="Re-mix selected room recordings", permissions=["change"])
+    def remix(self, request: HttpRequest, queryset: QuerySet[Recording]) -> None:
+        rooms = [recording for recording in queryset if recording.kind == Recording.Kind.ROOM]
+        for recording in rooms:
+            recording_remix(recording=recording)
+        self.message_user(request, f"Queued {len(rooms)} room recording(s) for mixing.", messages.SUCCESS)
+        if skipped := queryset.count() - len(rooms):
+            self.message_user(
+                request, f"Skipped {skipped} stream record(s): only room recordings are mixed.", messages.WARNING
+            )
+
+    @admin.action(description="Delete files of selected recordings", permissions=["delete"])
+    def delete_files(self, request: HttpRequest, queryset: QuerySet[Recording]) -> None:
+        recordings = list(queryset)
+        for recording in recordings:
+            recording_files_delete(recording=recording)
+        self.message_user(request, f"Deleted the files of {len(recordings)} recording(s).", messages.SUCCESS)

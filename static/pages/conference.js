@@ -1,0 +1,3 @@
+import { startRoomPage } from "./room-page.js";
+
+startRoomPage({ layout: "grid" });

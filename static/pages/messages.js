@@ -1,0 +1,63 @@
+/** What the pages tell people, by protocol code. */
+
+const ROOM_FAILURES = {
+  login_taken: (room, login) => `The login “${login}” is already in room “${room}”. Choose another login.`,
+  room_full: (room) => `Room “${room}” is full. Try again later.`,
+  invalid_room: (room) =>
+    `“${room}” is not a valid room name: use up to 128 letters, digits, “-”, “_” and “.” (not starting with “.”).`,
+  forbidden: (room) => `You may not join room “${room}”.`,
+  try_again: (room) => `Room “${room}” is closing. Join again in a moment.`,
+};
+
+const SESSION_ENDS = {
+  invalid_username: () => "Logins are 1–64 letters, digits, spaces and “-”, “_”, “.”, “@”.",
+  resumed: () => "This session was taken over by another window.",
+  bad_url: () => "The server address is not valid.",
+};
+
+const CAPTURE_FAILURES = {
+  camera_denied: "Camera and microphone access was denied. You can still watch and chat.",
+  no_device: "No camera or microphone was found. You can still watch and chat.",
+  device_busy: "The camera or microphone is in use by another application. You can still watch and chat.",
+  share_cancelled: "Screen sharing was cancelled.",
+};
+
+const STREAM_FAILURES = {
+  ice_failed: "The media connection could not be established (network or firewall).",
+  codec_not_supported: "This browser cannot send the room's video codec.",
+  no_media: "No media reached the server.",
+  limit: "You are already publishing a stream of this kind.",
+  node_unavailable: "The media server is not available. Try again later.",
+};
+
+const CHAT_FAILURES = {
+  rate_limited: "You are sending messages too fast. Wait a moment.",
+  unknown_participant: "That participant has left the room.",
+  bad_request: "That message cannot be sent (too long or empty).",
+  not_connected: "Not connected: the message was not sent.",
+};
+
+export function roomFailureText(code, room, login) {
+  const text = ROOM_FAILURES[code];
+  return text ? text(room, login) : `Could not join room “${room}” (${code}).`;
+}
+
+export function sessionEndText(reason) {
+  const text = SESSION_ENDS[reason];
+  return text ? text() : `The session ended (${reason}).`;
+}
+
+export function unreachableText(retryInMs, wasConnected) {
+  const seconds = Math.max(1, Math.round(retryInMs / 1000));
+  const what = wasConnected ? "Connection to the server lost." : "Server unreachable.";
+  return `${what} Retrying in ${seconds} s…`;
+}
+
+export function streamFailureText(info, kind) {
+  const what = kind === "screen" ? "Screen sharing failed" : "Publishing failed";
+  return CAPTURE_FAILURES[info] ?? `${what}: ${STREAM_FAILURES[info] ?? info}`;
+}
+
+export function chatFailureText(code) {
+  return CHAT_FAILURES[code] ?? `The message was not sent (${code}).`;
+}

@@ -1,0 +1,210 @@
+/**
+ * Remote participants' tiles. Each tile is `[data-participant="<login>"]`
+ * and holds one slot per stream kind: a `video[data-stream-kind]` and its
+ * `.stream-status` (NONE, PENDING, PLAYING, STOPPED, FAILED). The camera
+ * slot is always there; a screen slot comes and goes with the share.
+ */
+
+import { STREAM_EVENT, STREAM_STATUS } from "../roomapi.js";
+
+const SHOWN_STATUSES = [STREAM_STATUS.PENDING, STREAM_STATUS.PLAYING, STREAM_STATUS.STOPPED, STREAM_STATUS.FAILED];
+
+export function setBadge(element, status) {
+  element.textContent = status;
+  element.dataset.status = status;
+}
+
+class StreamSlot {
+  element;
+  video;
+  stream = null;
+  #status;
+  #unmute;
+
+  constructor(kind, participantName) {
+    this.element = document.createElement("div");
+    this.element.className = "stream";
+    this.element.dataset.slot = kind;
+    this.video = document.createElement("video");
+    this.video.dataset.streamKind = kind;
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.setAttribute("aria-label", `${participantName}: ${kind}`);
+    this.#status = document.createElement("span");
+    this.#status.className = "stream-status badge";
+    setBadge(this.#status, "NONE");
+    this.#unmute = document.createElement("button");
+    this.#unmute.type = "button";
+    this.#unmute.className = "unmute";
+    this.#unmute.textContent = "Click to unmute";
+    this.#unmute.hidden = true;
+    this.#unmute.addEventListener("click", () => {
+      this.stream?.unmuteElement().catch(() => {});
+      this.#unmute.hidden = true;
+    });
+    this.element.append(this.video, this.#status, this.#unmute);
+  }
+
+  bind(stream) {
+    if (this.stream === stream) return;
+    this.stream = stream;
+    for (const status of SHOWN_STATUSES) {
+      stream.on(status, () => {
+        if (this.stream === stream) this.#show(status);
+      });
+    }
+    stream.on(STREAM_EVENT.AUTOPLAY_BLOCKED, () => {
+      if (this.stream === stream) this.#unmute.hidden = false;
+    });
+    this.#show(STREAM_STATUS.PENDING);
+    stream.play(this.video);
+  }
+
+  ended() {
+    this.stream = null;
+    this.video.srcObject = null;
+    this.#unmute.hidden = true;
+    this.#show(STREAM_STATUS.STOPPED);
+  }
+
+  #show(status) {
+    setBadge(this.#status, status);
+    this.element.classList.toggle("live", status === STREAM_STATUS.PLAYING);
+  }
+}
+
+class ParticipantTile {
+  element;
+  #name;
+  #streams;
+  #flags;
+  #slots = new Map();
+
+  constructor(name) {
+    this.#name = name;
+    this.element = document.createElement("figure");
+    this.element.className = "tile remote";
+    this.element.dataset.participant = name;
+    this.#streams = document.createElement("div");
+    this.#streams.className = "streams";
+    const caption = document.createElement("figcaption");
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = name;
+    this.#flags = document.createElement("span");
+    this.#flags.className = "flags";
+    caption.append(label, " ", this.#flags);
+    this.element.append(this.#streams, caption);
+    this.#slot("camera");
+  }
+
+  show(stream) {
+    this.#slot(stream.kind()).bind(stream);
+    this.showMuted(stream);
+  }
+
+  end(stream) {
+    const kind = stream.kind();
+    const slot = this.#slots.get(kind);
+    if (!slot || slot.stream !== stream) return;
+    if (kind === "camera") {
+      slot.ended();
+      this.#flags.textContent = "";
+      return;
+    }
+    slot.element.remove();
+    this.#slots.delete(kind);
+    this.element.classList.toggle("has-screen", this.#slots.has("screen"));
+  }
+
+  showMuted(stream) {
+    if (stream.kind() !== "camera") return;
+    const muted = stream.muted();
+    const flags = [muted.audio ? "mic off" : "", muted.video ? "camera off" : ""].filter(Boolean);
+    this.#flags.textContent = flags.join(" · ");
+  }
+
+  #slot(kind) {
+    let slot = this.#slots.get(kind);
+    if (!slot) {
+      slot = new StreamSlot(kind, this.#name);
+      this.#slots.set(kind, slot);
+      // The camera stays first: it is the tile's face.
+      if (kind === "camera") this.#streams.prepend(slot.element);
+      else this.#streams.append(slot.element);
+      this.element.classList.toggle("has-screen", this.#slots.has("screen"));
+    }
+    return slot;
+  }
+}
+
+export class VideoTiles {
+  #container;
+  #layout;
+  #tiles = new Map();
+
+  /** `container` also holds the page's own tiles (class `self`), counted in the layout. */
+  constructor(container, { layout }) {
+    this.#container = container;
+    this.#layout = layout;
+    container.dataset.layout = layout;
+    this.refresh();
+  }
+
+  addParticipant(participant) {
+    const name = participant.name();
+    let tile = this.#tiles.get(name);
+    if (!tile) {
+      tile = new ParticipantTile(name);
+      this.#tiles.set(name, tile);
+      this.#container.append(tile.element);
+    }
+    for (const stream of participant.getStreams()) tile.show(stream);
+    this.refresh();
+    return tile;
+  }
+
+  removeParticipant(name) {
+    this.#tiles.get(name)?.element.remove();
+    this.#tiles.delete(name);
+    this.refresh();
+  }
+
+  clear() {
+    for (const tile of this.#tiles.values()) tile.element.remove();
+    this.#tiles.clear();
+    this.refresh();
+  }
+
+  showStream(participant, stream) {
+    const tile = this.#tiles.get(participant.name()) ?? this.addParticipant(participant);
+    tile.show(stream);
+    this.refresh();
+  }
+
+  endStream(participant, stream) {
+    this.#tiles.get(participant.name())?.end(stream);
+    this.refresh();
+  }
+
+  showMuted(participant, stream) {
+    this.#tiles.get(participant.name())?.showMuted(stream);
+  }
+
+  /** Re-lay the grid for the number of tiles shown. */
+  refresh() {
+    const shown = [...this.#container.children].filter((child) => child.classList.contains("tile") && !child.hidden);
+    const wide = shown.filter((tile) => tile.classList.contains("has-screen")).length;
+    const cells = shown.length + wide;
+    const columns = Math.max(1, Math.ceil(Math.sqrt(cells)));
+    this.#container.style.setProperty("--columns", String(columns));
+    this.#container.style.setProperty("--rows", String(Math.max(1, Math.ceil(cells / columns))));
+    this.#container.dataset.columns = String(columns);
+    this.#container.dataset.count = String(shown.length);
+    this.#container.dataset.remote = String(this.#tiles.size);
+    if (this.#layout === "duo") {
+      const first = this.#tiles.values().next().value;
+      for (const tile of this.#tiles.values()) tile.element.classList.toggle("primary", tile === first);
+    }
+  }
+}
