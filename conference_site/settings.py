@@ -254,6 +254,9 @@ ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S: int = env.int("ON_MULTIPLE_RECORD_HOOK_TIMEOU
 OFFLINE_MIXER_CONFIG: str = env("OFFLINE_MIXER_CONFIG")
 # How long a room's signed link to its records stays valid (seven days).
 RECORDS_LINK_MAX_AGE_S: int = env.int("RECORDS_LINK_MAX_AGE_S", default=7 * 24 * 3600)
+# Behind nginx: downloads are answered with X-Accel-Redirect to this internal
+# location (mapped to RECORDINGS_ROOT) and nginx sends the file.
+RECORDS_ACCEL_REDIRECT: str = env.str("RECORDS_ACCEL_REDIRECT", default="")
 
 # --- Celery -----------------------------------------------------------------
 # Without Redis the embedded default uses kombu's filesystem transport: a

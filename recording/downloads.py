@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
@@ -177,6 +178,8 @@ class AsyncFileSliceIterator(_FileSlice):
 
 def ranged_file_response(request: HttpRequest, path: Path, *, filename: str) -> HttpResponse | StreamingHttpResponse:
     """The file at ``path`` as a download: 200 whole, 206 one range, 416 past the end; HEAD gets headers only."""
+    if settings.RECORDS_ACCEL_REDIRECT:
+        return _accel_redirect_response(path, filename=filename)
     file = path.open("rb")
     try:
         stat = os.fstat(file.fileno())
@@ -214,5 +217,19 @@ def ranged_file_response(request: HttpRequest, path: Path, *, filename: str) -> 
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag
     response["Last-Modified"] = http_date(stat.st_mtime)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    return response
+
+
+def _accel_redirect_response(path: Path, *, filename: str) -> HttpResponse:
+    """Hand the file to the proxy in front (nginx ``X-Accel-Redirect``).
+
+    Daphne writes a response's chunks without waiting for a slow client, so
+    a big download to a slow reader piles up in the web process's memory;
+    the proxy serves the file (and its ranges) from disk instead.
+    """
+    relative = path.resolve().relative_to(Path(settings.RECORDINGS_ROOT).resolve())
+    response = HttpResponse(content_type=content_type_for(path))
+    response["X-Accel-Redirect"] = settings.RECORDS_ACCEL_REDIRECT.rstrip("/") + "/" + quote(relative.as_posix())
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
     return response

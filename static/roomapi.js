@@ -492,6 +492,7 @@ class Room extends Emitter {
   #name;
   #record;
   #videoCodec = "VP8";
+  #recordsUrl = null;
   #state = "JOINING";
   #everJoined = false;
   #participants = new Map();
@@ -513,6 +514,11 @@ class Room extends Emitter {
   /** Whether the room records (room multi-recording), as the server says. */
   record() {
     return this.#record;
+  }
+
+  /** A signed link to this room's records page (valid for days), or null before the room state arrived. */
+  recordsUrl() {
+    return this.#recordsUrl;
   }
 
   /** The room's video codec: "VP8" or "H264". */
@@ -710,6 +716,7 @@ class Room extends Emitter {
   #adoptRoomFacts(state) {
     this.#record = Boolean(state.record);
     if (state.video_codec) this.#videoCodec = String(state.video_codec).toUpperCase();
+    if (state.records_url) this.#recordsUrl = String(state.records_url);
   }
 
   #remember(raw) {

@@ -326,6 +326,7 @@ class RoomPage {
   async #leave() {
     const { connection, room } = this.state;
     this.#ui.join.disabled = true;
+    this.#showRecordsLink(room);
     try {
       await room?.leave();
     } catch (error) {
@@ -359,6 +360,15 @@ class RoomPage {
     ui.join.disabled = false;
     ui.login.disabled = false;
     ui.record.disabled = false;
+  }
+
+  /** Participants keep a link to the room's records once they are out of it. */
+  #showRecordsLink(room) {
+    const url = room?.recordsUrl();
+    const holder = document.getElementById("records-link");
+    if (!url || !holder) return;
+    holder.querySelector("a").href = url;
+    holder.hidden = false;
   }
 
   #remoteStreams() {

@@ -267,3 +267,13 @@ def test_partial_recordings_are_served(staff_client: Client, recordings_root: Pa
 def test_only_get_and_head(staff_client: Client, recordings_root: Path) -> None:
     recording = room_recording("weekly", write(recordings_root, "mix.webm"))
     assert staff_client.post(download_url(recording)).status_code == 405
+
+
+def test_behind_nginx_the_proxy_sends_the_file(staff_client: Client, recordings_root: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RECORDS_ACCEL_REDIRECT = "/protected-records/"
+    recording = room_recording("weekly sync", write(recordings_root, "weekly sync/room-1.mp4"))
+    response = staff_client.get(download_url(recording), headers={"range": "bytes=0-9"})
+    assert response.status_code == 200 and response.content == b""
+    assert response["X-Accel-Redirect"] == "/protected-records/weekly%20sync/room-1.mp4"
+    assert response["Content-Type"] == "video/mp4"
+    assert "attachment" in response["Content-Disposition"]
