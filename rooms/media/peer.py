@@ -32,6 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription
 
 from rooms.media.forward import ForwardTrack
+from rooms.media.ice import answer_loopback_checks_only, drop_non_loopback_candidates, gathers_loopback_only
 from rooms.media.keyframes import KeyframeRequester, is_keyframe
 from rooms.media.tap import EncodedFrameTap
 
@@ -283,11 +284,16 @@ class PlayedStream:
 
 
 async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    loopback_only = gathers_loopback_only()
+    if loopback_only:
+        offer_sdp = drop_non_loopback_candidates(offer_sdp)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
     except OperationError as error:
         # aiortc's way of saying an m-section shares no codec with us.
         raise MediaError("codec_not_supported", str(error)) from None
+    if loopback_only:
+        answer_loopback_checks_only(pc)
 
 
 def _parse(sdp: str) -> SessionDescription:

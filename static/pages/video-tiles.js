@@ -122,6 +122,9 @@ class ParticipantTile {
     const muted = stream.muted();
     const flags = [muted.audio ? "mic off" : "", muted.video ? "camera off" : ""].filter(Boolean);
     this.#flags.textContent = flags.join(" · ");
+    // The server stops forwarding a muted camera: its last frame would stay
+    // frozen on screen, so the slot goes dark instead.
+    this.#slots.get("camera")?.element.classList.toggle("camera-off", muted.video);
   }
 
   #slot(kind) {

@@ -1,0 +1,80 @@
+"""ICE confined to loopback when the media host address is loopback.
+
+With ``MEDIA_HOST_IP`` on loopback (tests, benchmarks, a one-machine
+setup) the server gathers only 127.0.0.1, but a browser also offers its
+network-interface address and sends connectivity checks from it. aioice
+answers checks from any source (learning peer-reflexive candidates), so the
+pair that won was interface address → 127.0.0.1: media left loopback. A
+server that gathers only loopback can only be meant to talk to loopback, so
+it drops the offer's other candidates and leaves checks from other sources
+unanswered; the browser then selects 127.0.0.1 → 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import aioice.ice
+import aioice.stun
+from aiortc import RTCPeerConnection
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback IP literal (an mDNS name is not)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def gathers_loopback_only() -> bool:
+    """Whether this process gathers ICE candidates on loopback addresses only.
+
+    Read from aioice itself, which ``use_host_address`` configures, so the
+    answer follows whatever address candidates are really gathered on.
+    """
+    addresses = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+    return bool(addresses) and all(is_loopback(address) for address in addresses)
+
+
+def drop_non_loopback_candidates(sdp: str) -> str:
+    """``sdp`` without the ``a=candidate`` lines whose address is not loopback."""
+    lines = sdp.splitlines(keepends=True)
+    return "".join(line for line in lines if not _is_candidate_line(line) or is_loopback(_candidate_address(line)))
+
+
+def answer_loopback_checks_only(pc: RTCPeerConnection) -> None:
+    """Leave STUN checks to ``pc`` unanswered unless they come from loopback.
+
+    Call it after the remote description is applied (every ICE transport
+    exists then) and before the answer leaves (no check can arrive earlier).
+    """
+    for transport in _ice_transports(pc):
+        connection = transport._connection
+        answer = connection.request_received
+
+        def request_received(
+            message: aioice.stun.Message, addr: tuple[str, int], protocol: Any, answer: Any = answer
+        ) -> None:
+            if is_loopback(addr[0]):
+                answer(message, addr, protocol)
+
+        connection.request_received = request_received  # type: ignore[method-assign]
+
+
+def _ice_transports(pc: RTCPeerConnection) -> set[Any]:
+    transports = {transceiver.receiver.transport.transport for transceiver in pc.getTransceivers()}
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport.transport)
+    return transports
+
+
+def _is_candidate_line(line: str) -> bool:
+    return line.startswith("a=candidate:")
+
+
+def _candidate_address(line: str) -> str:
+    # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
+    fields = line.split()
+    return fields[4] if len(fields) > 4 else ""

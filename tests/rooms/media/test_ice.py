@@ -1,0 +1,154 @@
+"""ICE on a loopback media host: the offer's other candidates are dropped
+and checks from other sources go unanswered, with real aiortc peers and
+real UDP sockets (the machine's own network-interface address plays the
+browser's second address)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import socket
+from collections.abc import Iterator
+
+import aioice.ice
+import ifaddr
+import pytest
+from aioice import stun
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from rooms.media.ice import drop_non_loopback_candidates
+from rooms.media.peer import PublishedStream, use_host_address
+from tests.media_clients import loopback_peer
+from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
+
+OUTSIDE_CANDIDATE = "a=candidate:9 1 udp 2122260223 192.0.2.77 50000 typ host\r\n"
+MDNS_CANDIDATE = "a=candidate:8 1 udp 2122194687 4f0c2a1e-7d1b-4f6e.local 50001 typ host\r\n"
+
+
+def interface_address() -> str | None:
+    """A non-loopback IPv4 address of this machine, if it has one."""
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and not str(ip.ip).startswith("127."):
+                return str(ip.ip)
+    return None
+
+
+@pytest.fixture
+def host_address(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let a test choose the gathered address; aioice's own lookup is restored after."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)
+    yield
+
+
+def with_extra_candidates(sdp: str, *candidates: str) -> str:
+    """``sdp`` with ``candidates`` added after each of its candidate lines."""
+    return re.sub(r"(a=candidate:[^\r\n]*\r\n)", lambda m: m.group(1) + "".join(candidates), sdp)
+
+
+async def publisher_offer() -> tuple[RTCPeerConnection, str]:
+    pc = loopback_peer()
+    pc.addTransceiver(CounterVideoTrack(), direction="sendonly")
+    pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+def sdp_attribute(sdp: str, name: str) -> str:
+    match = re.search(rf"^a={name}:(\S+)", sdp, re.MULTILINE)
+    assert match, name
+    return match.group(1)
+
+
+def first_candidate_port(sdp: str) -> int:
+    # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ host
+    match = re.search(r"^a=candidate:\S+ \d+ \S+ \d+ \S+ (\d+) ", sdp, re.MULTILINE)
+    assert match, sdp
+    return int(match.group(1))
+
+
+def binding_request(answer_sdp: str, offer_sdp: str) -> bytes:
+    """A binding request the server must take as its peer's, credentials and all."""
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    request.attributes["USERNAME"] = f"{sdp_attribute(answer_sdp, 'ice-ufrag')}:{sdp_attribute(offer_sdp, 'ice-ufrag')}"
+    request.attributes["PRIORITY"] = 1853824767
+    request.attributes["ICE-CONTROLLING"] = secrets.randbits(64)
+    request.add_message_integrity(sdp_attribute(answer_sdp, "ice-pwd").encode())
+    request.add_fingerprint()
+    return bytes(request)
+
+
+def test_drops_non_loopback_and_mdns_candidates_and_keeps_the_rest() -> None:
+    loopback = "a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n"
+    ipv6_loopback = "a=candidate:2 1 udp 2122260222 ::1 40001 typ host\r\n"
+    sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" + loopback + OUTSIDE_CANDIDATE + MDNS_CANDIDATE + ipv6_loopback
+    sdp += "a=end-of-candidates\r\n"
+
+    assert drop_non_loopback_candidates(sdp) == (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" + loopback + ipv6_loopback + "a=end-of-candidates\r\n"
+    )
+
+
+async def test_offer_candidates_off_loopback_never_reach_ice(host_address: None) -> None:
+    use_host_address("127.0.0.1")
+    publisher, offer = await publisher_offer()
+    offer = with_extra_candidates(offer, OUTSIDE_CANDIDATE)
+    assert "192.0.2.77" in offer
+    started = asyncio.Event()
+    published, answer = await PublishedStream.accept(
+        stream_id="s1", offer_sdp=offer, video_codec="VP8", ice_servers=[], on_first_media=started.set
+    )
+    try:
+        transports = {t.receiver.transport.transport for t in published.pc.getTransceivers()}
+        remote = {c.ip for transport in transports for c in transport.getRemoteCandidates()}
+        assert remote == {"127.0.0.1"}, remote
+        # The loopback candidates still carry the media.
+        await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        await published.close()
+        await publisher.close()
+
+
+@pytest.mark.parametrize("gathered_on", ["loopback", "interface"])
+async def test_checks_from_outside_loopback_are_answered_only_off_loopback(
+    host_address: None, gathered_on: str
+) -> None:
+    outside_ip = interface_address()
+    if outside_ip is None:
+        pytest.skip("this machine has no network-interface address to send from")
+    server_ip = "127.0.0.1" if gathered_on == "loopback" else outside_ip
+    use_host_address(server_ip)
+    publisher, offer = await publisher_offer()
+    published, answer = await PublishedStream.accept(stream_id="s1", offer_sdp=offer, video_codec="VP8", ice_servers=[])
+    server = (server_ip, first_candidate_port(answer))
+    outside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        outside.bind((outside_ip, 0))
+        inside.bind((server_ip, 0))
+        inside.setblocking(False)
+        outside.setblocking(False)
+        # Sent in this order to one server socket, answered in this order:
+        # once the second is answered the first has had its chance.
+        outside.sendto(binding_request(answer, offer), server)
+        inside.sendto(binding_request(answer, offer), server)
+        reply = stun.parse_message(await asyncio.wait_for(asyncio.get_running_loop().sock_recv(inside, 2048), 5))
+        assert reply.message_class == stun.Class.RESPONSE
+        assert reply.attributes["XOR-MAPPED-ADDRESS"] == inside.getsockname()
+
+        try:
+            outside_reply: bytes | None = outside.recv(2048)
+        except BlockingIOError:
+            outside_reply = None
+        if gathered_on == "loopback":
+            assert outside_reply is None
+        else:
+            assert outside_reply is not None
+            assert stun.parse_message(outside_reply).attributes["XOR-MAPPED-ADDRESS"] == outside.getsockname()
+    finally:
+        outside.close()
+        inside.close()
+        await published.close()
+        await publisher.close()
