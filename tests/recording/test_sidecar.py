@@ -1,0 +1,141 @@
+"""Sidecar JSON: the exact format, strict reading, RTP unwrapping and the A/V correction."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from recording.sidecar import (
+    SenderReport,
+    Sidecar,
+    SidecarError,
+    TrackTiming,
+    audio_correction_ms,
+    rtp_timestamp_delta,
+    sidecar_read,
+    sidecar_write,
+    track_sender_start_ms,
+)
+from tests.recording.synthetic import SyntheticRecord, synthetic_record_write
+
+FORMAT_EXAMPLE = {
+    "version": 1,
+    "room": "weekly-sync",
+    "room_id": "r-1",
+    "stream": "s-1",
+    "participant": "alice",
+    "kind": "camera",
+    "file": "s-1.webm",
+    "started_at_ms": 1764180000123.4,
+    "ended_at_ms": None,
+    "padded_ms": 0,
+    "tracks": [
+        {
+            "kind": "video",
+            "codec": "VP8",
+            "clock_rate": 90000,
+            "ssrc": 123,
+            "first_rtp_timestamp": 3000,
+            "first_arrival_ms": 1764180000123.4,
+            "offset_ms": 0.0,
+            "sender_reports": [{"ntp_ms": 1764180001000.0, "rtp_timestamp": 93000, "arrival_ms": 1764180001002.1}],
+            "packets": 1800,
+            "bytes": 7500000,
+        }
+    ],
+}
+
+
+def video_track(first_rtp: int, reports: list[SenderReport], offset_ms: float = 0.0) -> TrackTiming:
+    return TrackTiming(
+        kind="video", codec="VP8", clock_rate=90000, ssrc=1, first_rtp_timestamp=first_rtp,
+        first_arrival_ms=1000.0 + offset_ms, offset_ms=offset_ms, sender_reports=reports,
+    )
+
+
+def test_format_round_trips_key_for_key() -> None:
+    sidecar = Sidecar.from_json(json.dumps(FORMAT_EXAMPLE))
+    assert sidecar.ended_at_ms is None
+    assert sidecar.tracks[0].sender_reports[0] == SenderReport(1764180001000.0, 93000, 1764180001002.1)
+    assert json.loads(sidecar.to_json()) == FORMAT_EXAMPLE
+
+
+def test_write_is_atomic_and_read_back_equal(tmp_path: Path) -> None:
+    sidecar = Sidecar.from_dict(FORMAT_EXAMPLE)
+    path = tmp_path / "s-1.json"
+    sidecar_write(path, sidecar)
+    sidecar.ended_at_ms = 1764180060123.4
+    sidecar_write(path, sidecar)  # rewriting replaces, leaving no temporary behind
+    assert sidecar_read(path) == sidecar
+    assert [entry.name for entry in tmp_path.iterdir()] == ["s-1.json"]
+    assert sidecar.media_path(path) == tmp_path / "s-1.webm"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 2}, "sidecar.version"),
+        ({"started_at_ms": "soon"}, "sidecar.started_at_ms"),
+        ({"room": None}, "sidecar.room"),
+        ({"tracks": {}}, "sidecar.tracks"),
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "kind": "data"}]}, "sidecar.tracks[0].kind"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "ssrc": True}]}, "sidecar.tracks[0].ssrc"),  # type: ignore[index]
+        (
+            {"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "sender_reports": [{"ntp_ms": 1.0}]}]},  # type: ignore[index]
+            "sidecar.tracks[0].sender_reports[0].rtp_timestamp",
+        ),
+    ],
+)
+def test_malformed_sidecar_names_the_bad_field(change: dict[str, object], message: str) -> None:
+    with pytest.raises(SidecarError, match=re.escape(message)):
+        Sidecar.from_dict({**FORMAT_EXAMPLE, **change})
+
+
+def test_unreadable_file_names_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"version": 1,')
+    with pytest.raises(SidecarError, match=r"broken\.json: sidecar: not JSON"):
+        sidecar_read(path)
+
+
+def test_rtp_timestamp_delta_unwraps_32_bits() -> None:
+    assert rtp_timestamp_delta(5, 2**32 - 5) == 10
+    assert rtp_timestamp_delta(2**32 - 5, 5) == -10
+    assert rtp_timestamp_delta(93000, 3000) == 90000
+
+
+def test_sender_start_uses_the_earliest_report_across_a_wrap() -> None:
+    first = 2**32 - 9000  # 0.1 s before the wrap
+    earliest = SenderReport(ntp_ms=50_000.0, rtp_timestamp=81000, arrival_ms=2.0)  # 1 s after the first packet
+    # A later report from a drifting sender clock that would give another answer.
+    later = SenderReport(ntp_ms=60_100.0, rtp_timestamp=81000 + 900000, arrival_ms=12.0)
+    track = video_track(first, [later, earliest])
+    assert track_sender_start_ms(track) == pytest.approx(49_000.0)
+    assert track_sender_start_ms(video_track(first, [])) is None
+
+
+def test_audio_correction_from_sender_reports(tmp_path: Path) -> None:
+    late_audio = sidecar_read(synthetic_record_write(tmp_path, SyntheticRecord(stream="l", audio_offset_error_ms=60)))
+    early_audio = sidecar_read(synthetic_record_write(tmp_path, SyntheticRecord(stream="e", audio_offset_error_ms=-25)))
+    assert audio_correction_ms(late_audio) == pytest.approx(-60, abs=0.01)
+    assert audio_correction_ms(early_audio) == pytest.approx(25, abs=0.01)
+
+
+def test_without_reports_or_a_second_track_the_file_is_trusted(tmp_path: Path) -> None:
+    no_reports = SyntheticRecord(stream="n", audio_offset_error_ms=60, sender_reports=False)
+    audio_only = SyntheticRecord(stream="a", has_video=False)
+    assert audio_correction_ms(sidecar_read(synthetic_record_write(tmp_path, no_reports))) == 0.0
+    assert audio_correction_ms(sidecar_read(synthetic_record_write(tmp_path, audio_only))) == 0.0
+
+
+def test_a_correction_of_seconds_is_not_believed(tmp_path: Path) -> None:
+    sidecar = sidecar_read(synthetic_record_write(tmp_path, SyntheticRecord(stream="j", audio_offset_error_ms=20)))
+    audio = sidecar.track("audio")
+    assert audio is not None and audio_correction_ms(sidecar) == pytest.approx(-20, abs=0.01)
+    # The sender's clock jumped 5 s between its video and its audio reports.
+    audio.sender_reports = [replace(report, ntp_ms=report.ntp_ms + 5000) for report in audio.sender_reports]
+    assert audio_correction_ms(sidecar) == 0.0
