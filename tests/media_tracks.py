@@ -18,15 +18,19 @@ BITS = 16
 SQUARE = 40
 
 
-class CounterVideoTrack(MediaStreamTrack):
+class PacedVideoTrack(MediaStreamTrack):
+    """A video track that paces its frames in real time, like a camera."""
+
     kind = "video"
 
-    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, shade: int = 128) -> None:
+    def __init__(self, width: int, height: int, fps: int) -> None:
         super().__init__()
         self.width, self.height, self.fps = width, height, fps
-        self.shade = shade
         self.count = 0
         self._start: float | None = None
+
+    def picture(self, number: int) -> av.VideoFrame:
+        raise NotImplementedError
 
     async def recv(self) -> av.VideoFrame:
         import asyncio
@@ -35,11 +39,20 @@ class CounterVideoTrack(MediaStreamTrack):
             self._start = time.monotonic()
         target = self._start + self.count / self.fps
         await asyncio.sleep(max(0.0, target - time.monotonic()))
-        frame = counter_frame(self.count, self.width, self.height, self.shade)
+        frame = self.picture(self.count)
         frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
         self.count += 1
         return frame
+
+
+class CounterVideoTrack(PacedVideoTrack):
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, shade: int = 128) -> None:
+        super().__init__(width, height, fps)
+        self.shade = shade
+
+    def picture(self, number: int) -> av.VideoFrame:
+        return counter_frame(number, self.width, self.height, self.shade)
 
 
 def counter_frame(number: int, width: int, height: int, shade: int = 128) -> av.VideoFrame:
@@ -87,15 +100,20 @@ def mean_luma(frame: av.VideoFrame) -> float:
     return sum(data[:: 97]) / len(data[:: 97])
 
 
-class ToneAudioTrack(MediaStreamTrack):
+class PacedAudioTrack(MediaStreamTrack):
+    """A mono s16 audio track that paces its 20 ms frames in real time."""
+
     kind = "audio"
 
-    def __init__(self, frequency: float = 440.0, rate: int = 48_000) -> None:
+    def __init__(self, rate: int = 48_000) -> None:
         super().__init__()
-        self.frequency, self.rate = frequency, rate
+        self.rate = rate
         self.samples = int(AUDIO_PTIME * rate)
         self.sent = 0
         self._start: float | None = None
+
+    def sample_values(self, first: int) -> list[int]:
+        raise NotImplementedError
 
     async def recv(self) -> av.AudioFrame:
         import asyncio
@@ -104,10 +122,7 @@ class ToneAudioTrack(MediaStreamTrack):
             self._start = time.monotonic()
         target = self._start + self.sent / self.rate
         await asyncio.sleep(max(0.0, target - time.monotonic()))
-        values = [
-            int(12_000 * math.sin(2 * math.pi * self.frequency * (self.sent + i) / self.rate))
-            for i in range(self.samples)
-        ]
+        values = self.sample_values(self.sent)
         frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
         frame.planes[0].update(b"".join(v.to_bytes(2, "little", signed=True) for v in values))
         frame.sample_rate = self.rate
@@ -115,6 +130,18 @@ class ToneAudioTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, self.rate)
         self.sent += self.samples
         return frame
+
+
+class ToneAudioTrack(PacedAudioTrack):
+    def __init__(self, frequency: float = 440.0, rate: int = 48_000) -> None:
+        super().__init__(rate)
+        self.frequency = frequency
+
+    def sample_values(self, first: int) -> list[int]:
+        return [
+            int(12_000 * math.sin(2 * math.pi * self.frequency * (first + i) / self.rate))
+            for i in range(self.samples)
+        ]
 
 
 def audio_energy(frame: av.AudioFrame) -> float:
@@ -127,67 +154,32 @@ def audio_energy(frame: av.AudioFrame) -> float:
     return sum(abs(s) for s in samples) / max(1, len(samples))
 
 
-class FlashVideoTrack(MediaStreamTrack):
+class FlashVideoTrack(PacedVideoTrack):
     """Dark frames, white for the frames captured in the first 100 ms of
     every wall-clock second: with ``BeepAudioTrack`` a sync mark whose
     audio and video are known to happen at the same instant."""
 
-    kind = "video"
-
     def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
-        super().__init__()
-        self.width, self.height, self.fps = width, height, fps
-        self.count = 0
-        self._start: float | None = None
+        super().__init__(width, height, fps)
 
-    async def recv(self) -> av.VideoFrame:
-        import asyncio
-
-        if self._start is None:
-            self._start = time.monotonic()
-        target = self._start + self.count / self.fps
-        await asyncio.sleep(max(0.0, target - time.monotonic()))
+    def picture(self, number: int) -> av.VideoFrame:
         white = time.time() % 1.0 < 0.1
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         for plane, value in zip(frame.planes, (235 if white else 30, 128, 128), strict=True):
             plane.update(bytes([value]) * (plane.line_size * plane.height))
-        frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
-        self.count += 1
         return frame
 
 
-class BeepAudioTrack(MediaStreamTrack):
+class BeepAudioTrack(PacedAudioTrack):
     """Silence, and a 1 kHz beep for the samples in the first 100 ms of every wall-clock second."""
 
-    kind = "audio"
-
-    def __init__(self, rate: int = 48_000) -> None:
-        super().__init__()
-        self.rate = rate
-        self.samples = int(AUDIO_PTIME * rate)
-        self.sent = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        import asyncio
-
-        if self._start is None:
-            self._start = time.monotonic()
-        target = self._start + self.sent / self.rate
-        await asyncio.sleep(max(0.0, target - time.monotonic()))
+    def sample_values(self, first: int) -> list[int]:
         now = time.time()
         values = []
         for i in range(self.samples):
             at = now + i / self.rate
             values.append(int(16_000 * math.sin(2 * math.pi * 1000 * at)) if at % 1.0 < 0.1 else 0)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=self.samples)
-        frame.planes[0].update(b"".join(v.to_bytes(2, "little", signed=True) for v in values))
-        frame.sample_rate = self.rate
-        frame.pts = self.sent
-        frame.time_base = fractions.Fraction(1, self.rate)
-        self.sent += self.samples
-        return frame
+        return values
 
 
 __all__ = [
