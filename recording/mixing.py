@@ -63,6 +63,9 @@ from recording.sidecar import Sidecar, SidecarError, audio_correction_ms, sideca
 logger = logging.getLogger(__name__)
 
 MIX_FRAME_RATE = 30
+# A frame is shown from half an output period before its time, so the
+# nearest output frame gets it.
+FRAME_LEAD_MS = 500 / MIX_FRAME_RATE
 X264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # the reference merge's settings
 AAC_BIT_RATE = 128_000
 AAC_FRAME_SAMPLES = 1024
@@ -309,8 +312,7 @@ class _RoomMixer:
         planes[2][...] = CHROMA_GREY
         if segment is None:
             return frame
-        # A frame is shown from half a period before its time: the nearest output frame gets it.
-        due_ms = time_ms + 500 / MIX_FRAME_RATE
+        due_ms = time_ms + FRAME_LEAD_MS
         for record_index, cell in zip(segment.records, segment.cells, strict=True):
             record = self.records[record_index]
             source = self.video_sources.get(record_index)
@@ -376,11 +378,16 @@ def x264_lookahead_threads() -> int:
 
 
 def _cell_lookup(segments: Sequence[LayoutSegment], record_index: int) -> Callable[[float], Rect | None]:
-    """A record's cell at a given time, for its decoder thread (each thread walks its own cursor)."""
+    """The cell a record's frame of a given time is shown in first, for its decoder thread.
+
+    Each thread walks its own cursor. The frame lead keeps a first frame a
+    fraction of a millisecond before the record's start (timestamps are
+    rounded to the file's time base) from being dropped.
+    """
     cursor = SegmentCursor(segments)
 
     def cell_at(time_ms: float) -> Rect | None:
-        segment = cursor.at(time_ms)
+        segment = cursor.at(time_ms + FRAME_LEAD_MS)
         return segment.cell_of(record_index) if segment is not None else None
 
     return cell_at
@@ -461,4 +468,8 @@ class _ProgressReporter:
         if not force and now - self.last_time < PROGRESS_INTERVAL_S:
             return
         self.last_percent, self.last_time = percent, now
-        self.callback(percent)
+        try:
+            self.callback(percent)
+        except Exception:
+            # Progress is advice for people watching; a failing report must not cost the mix.
+            logger.warning("progress report failed", exc_info=True)

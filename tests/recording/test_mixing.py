@@ -282,3 +282,15 @@ def test_an_unreadable_record_is_left_out(tmp_path: Path, caplog: pytest.LogCapt
     assert "left out of the mix" in caplog.text and "broken.json" in caplog.text
     with pytest.raises(MixError, match="no readable records"):
         room_mix([broken], tmp_path / "none.mp4", MixerConfig())
+
+
+def test_a_failing_progress_callback_does_not_stop_the_mix(tmp_path: Path) -> None:
+    sidecar = synthetic_record_write(tmp_path, SyntheticRecord(duration_s=1.0))
+    calls: list[int] = []
+
+    def flaky(percent: int) -> None:
+        calls.append(percent)
+        raise RuntimeError("database is away")
+
+    result = room_mix([sidecar], tmp_path / "mix.mp4", MixerConfig(), progress=flaky)
+    assert result.frames == 30 and calls[-1] == 100
