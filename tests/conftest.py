@@ -118,3 +118,16 @@ def _no_public_stun(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from aiortc.rtcicetransport import RTCIceGatherer
 
     monkeypatch.setattr(RTCIceGatherer, "getDefaultIceServers", classmethod(lambda cls: []))
+
+
+@pytest.fixture(scope="module")
+def playwright():  # type: ignore[no-untyped-def]
+    """Playwright for one test module at a time.
+
+    pytest-playwright's own lives for the whole session, and the event loop
+    its sync API keeps running breaks every asyncio test that comes after.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as started:
+        yield started
