@@ -14,41 +14,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aiortc.sdp import SessionDescription
 from django.conf import settings
 
 from recording import services
+from recording.attach import recorder_attach
 from recording.capture import RecordTarget, StreamRecorder
 from rooms.database import db_call
-from rooms.media.peer import PublishedStream, first_ssrc
-from rooms.media.tap import rtp_timestamp_origin, watch_sender_reports
+from rooms.media.peer import PublishedStream
 
 logger = logging.getLogger(__name__)
 
 
 def room_directory(room: str) -> Path:
     return Path(settings.RECORDINGS_ROOT) / room
-
-
-def recorder_attach(published: PublishedStream, target: RecordTarget, *, offer_sdp: str) -> StreamRecorder:
-    """A recorder fed by the stream's taps and its sender reports."""
-    offer = SessionDescription.parse(offer_sdp)
-    receivers = {transceiver.kind: transceiver.receiver for transceiver in published.pc.getTransceivers()}
-    recorder = StreamRecorder(
-        target,
-        codecs=published.codecs,
-        ssrcs={kind: first_ssrc(offer, kind) for kind in published.codecs},
-        rtp_origins=lambda kind: rtp_timestamp_origin(receivers[kind]) if kind in receivers else None,
-    )
-    for kind, tap in published.taps.items():
-        tap.add_sink(recorder.sink(kind))
-    for kind, receiver in receivers.items():
-
-        def report(packet: Any, kind: str = kind) -> None:
-            recorder.on_sender_report(kind, packet)
-
-        watch_sender_reports(receiver, report)
-    return recorder
 
 
 class NodeRecords:

@@ -19,6 +19,8 @@ Protocol: one JSON object per line. The process first writes
 | "play", "sdp": offer}`` is answered with ``{"id": n, "sdp": answer}`` (or
 ``{"id": n, "error": ...}``), ``{"id": n, "op": "stats"}`` with counters, and
 ``{"op": "quit"}`` or end of input closes every peer connection and exits.
+The ``streams...`` variants (several publishers, recorded or not) are
+``tests/bench/recording_server.py``'s, for ``tests/bench/recording.py``.
 Media uses 127.0.0.1 only. Started by the benchmark, from the project root::
 
     .venv/bin/python -m tests.bench.forwarding_server --variant passthrough --codec VP8
@@ -49,6 +51,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
 from rooms.media.peer import PlayedStream, PublishedStream, use_host_address, video_capabilities  # noqa: E402
 from rooms.media.tap import check_aiortc_internals  # noqa: E402
+from tests.bench.recording_server import RECORDING_VARIANTS, RecordingServer  # noqa: E402
 
 logger = logging.getLogger("forwarding_server")
 HOST = "127.0.0.1"
@@ -194,7 +197,7 @@ async def serve(server: Server, out: TextIO) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=("passthrough", "relay"), required=True)
+    parser.add_argument("--variant", choices=("passthrough", "relay", *RECORDING_VARIANTS), required=True)
     parser.add_argument("--codec", choices=("VP8", "H264"), default="VP8")
     parser.add_argument("--bitrate", type=int, default=1_000_000, help="relay encoders' bitrate, bit/s")
     args = parser.parse_args()
@@ -203,9 +206,13 @@ def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr
     use_host_address(HOST)
-    server: Server = (
-        PassthroughServer(args.codec) if args.variant == "passthrough" else RelayServer(args.codec, args.bitrate)
-    )
+    server: Server
+    if args.variant in RECORDING_VARIANTS:
+        server = RecordingServer(args.variant, args.codec)
+    elif args.variant == "passthrough":
+        server = PassthroughServer(args.codec)
+    else:
+        server = RelayServer(args.codec, args.bitrate)
     asyncio.run(serve(server, out))
 
 

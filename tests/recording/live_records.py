@@ -9,8 +9,8 @@ from pathlib import Path
 from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
+from recording.attach import recorder_attach
 from recording.capture import RecordResult, RecordTarget, StreamRecorder
-from recording.node_records import recorder_attach
 from rooms.media.peer import PublishedStream
 from tests.media_clients import Publisher, publisher_offer
 
