@@ -20,6 +20,18 @@ import aioice.stun
 from aiortc import RTCPeerConnection
 
 
+def check_aioice_internals() -> None:
+    """Fail loudly if the installed aioice/aiortc moved what loopback confinement wraps."""
+    from aiortc.rtcicetransport import RTCIceTransport
+
+    uses_connection = "_connection" in RTCIceTransport.__init__.__code__.co_names
+    if not hasattr(aioice.ice.Connection, "request_received") or not uses_connection:
+        raise RuntimeError(
+            "aioice/aiortc lack the ICE internals loopback confinement wraps; "
+            "install the pinned versions from requirements.txt"
+        )
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback IP literal (an mDNS name is not)."""
     try:

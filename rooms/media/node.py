@@ -21,6 +21,7 @@ from django.conf import settings
 from rooms import events, history
 from rooms.database import db_call
 from rooms.loops import cancelled
+from rooms.media.ice import check_aioice_internals
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
 from rooms.media.registry import get_stream_registry
 from rooms.media.tap import check_aiortc_internals
@@ -46,6 +47,7 @@ class MediaNode:
 
     async def start(self) -> None:
         check_aiortc_internals()
+        check_aioice_internals()
         use_host_address(settings.MEDIA_HOST_IP)
         if settings.MEDIA_UDP_PORTS:
             first, last = settings.MEDIA_UDP_PORTS
