@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from recording.downloads import downloadable_file, recording_file_path
+from recording.downloads import downloadable_file
 from recording.models import Recording
-from recording.services import recording_files_delete, recording_remix
+from recording.services import recording_file_path, recording_files_delete, recording_remix
 from recording.templatetags.recording_format import duration_ms
 
 CAPTURED_FIELDS = (

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from recording.models import Recording
+from recording.services import PLAYABLE_STATUSES, recording_file_path
 
 CHUNK_BYTES = 256 * 1024
 
@@ -41,32 +42,9 @@ CONTENT_TYPES = {
 _RANGE_HEADER = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
-def recording_file_path(relative_path: str) -> Path | None:
-    """The existing regular file a recording's path names under RECORDINGS_ROOT, or None.
-
-    Stored paths are relative; one that is absolute, climbs with ``..`` or
-    leads out of the root through a symbolic link is refused rather than
-    served.
-    """
-    if not relative_path or "\\" in relative_path or "\x00" in relative_path:
-        return None
-    parts = PurePosixPath(relative_path)
-    if parts.is_absolute() or ".." in parts.parts:
-        return None
-    root = Path(settings.RECORDINGS_ROOT).resolve()
-    path = (root / parts).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
-
-
-# Files of other states are still being written, or are what a failed mix left.
-DOWNLOADABLE_STATUSES = frozenset({Recording.Status.READY, Recording.Status.PARTIAL})
-
-
 def downloadable_file(recording: Recording, relative_path: str) -> Path | None:
     """One of the recording's files (its media or its sidecar), when it may be downloaded."""
-    if recording.status not in DOWNLOADABLE_STATUSES:
+    if recording.status not in PLAYABLE_STATUSES:
         return None
     return recording_file_path(relative_path)
 

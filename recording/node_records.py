@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
 from recording import services
 from recording.attach import recorder_attach
 from recording.capture import RecordTarget, StreamRecorder
@@ -26,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def room_directory(room: str) -> Path:
-    return Path(settings.RECORDINGS_ROOT) / room
+    return services.recordings_root() / room
 
 
 class NodeRecords:
@@ -46,7 +44,7 @@ class NodeRecords:
             offer_sdp=message["sdp"],
         )
         self.recorders[stream["id"]] = recorder
-        root = Path(settings.RECORDINGS_ROOT)
+        root = services.recordings_root()
         self._started[stream["id"]] = asyncio.ensure_future(
             db_call(services.recording_stream_start)(
                 room_live_id=message["room_id"], stream_id=stream["id"], participant=stream["participant"],
@@ -68,7 +66,7 @@ class NodeRecords:
                 logger.exception("the Recording row of stream %s was not created", stream_id)
         await db_call(services.recording_stream_finish)(
             stream_id=stream_id,
-            file_path=str(result.path.relative_to(settings.RECORDINGS_ROOT)),
+            file_path=str(result.path.relative_to(services.recordings_root())),
             size_bytes=result.size_bytes,
             duration_ms=result.duration_ms,
             failure=result.failure,

@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Stream records the room mix waits for: their node is still closing them.
 UNSETTLED = (Recording.Status.RECORDING,)
+# Files of other states are still being written, or are what a failed mix left.
+PLAYABLE_STATUSES = frozenset({Recording.Status.READY, Recording.Status.PARTIAL})
 HOOK_OUTPUT_KEPT = 64 * 1024
 
 
@@ -36,6 +38,25 @@ def recordings_root() -> Path:
 
 def recording_file(recording: Recording) -> Path | None:
     return recordings_root() / recording.file_path if recording.file_path else None
+
+
+def recording_file_path(relative_path: str) -> Path | None:
+    """The existing regular file a recording's path names under RECORDINGS_ROOT, or None.
+
+    Stored paths are relative; one that is absolute, climbs with ``..`` or
+    leads out of the root through a symbolic link is refused rather than
+    served.
+    """
+    if not relative_path or "\\" in relative_path or "\x00" in relative_path:
+        return None
+    parts = PurePosixPath(relative_path)
+    if parts.is_absolute() or ".." in parts.parts:
+        return None
+    root = Path(settings.RECORDINGS_ROOT).resolve()
+    path = (root / parts).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
 
 
 # --- stream records (media node) ---------------------------------------------------
@@ -93,15 +114,13 @@ def recordings_of_dead_nodes_close(alive_nodes: set[str]) -> int:
 
 
 def _probe_duration_ms(path: Path) -> int | None:
+    """How far a record whose end was never written got."""
     import av
 
+    from recording.mix_sources import media_end_s
+
     try:
-        with av.open(str(path)) as container:
-            last = 0.0
-            for packet in container.demux():
-                if packet.pts is not None and packet.time_base is not None:
-                    last = max(last, float(packet.pts * packet.time_base))
-            return int(last * 1000)
+        return int(media_end_s(path) * 1000)
     except (av.error.FFmpegError, OSError):
         return None
 
@@ -167,13 +186,8 @@ def _record_close_unfinished(recording: Recording) -> None:
 
 def records_pad(records: list[Recording]) -> None:
     """Start every record at the room's first stream start (RECORDING_EMPTY_SHIFT)."""
-    readable = [
-        (record, recordings_root() / record.sidecar_path)
-        for record in records
-        if record.status in (Recording.Status.READY, Recording.Status.PARTIAL) and record.sidecar_path
-    ]
     sidecars = []
-    for record, path in readable:
+    for record, path in _playable_sidecars(records):
         try:
             sidecars.append((record, path, sidecar_read(path)))
         except (OSError, SidecarError) as error:
@@ -190,6 +204,16 @@ def records_pad(records: list[Recording]) -> None:
             )
 
 
+def _playable_sidecars(records: list[Recording]) -> list[tuple[Recording, Path]]:
+    """The records whose file is whole or PARTIAL, with their sidecar files."""
+    found = []
+    for record in records:
+        path = recording_file_path(record.sidecar_path) if record.status in PLAYABLE_STATUSES else None
+        if path is not None:
+            found.append((record, path))
+    return found
+
+
 def room_mix_run(recording_id: int) -> None:
     """Mix a room's stream records into one MP4, then run the hook; safe to repeat.
 
@@ -198,7 +222,7 @@ def room_mix_run(recording_id: int) -> None:
     run replaces nothing but a whole file with a whole file.
     """
     recording = Recording.objects.select_related("room").get(pk=recording_id)
-    output = recording_file(recording) if recording.file_path else None
+    output = recording_file(recording)
     if recording.status == Recording.Status.READY and output is not None and output.exists():
         _hook_run_once(recording)
         return
@@ -209,12 +233,7 @@ def room_mix_run(recording_id: int) -> None:
     for leftover in directory.glob(f".{target.stem}.*.mp4"):
         leftover.unlink(missing_ok=True)  # from a run that died
     Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.MIXING, progress=0, failure_reason="")
-    sidecars = [
-        recordings_root() / record.sidecar_path
-        for record in room_stream_records(room)
-        if record.status in (Recording.Status.READY, Recording.Status.PARTIAL) and record.sidecar_path
-        and (recordings_root() / record.sidecar_path).exists()
-    ]
+    sidecars = [path for _, path in _playable_sidecars(room_stream_records(room))]
     if not sidecars:
         _mix_failed(recording, "no stream of the room was recorded")
         return
@@ -288,11 +307,8 @@ def recording_remix(recording: Recording) -> None:
 
 def recording_files_delete(recording: Recording) -> None:
     """Delete a recording's files and keep its row as history."""
-    root = recordings_root().resolve()
     for relative in (recording.file_path, recording.sidecar_path):
-        if not relative:
-            continue
-        path = (root / relative).resolve()
-        if path.is_relative_to(root) and path.is_file():
+        path = recording_file_path(relative)
+        if path is not None:
             path.unlink()
     Recording.objects.filter(pk=recording.pk).update(file_path="", sidecar_path="", size_bytes=None)

@@ -18,6 +18,7 @@ from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from recording.node_records import NodeRecords
 from rooms import events, history
 from rooms.database import db_call
 from rooms.loops import cancelled
@@ -41,8 +42,6 @@ class MediaNode:
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        from recording.node_records import NodeRecords
-
         self.records = NodeRecords()
 
     async def start(self) -> None:
