@@ -629,6 +629,16 @@ def targets(cfg: Config, points: list[Point]) -> list[Target]:
     return results
 
 
+def targets_markdown(results: list[Target]) -> list[str]:
+    """The "Targets" section: one PASS/FAIL line per target."""
+    lines = ["## Targets", ""]
+    for target in results:
+        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[target.passed]
+        failing = f" (failing: {', '.join(target.points)})" if target.points else ""
+        lines.append(f"- **{verdict}** {target.name}: {target.value}{failing}")
+    return lines
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -717,11 +727,7 @@ def markdown(cfg: Config, points: list[Point], results: list[Target], command: s
             f"| {fmt(p.received_kbps, 0)} | {fmt(p.fps_mean, 1)} | {fmt(p.audio_fps_min, 1)} | {p.driver_cpu:.3f} "
             f"| {'-' if p.keyframe_requests is None else p.keyframe_requests} | {p.error or ''} |"
         )
-    lines += ["", "## Targets", ""]
-    for target in results:
-        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[target.passed]
-        failing = f" (failing: {', '.join(target.points)})" if target.points else ""
-        lines.append(f"- **{verdict}** {target.name}: {target.value}{failing}")
+    lines += ["", *targets_markdown(results)]
     return "\n".join(lines)
 
 

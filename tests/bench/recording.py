@@ -113,6 +113,7 @@ from tests.bench.forwarding import (  # noqa: E402
     log,
     peer_connection,
     rss_mb,
+    targets_markdown,
     wait_until,
 )
 from tests.bench.recording_media import ClipTrack, EncodedClip, opus_clip, video_clip  # noqa: E402
@@ -612,11 +613,7 @@ def markdown(
             + ", ".join(f"{VARIANT_TITLES[p.variant]} N={p.streams} round {p.round + 1}" for p in disturbed)
             + ". Rerun when the machine is quieter.",
         ]
-    lines += ["", "## Targets", ""]
-    for target in results:
-        verdict = {True: "PASS", False: "FAIL", None: "not measured"}[target.passed]
-        failing = f" (failing: {', '.join(target.points)})" if target.points else ""
-        lines.append(f"- **{verdict}** {target.name}: {target.value}{failing}")
+    lines += ["", *targets_markdown(results)]
     return "\n".join(lines)
 
 
