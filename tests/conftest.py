@@ -16,13 +16,9 @@ TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127
 
 
 def _delete_redis_keys(prefix: str) -> None:
-    import redis
+    from tests.processes import redis_keys_delete
 
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    redis_keys_delete(TEST_REDIS_URL, prefix)
 
 
 @pytest.fixture(autouse=True)

@@ -127,6 +127,17 @@ def media_node(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
     return ServerProcess(name, args, env, log_dir / f"{name}.log")
 
 
+def redis_keys_delete(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a test's or benchmark's own namespace)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120

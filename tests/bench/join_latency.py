@@ -57,7 +57,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from tests.e2e.cameras import make_camera  # noqa: E402
 from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.processes import ServerProcess, daphne, manage  # noqa: E402
+from tests.processes import ServerProcess, daphne, manage, redis_keys_delete  # noqa: E402
 
 TARGET_P50_S = 1.0
 FIRST_FRAME_TIMEOUT_MS = 10_000
@@ -206,17 +206,7 @@ def measure(config: str, runs: int, warmup: int) -> list[dict[str, float]]:
         finally:
             server.stop()
             if config == "redis":
-                forget_redis_keys(env["LIVE_STATE_PREFIX"])
-
-
-def forget_redis_keys(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+                redis_keys_delete(REDIS_URL, env["LIVE_STATE_PREFIX"])
 
 
 def report(results: list[dict[str, float]], command: str) -> str:
