@@ -41,7 +41,7 @@ env = environ.Env(
     RECORDING_EMPTY_SHIFT=(bool, False),
     ON_MULTIPLE_RECORD_HOOK=(str, ""),
     OFFLINE_MIXER_CONFIG=(str, ""),
-    MEDIA_HOST_IP=(str, "127.0.0.1"),
+    MEDIA_HOST_IP=(str, ""),
     ICE_SERVERS=(str, "[]"),
     LOG_LEVEL=(str, "INFO"),
 )
@@ -221,7 +221,24 @@ SWEEP_INTERVAL_MS: int = env("SWEEP_INTERVAL_MS")
 CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
 CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
 CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
-MEDIA_HOST_IP: str = env("MEDIA_HOST_IP")
+# Empty: gather ICE candidates on every address of the machine's interfaces
+# (what a person on a laptop needs). One address: only that one; a loopback
+# address also confines media to loopback (tests, benchmarks).
+def _media_host_ip(raw: str) -> str:
+    """MEDIA_HOST_IP: empty, or one IP address of this machine."""
+    import ipaddress
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if raw:
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"MEDIA_HOST_IP must be an IP address (or empty), not {raw!r}") from None
+    return raw
+
+
+MEDIA_HOST_IP: str = _media_host_ip(env("MEDIA_HOST_IP").strip())
 # embedded: every web process runs a media node for the rooms pinned to it;
 # external: only `manage.py runmedianode` processes do.
 MEDIA_NODES: str = env.str("MEDIA_NODES", default="embedded")

@@ -66,6 +66,10 @@ const RECONNECT_MAX_DELAY_MS = 10_000;
 // Offers are complete (no trickle in v1); a gatherer stuck on an unreachable
 // STUN/TURN server must not hold the offer forever.
 const ICE_GATHERING_TIMEOUT_MS = 5_000;
+// ICE and DTLS take well under a second on a LAN and about one through a
+// relay; a connection not up by then will not come up: say so (FAILED,
+// `ice_failed`) instead of staying PENDING. Option `mediaTimeoutMs`.
+const MEDIA_CONNECT_TIMEOUT_MS = 8_000;
 // Media node failures end the stream; the server says "publish again".
 const REPUBLISH_ON_FAILURE = new Set(["node_failed", "node_stopped"]);
 
@@ -127,6 +131,30 @@ function iceGatheringComplete(pc, timeoutMs) {
     pc.addEventListener("icegatheringstatechange", onState);
     pc.addEventListener("icecandidate", onCandidate);
   });
+}
+
+/**
+ * Call `onFailed` if `pc` fails, or is not connected `timeoutMs` after the
+ * answer was applied; nothing once it connected or was closed by us.
+ */
+function watchMediaConnection(pc, timeoutMs, onFailed) {
+  const stop = () => {
+    clearTimeout(timer);
+    pc.removeEventListener("connectionstatechange", onState);
+  };
+  const onState = () => {
+    if (pc.connectionState === "connected" || pc.connectionState === "closed") stop();
+    else if (pc.connectionState === "failed") {
+      stop();
+      onFailed();
+    }
+  };
+  const timer = setTimeout(() => {
+    stop();
+    if (pc.connectionState !== "connected" && pc.connectionState !== "closed") onFailed();
+  }, timeoutMs);
+  pc.addEventListener("connectionstatechange", onState);
+  onState();
 }
 
 function isRoomCodec(codec, roomCodec) {
@@ -208,6 +236,7 @@ class Connection extends Emitter {
   #username;
   #token;
   #reconnect;
+  #mediaTimeoutMs;
   #socket = null;
   #status = SESSION_STATUS.PENDING;
   #reason = null;
@@ -226,12 +255,13 @@ class Connection extends Emitter {
   #lastHeard = 0;
   #onOnline = () => this.#retryNow();
 
-  constructor({ urlServer, username, token, reconnect = true }) {
+  constructor({ urlServer, username, token, reconnect = true, mediaTimeoutMs = MEDIA_CONNECT_TIMEOUT_MS }) {
     super();
     this.#url = urlServer;
     this.#username = String(username ?? "");
     this.#token = token;
     this.#reconnect = reconnect;
+    this.#mediaTimeoutMs = mediaTimeoutMs;
     globalThis.addEventListener?.("online", this.#onOnline);
     this.#open();
   }
@@ -256,6 +286,11 @@ class Connection extends Emitter {
 
   iceServers() {
     return this.#iceServers;
+  }
+
+  /** How long a publish or play may take to connect its media before it is FAILED `ice_failed`. */
+  mediaTimeoutMs() {
+    return this.#mediaTimeoutMs;
   }
 
   rooms() {
@@ -975,6 +1010,11 @@ class RemoteStream extends Emitter {
         this.#confirmed = true;
         this._update(reply.stream);
         await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+        watchMediaConnection(pc, connection.mediaTimeoutMs(), () => {
+          if (this.peerConnection !== pc) return;
+          this.#failed("ice_failed");
+          connection._request("stream.stop", { stream: this.id() }).catch(() => {});
+        });
         return;
       }
     } catch (error) {
@@ -1255,9 +1295,15 @@ class LocalStream extends Emitter {
         return;
       }
       if (reply.type === "stream.answer") {
-        this.#id = reply.stream.id;
-        connection._registerPublish(this.#id, this);
+        const id = reply.stream.id;
+        this.#id = id;
+        connection._registerPublish(id, this);
         await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+        watchMediaConnection(pc, connection.mediaTimeoutMs(), () => {
+          if (this.peerConnection !== pc) return;
+          this.#fail("ice_failed");
+          connection._request("stream.unpublish", { stream: id }).catch(() => {});
+        });
         if (this.#muted.audio || this.#muted.video) await this.#sendMuted({ ...this.#muted });
         return;
       }
@@ -1332,7 +1378,9 @@ export const RoomApi = Object.freeze({
   STREAM_EVENT,
   /**
    * Open a session: `urlServer` is the ws(s):// URL of /ws/rooms/.
-   * Options: `token` (grants), `reconnect` (default true).
+   * Options: `token` (grants), `reconnect` (default true), `mediaTimeoutMs`
+   * (default 8000: a publish or play whose media has not connected by then
+   * is FAILED with info `ice_failed`).
    */
   connect(options) {
     return new Connection(options);

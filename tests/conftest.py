@@ -10,6 +10,10 @@ import pytest
 # data: everything runs on loopback with a prefix of its own.
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+# The product gathers ICE candidates on every interface address; tests keep
+# all media on loopback (the server processes they start inherit this).
+# The everyday default is tested inside network namespaces (tests/e2e/test_lan.py).
+os.environ["MEDIA_HOST_IP"] = "127.0.0.1"
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")

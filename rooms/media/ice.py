@@ -1,7 +1,15 @@
-"""ICE confined to loopback when the media host address is loopback.
+"""Which of a browser's ICE candidates the media node pairs with.
 
-With ``MEDIA_HOST_IP`` on loopback (tests, benchmarks, a one-machine
-setup) the server gathers only 127.0.0.1, but a browser also offers its
+By default the node gathers on every interface address and answers checks
+from any address that completes ICE, learning peer-reflexive candidates
+from them (RFC 8445 7.3.1.3). That is also how a browser that hides its
+addresses behind mDNS names (``<uuid>.local``) connects: resolving those
+names needs multicast DNS on the path, and aioice waits up to a second per
+offer for an answer that often never comes, so the node drops them and
+lets the browser's own checks tell it where the browser is.
+
+With ``MEDIA_HOST_IP`` on loopback (tests, benchmarks) the server gathers
+only 127.0.0.1, but a browser also offers its
 network-interface address and sends connectivity checks from it. aioice
 answers checks from any source (learning peer-reflexive candidates), so the
 pair that won was interface address → 127.0.0.1: media left loopback. A
@@ -50,10 +58,31 @@ def gathers_loopback_only() -> bool:
     return bool(addresses) and all(is_loopback(address) for address in addresses)
 
 
-def drop_non_loopback_candidates(sdp: str) -> str:
-    """``sdp`` without the ``a=candidate`` lines whose address is not loopback."""
+def is_mdns_name(host: str) -> bool:
+    """Whether ``host`` is an mDNS name a browser put in place of its address."""
+    return host.lower().rstrip(".").endswith(".local")
+
+
+def offer_candidates_kept(sdp: str, *, loopback_only: bool) -> str:
+    """``sdp`` with only the ``a=candidate`` lines the node can pair with.
+
+    Loopback only: loopback addresses. Otherwise: every address literal, no
+    mDNS names. When a candidate was dropped, ``a=end-of-candidates`` goes
+    too: a remote without candidates left would otherwise fail ICE at once,
+    before the browser's checks (peer-reflexive candidates) arrive.
+    """
+
+    def kept(line: str) -> bool:
+        if not _is_candidate_line(line):
+            return True
+        address = _candidate_address(line)
+        return is_loopback(address) if loopback_only else not is_mdns_name(address)
+
     lines = sdp.splitlines(keepends=True)
-    return "".join(line for line in lines if not _is_candidate_line(line) or is_loopback(_candidate_address(line)))
+    candidates = [line for line in lines if kept(line)]
+    if len(candidates) == len(lines):
+        return sdp
+    return "".join(line for line in candidates if not line.startswith("a=end-of-candidates"))
 
 
 def answer_loopback_checks_only(pc: RTCPeerConnection) -> None:

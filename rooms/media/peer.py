@@ -32,7 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription
 
 from rooms.media.forward import ForwardTrack
-from rooms.media.ice import answer_loopback_checks_only, drop_non_loopback_candidates, gathers_loopback_only
+from rooms.media.ice import answer_loopback_checks_only, gathers_loopback_only, offer_candidates_kept
 from rooms.media.keyframes import KeyframeRequester, is_keyframe
 from rooms.media.tap import EncodedFrameTap
 
@@ -50,12 +50,19 @@ class MediaError(Exception):
         self.info = info
 
 
+# aioice's own lookup: every interface address but loopback.
+INTERFACE_ADDRESSES = aioice.ice.get_host_addresses
+
+
 def use_host_address(address: str) -> None:
-    """Gather ICE candidates on ``address`` only.
+    """Gather ICE candidates on ``address`` only; with ``""`` on every interface address.
 
     aioice never offers loopback by itself and otherwise offers every
-    interface; media must stay on the configured address.
+    interface; a configured address keeps media on that address.
     """
+    if not address:
+        aioice.ice.get_host_addresses = INTERFACE_ADDRESSES
+        return
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [address]
@@ -64,7 +71,7 @@ def use_host_address(address: str) -> None:
 
 
 def use_port_range(loop: asyncio.AbstractEventLoop, address: str, first: int, last: int) -> None:
-    """Bind media sockets on ``address`` to ports ``first``..``last``.
+    """Bind media sockets on ``address`` (``""``: any address) to ports ``first``..``last``.
 
     aioice binds its host candidates to port 0 (any port); a firewall in
     front of a media node wants a known range. The loop's UDP endpoint
@@ -76,16 +83,17 @@ def use_port_range(loop: asyncio.AbstractEventLoop, address: str, first: int, la
     create = getattr(loop, "_media_create_datagram_endpoint", loop.create_datagram_endpoint)
 
     async def create_in_range(protocol_factory: Any, local_addr: Any = None, **kwargs: Any) -> Any:
-        if local_addr is None or local_addr[0] != address or local_addr[1] != 0:
+        if local_addr is None or (address and local_addr[0] != address) or local_addr[1] != 0:
             return await create(protocol_factory, local_addr=local_addr, **kwargs)
+        host = local_addr[0]
         ports = list(range(first, last + 1))
         start = random.randrange(len(ports))
         for port in ports[start:] + ports[:start]:
             try:
-                return await create(protocol_factory, local_addr=(address, port), **kwargs)
+                return await create(protocol_factory, local_addr=(host, port), **kwargs)
             except OSError:
                 continue
-        raise OSError(f"no free UDP port in {first}-{last} on {address}")
+        raise OSError(f"no free UDP port in {first}-{last} on {host}")
 
     loop._media_create_datagram_endpoint = create  # type: ignore[attr-defined]
     loop._media_port_range = (address, first, last)  # type: ignore[attr-defined]
@@ -285,8 +293,7 @@ class PlayedStream:
 
 async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
     loopback_only = gathers_loopback_only()
-    if loopback_only:
-        offer_sdp = drop_non_loopback_candidates(offer_sdp)
+    offer_sdp = offer_candidates_kept(offer_sdp, loopback_only=loopback_only)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
     except OperationError as error:

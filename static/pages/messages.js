@@ -22,8 +22,13 @@ const CAPTURE_FAILURES = {
   share_cancelled: "Screen sharing was cancelled.",
 };
 
+// The browser and the media server found no network path to each other.
+const MEDIA_UNREACHABLE =
+  "Media could not connect: this browser and the media server found no network path to each other " +
+  "(a firewall blocking UDP, MEDIA_HOST_IP or MEDIA_UDP_PORTS, or a page not served over HTTPS). " +
+  "See README, Troubleshooting.";
+
 const STREAM_FAILURES = {
-  ice_failed: "The media connection could not be established (network or firewall).",
   codec_not_supported: "This browser cannot send the room's video codec.",
   no_media: "No media reached the server.",
   limit: "You are already publishing a stream of this kind.",
@@ -54,8 +59,14 @@ export function unreachableText(retryInMs, wasConnected) {
 }
 
 export function streamFailureText(info, kind) {
+  if (info === "ice_failed") return MEDIA_UNREACHABLE;
   const what = kind === "screen" ? "Screen sharing failed" : "Publishing failed";
   return CAPTURE_FAILURES[info] ?? `${what}: ${STREAM_FAILURES[info] ?? info}`;
+}
+
+/** A remote stream that could not be played; null when the tile's badge says enough. */
+export function playFailureText(info) {
+  return info === "ice_failed" ? MEDIA_UNREACHABLE : null;
 }
 
 export function chatFailureText(code) {

@@ -8,7 +8,14 @@
 import { ROOM_EVENT, RoomApi, SESSION_STATUS, STREAM_STATUS } from "../roomapi.js";
 import { ChatLog } from "./chat-log.js";
 import { roomNameFromUrl, showInvite } from "./invite.js";
-import { chatFailureText, roomFailureText, sessionEndText, streamFailureText, unreachableText } from "./messages.js";
+import {
+  chatFailureText,
+  playFailureText,
+  roomFailureText,
+  sessionEndText,
+  streamFailureText,
+  unreachableText,
+} from "./messages.js";
 import { setBadge, VideoTiles } from "./video-tiles.js";
 
 const CAMERA_CONSTRAINTS = { audio: true, video: { width: { ideal: 640 }, height: { ideal: 480 } } };
@@ -82,7 +89,13 @@ class RoomPage {
     this.#ui = pageElements(screenShare);
     this.#roomName = roomNameFromUrl();
     this.#chat = new ChatLog(this.#ui.chatLog);
-    this.#tiles = new VideoTiles(this.#ui.tiles, { layout });
+    this.#tiles = new VideoTiles(this.#ui.tiles, {
+      layout,
+      onStreamFailed: (stream) => {
+        const text = playFailureText(stream.info());
+        if (text) this.#showError(text);
+      },
+    });
     this.state = {
       roomName: this.#roomName,
       connection: null,

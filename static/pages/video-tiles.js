@@ -20,8 +20,10 @@ class StreamSlot {
   stream = null;
   #status;
   #unmute;
+  #onFailed;
 
-  constructor(kind, participantName) {
+  constructor(kind, participantName, onFailed) {
+    this.#onFailed = onFailed;
     this.element = document.createElement("div");
     this.element.className = "stream";
     this.element.dataset.slot = kind;
@@ -53,6 +55,9 @@ class StreamSlot {
         if (this.stream === stream) this.#show(status);
       });
     }
+    stream.on(STREAM_STATUS.FAILED, () => {
+      if (this.stream === stream) this.#onFailed(stream);
+    });
     stream.on(STREAM_EVENT.AUTOPLAY_BLOCKED, () => {
       if (this.stream === stream) this.#unmute.hidden = false;
     });
@@ -79,9 +84,11 @@ class ParticipantTile {
   #streams;
   #flags;
   #slots = new Map();
+  #onFailed;
 
-  constructor(name) {
+  constructor(name, onFailed) {
     this.#name = name;
+    this.#onFailed = onFailed;
     this.element = document.createElement("figure");
     this.element.className = "tile remote";
     this.element.dataset.participant = name;
@@ -130,7 +137,7 @@ class ParticipantTile {
   #slot(kind) {
     let slot = this.#slots.get(kind);
     if (!slot) {
-      slot = new StreamSlot(kind, this.#name);
+      slot = new StreamSlot(kind, this.#name, this.#onFailed);
       this.#slots.set(kind, slot);
       // The camera stays first: it is the tile's face.
       if (kind === "camera") this.#streams.prepend(slot.element);
@@ -144,12 +151,17 @@ class ParticipantTile {
 export class VideoTiles {
   #container;
   #layout;
+  #onStreamFailed;
   #tiles = new Map();
 
-  /** `container` also holds the page's own tiles (class `self`), counted in the layout. */
-  constructor(container, { layout }) {
+  /**
+   * `container` also holds the page's own tiles (class `self`), counted in the layout;
+   * `onStreamFailed(stream)` hears of a remote stream that could not be played.
+   */
+  constructor(container, { layout, onStreamFailed = () => {} }) {
     this.#container = container;
     this.#layout = layout;
+    this.#onStreamFailed = onStreamFailed;
     container.dataset.layout = layout;
     this.refresh();
   }
@@ -158,7 +170,7 @@ export class VideoTiles {
     const name = participant.name();
     let tile = this.#tiles.get(name);
     if (!tile) {
-      tile = new ParticipantTile(name);
+      tile = new ParticipantTile(name, this.#onStreamFailed);
       this.#tiles.set(name, tile);
       this.#container.append(tile.element);
     }

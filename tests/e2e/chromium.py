@@ -1,11 +1,11 @@
 """How the tests launch Chromium: Debian's build, fake media devices, media on loopback."""
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
+# Chromium as a person runs it: the fake devices stand in for a camera and a
+# click on "Allow", the rest keep a headless browser off the network.
+EVERYDAY_CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
-    # Without it Chromium never pairs with the server's 127.0.0.1 candidates.
-    "--allow-loopback-in-peer-connection",
     # Remote videos must play without a click in a headless page.
     "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox",
@@ -15,4 +15,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-gpu",
+]
+CHROMIUM_ARGS = [
+    *EVERYDAY_CHROMIUM_ARGS,
+    # Without it Chromium never pairs with the server's 127.0.0.1 candidates:
+    # the loopback-only test setting, never what a person runs.
+    "--allow-loopback-in-peer-connection",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from rooms.lan import interface_addresses, self_signed_certificate
+
+ALL_INTERFACES = ("0.0.0.0", "::")
+
 
 class Command(BaseCommand):
     help = "Run daphne and a Celery worker with beat (the embedded default)."
@@ -26,18 +31,37 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-worker", action="store_true", help="Run daphne only.")
+        parser.add_argument(
+            "--self-signed",
+            action="store_true",
+            default=os.environ.get("SELF_SIGNED_TLS", "").lower() in ("1", "true", "yes"),
+            help="Serve https:// with a certificate made for this machine, so browsers on other devices "
+            "get the camera (they warn once about the certificate).",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, no_worker: bool, self_signed: bool, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         if settings.CELERY_BROKER_URL.startswith("filesystem"):
             Path(settings.CELERY_BROKER_FOLDER, "processed").mkdir(parents=True, exist_ok=True)
         bin_dir = Path(sys.executable).parent
+        lan = interface_addresses() if host in ALL_INTERFACES else []
+        env = dict(os.environ)
+        if lan and "ALLOWED_HOSTS" not in env:
+            # Others on the network open the page by this machine's address.
+            env["ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, *lan])
+        scheme = "https" if self_signed else "http"
+        if self_signed:
+            certificate, key = self_signed_certificate(settings.VAR_DIR / "tls", lan or [host])
+            endpoint = {"port": str(port), "interface": host, "privateKey": str(key), "certKey": str(certificate)}
+            listen = ["-e", "ssl:" + ":".join(f"{name}={_endpoint_escape(value)}" for name, value in endpoint.items())]
+        else:
+            listen = ["-b", host, "-p", str(port)]
         children = [
             subprocess.Popen(
                 # daphne closes WebSockets after 24 h by default; a meeting
                 # may be longer.
-                [str(bin_dir / "daphne"), "-b", host, "-p", str(port), "--websocket_timeout", "-1",
-                 "conference_site.asgi:application"]
+                [str(bin_dir / "daphne"), *listen, "--websocket_timeout", "-1", "conference_site.asgi:application"],
+                env=env,
             )
         ]
         if not no_worker:
@@ -50,8 +74,17 @@ class Command(BaseCommand):
                     ]
                 )
             )
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        self.stdout.write(self.style.SUCCESS(f"Conference server running: open http://{shown_host}:{port}/"))
+        shown_host = "127.0.0.1" if host in ALL_INTERFACES else host
+        # The URL is printed once it answers: clicked at once, it must work.
+        _wait_until_listening(shown_host, port, children[0])
+        self.stdout.write(self.style.SUCCESS(f"Conference server running: open {scheme}://{shown_host}:{port}/"))
+        for address in lan:
+            self.stdout.write(f"On this network: {scheme}://{address}:{port}/")
+        if lan and not self_signed:
+            self.stdout.write(
+                "Browsers on other devices give the camera only to https:// pages: "
+                "add --self-signed (or SELF_SIGNED_TLS=true), or serve behind a TLS proxy with HTTPS=true."
+            )
         self.stdout.write("Admin: /admin/ (create an operator with: make superuser). Stop with Ctrl-C.")
         stopping = False
 
@@ -76,3 +109,18 @@ class Command(BaseCommand):
         failed = [child for child in children if child.returncode not in (0, -signal.SIGTERM, None)]
         if failed and not stopping:
             raise SystemExit(f"a server process exited with status {failed[0].returncode}")
+
+
+def _endpoint_escape(value: str) -> str:
+    """``value`` inside a Twisted endpoint string, where ``:`` and ``\\`` separate fields."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _wait_until_listening(host: str, port: int, daphne: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and daphne.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)

@@ -17,7 +17,7 @@ import pytest
 from aioice import stun
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from rooms.media.ice import drop_non_loopback_candidates
+from rooms.media.ice import offer_candidates_kept
 from rooms.media.peer import PublishedStream, use_host_address
 from tests.media_clients import loopback_peer
 from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
@@ -79,15 +79,57 @@ def binding_request(answer_sdp: str, offer_sdp: str) -> bytes:
     return bytes(request)
 
 
-def test_drops_non_loopback_and_mdns_candidates_and_keeps_the_rest() -> None:
-    loopback = "a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n"
-    ipv6_loopback = "a=candidate:2 1 udp 2122260222 ::1 40001 typ host\r\n"
-    sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" + loopback + OUTSIDE_CANDIDATE + MDNS_CANDIDATE + ipv6_loopback
-    sdp += "a=end-of-candidates\r\n"
+LOOPBACK_CANDIDATE = "a=candidate:1 1 udp 2122260223 127.0.0.1 40000 typ host\r\n"
+IPV6_LOOPBACK_CANDIDATE = "a=candidate:2 1 udp 2122260222 ::1 40001 typ host\r\n"
+MEDIA_SECTION = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+END = "a=end-of-candidates\r\n"
 
-    assert drop_non_loopback_candidates(sdp) == (
-        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" + loopback + ipv6_loopback + "a=end-of-candidates\r\n"
+
+def test_on_loopback_drops_other_and_mdns_candidates_and_with_them_the_end_of_candidates() -> None:
+    sdp = MEDIA_SECTION + LOOPBACK_CANDIDATE + OUTSIDE_CANDIDATE + MDNS_CANDIDATE + IPV6_LOOPBACK_CANDIDATE + END
+
+    # Without the end marker the browser's checks from a dropped address
+    # cannot make ICE fail before they are ignored; the loopback pair wins.
+    assert offer_candidates_kept(sdp, loopback_only=True) == (
+        MEDIA_SECTION + LOOPBACK_CANDIDATE + IPV6_LOOPBACK_CANDIDATE
     )
+
+
+def test_off_loopback_drops_only_mdns_names() -> None:
+    sdp = MEDIA_SECTION + LOOPBACK_CANDIDATE + OUTSIDE_CANDIDATE + MDNS_CANDIDATE + END
+
+    assert offer_candidates_kept(sdp, loopback_only=False) == MEDIA_SECTION + LOOPBACK_CANDIDATE + OUTSIDE_CANDIDATE
+
+
+def test_an_offer_with_nothing_to_drop_is_kept_as_it_is() -> None:
+    sdp = MEDIA_SECTION + OUTSIDE_CANDIDATE + END
+
+    assert offer_candidates_kept(sdp, loopback_only=False) == sdp
+    assert offer_candidates_kept(MEDIA_SECTION + LOOPBACK_CANDIDATE + END, loopback_only=True) == (
+        MEDIA_SECTION + LOOPBACK_CANDIDATE + END
+    )
+
+
+async def test_a_publisher_offering_only_mdns_names_connects_through_its_checks(host_address: None) -> None:
+    """A browser that hides its address behind an mDNS name: the node learns
+    it from the browser's first check (peer-reflexive) and media flows."""
+    use_host_address("127.0.0.1")
+    publisher, offer = await publisher_offer()
+    hidden = re.sub(r"^(a=candidate:\S+ \d+ \S+ \d+ )127\.0\.0\.1( )", r"\g<1>4f0c2a1e-7d1b.local\2", offer,
+                    flags=re.MULTILINE)
+    assert "127.0.0.1" not in "".join(line for line in hidden.splitlines() if line.startswith("a=candidate"))
+    started = asyncio.Event()
+    published, answer = await PublishedStream.accept(
+        stream_id="s1", offer_sdp=hidden, video_codec="VP8", ice_servers=[], on_first_media=started.set
+    )
+    try:
+        transports = {t.receiver.transport.transport for t in published.pc.getTransceivers()}
+        assert not [c for transport in transports for c in transport.getRemoteCandidates()]
+        await publisher.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        await published.close()
+        await publisher.close()
 
 
 async def test_offer_candidates_off_loopback_never_reach_ice(host_address: None) -> None:
