@@ -1,7 +1,9 @@
 """Network namespaces a test builds for itself: hosts with real, non-loopback
-addresses on a veth link, without touching the host's network.
+addresses, without touching the host's network.
 
-``lan()`` makes two namespaces joined by one veth pair, e.g. a server
+``machine()`` makes one namespace whose only non-loopback address sits on
+an ``ifb`` device (this kernel has no ``dummy`` links); ``lan()`` makes two
+namespaces joined by one veth pair, e.g. a server
 machine (10.231.N.1) and another device on its LAN (10.231.N.2). Everything
 is removed afterwards, also when the test fails: the processes still
 running inside are killed, then the namespaces (and with them their links)
@@ -48,6 +50,21 @@ class Lan:
 def available() -> bool:
     """Whether this process may create namespaces (root with iproute2)."""
     return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
+
+
+@contextmanager
+def machine() -> Iterator[Host]:
+    host = Host(f"conf-box-{secrets.token_hex(3)}", f"10.232.{secrets.randbelow(250) + 1}.1")
+    try:
+        _ip("netns", "add", host.namespace)
+        _ip("-n", host.namespace, "link", "set", "lo", "up")
+        _run(*host.command("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"))
+        _ip("-n", host.namespace, "link", "add", "if0", "type", "ifb")
+        _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "if0")
+        _ip("-n", host.namespace, "link", "set", "if0", "up")
+        yield host
+    finally:
+        namespace_remove(host.namespace)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
-"""ICE on a loopback media host: the offer's other candidates are dropped
-and checks from other sources go unanswered, with real aiortc peers and
-real UDP sockets (the machine's own network-interface address plays the
-browser's second address)."""
+"""Which offer candidates and connectivity checks a media node takes: on a
+loopback media host the offer's other candidates are dropped and checks
+from other sources go unanswered; off loopback mDNS names are dropped and
+checks from anywhere are answered. Real aiortc peers and real UDP sockets;
+a non-loopback address exists only in a network namespace the test makes."""
 
 from __future__ import annotations
 
@@ -9,30 +10,24 @@ import asyncio
 import re
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import aioice.ice
-import ifaddr
 import pytest
 from aioice import stun
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rooms.media.ice import offer_candidates_kept
 from rooms.media.peer import PublishedStream, use_host_address
+from tests import netns
 from tests.media_clients import loopback_peer
 from tests.media_tracks import CounterVideoTrack, ToneAudioTrack
+from tests.processes import ROOT
 
 OUTSIDE_CANDIDATE = "a=candidate:9 1 udp 2122260223 192.0.2.77 50000 typ host\r\n"
 MDNS_CANDIDATE = "a=candidate:8 1 udp 2122194687 4f0c2a1e-7d1b-4f6e.local 50001 typ host\r\n"
-
-
-def interface_address() -> str | None:
-    """A non-loopback IPv4 address of this machine, if it has one."""
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if ip.is_IPv4 and not str(ip.ip).startswith("127."):
-                return str(ip.ip)
-    return None
 
 
 @pytest.fixture
@@ -154,13 +149,25 @@ async def test_offer_candidates_off_loopback_never_reach_ice(host_address: None)
 
 
 @pytest.mark.parametrize("gathered_on", ["loopback", "interface"])
-async def test_checks_from_outside_loopback_are_answered_only_off_loopback(
-    host_address: None, gathered_on: str
-) -> None:
-    outside_ip = interface_address()
-    if outside_ip is None:
-        pytest.skip("this machine has no network-interface address to send from")
-    server_ip = "127.0.0.1" if gathered_on == "loopback" else outside_ip
+def test_checks_from_outside_loopback_are_answered_only_off_loopback(gathered_on: str) -> None:
+    """Run in a network namespace of the test's own, where the one
+    non-loopback address (the browser's "second address") is the test's."""
+    with netns.machine() as machine:
+        server_ip = "127.0.0.1" if gathered_on == "loopback" else machine.address
+        probe = subprocess.run(
+            machine.command(sys.executable, "-m", "tests.rooms.media.test_ice", server_ip, machine.address),
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert probe.returncode == 0, probe.stderr
+    outside_answered = probe.stdout.split()[-1] == "answered"
+    assert outside_answered == (gathered_on == "interface"), probe.stdout
+
+
+async def outside_check_answered(server_ip: str, outside_ip: str) -> bool:
+    """Whether a check from ``outside_ip`` to a node gathering on ``server_ip`` is answered.
+
+    One from ``server_ip`` itself is always answered (asserted).
+    """
     use_host_address(server_ip)
     publisher, offer = await publisher_offer()
     published, answer = await PublishedStream.accept(stream_id="s1", offer_sdp=offer, video_codec="VP8", ice_servers=[])
@@ -179,18 +186,20 @@ async def test_checks_from_outside_loopback_are_answered_only_off_loopback(
         reply = stun.parse_message(await asyncio.wait_for(asyncio.get_running_loop().sock_recv(inside, 2048), 5))
         assert reply.message_class == stun.Class.RESPONSE
         assert reply.attributes["XOR-MAPPED-ADDRESS"] == inside.getsockname()
-
         try:
-            outside_reply: bytes | None = outside.recv(2048)
+            outside_reply = outside.recv(2048)
         except BlockingIOError:
-            outside_reply = None
-        if gathered_on == "loopback":
-            assert outside_reply is None
-        else:
-            assert outside_reply is not None
-            assert stun.parse_message(outside_reply).attributes["XOR-MAPPED-ADDRESS"] == outside.getsockname()
+            return False
+        assert stun.parse_message(outside_reply).attributes["XOR-MAPPED-ADDRESS"] == outside.getsockname()
+        return True
     finally:
         outside.close()
         inside.close()
         await published.close()
         await publisher.close()
+
+
+if __name__ == "__main__":
+    # The probe, run inside the namespace: python -m tests.rooms.media.test_ice SERVER_IP OUTSIDE_IP
+    answered = asyncio.run(outside_check_answered(sys.argv[1], sys.argv[2]))
+    print("answered" if answered else "unanswered")
