@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from rooms import events, protocol, runtime, services
 from rooms.dispatch import dispatch
+from rooms.server_messages import ErrorReply, ServerMessage, SessionStatus
 from rooms.session import Session
 
 logger = logging.getLogger(__name__)
@@ -73,31 +74,33 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._close_for_abuse()
             return
         if text_data is None:
-            await self.send_json(protocol.error_reply(None, "bad_request", "binary frames are not accepted"))
+            await self.send_message(ErrorReply(re=None, code="bad_request", message="binary frames are not accepted"))
             return
         try:
             content = json.loads(text_data, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
-            await self.send_json(protocol.error_reply(None, "bad_request", "a frame must be JSON text"))
+            await self.send_message(ErrorReply(re=None, code="bad_request", message="a frame must be JSON text"))
             return
         try:
             message = protocol.parse_client_message(content)
         except protocol.MessageError as error:
-            await self.send_json(error.reply())
+            await self.send_message(error.reply())
             return
         try:
             reply = await dispatch(self, message)
         except Exception:
             # One failing request must not take the connection down with it.
             logger.exception("handling %s failed", message.type)
-            reply = protocol.error_reply(message.id, "internal_error", "the server failed to handle this request")
+            reply = ErrorReply(
+                re=message.id, code="internal_error", message="the server failed to handle this request"
+            )
         if reply is not None:
-            await self.send_json(reply)
+            await self.send_message(reply)
 
     async def _close_for_abuse(self) -> None:
         logger.warning("closing a connection that sent a frame over %d bytes", protocol.MAX_FRAME_BYTES)
         if self.session is not None:
-            await self.send_json({"type": "session.status", "status": "DISCONNECTED", "reason": "message_too_big"})
+            await self.send_message(SessionStatus.disconnected("message_too_big"))
         # Drop the session now rather than when the server stack reports
         # the close: the room hears of it however the socket ends.
         await self.disconnect(CLOSE_MESSAGE_TOO_BIG)
@@ -117,8 +120,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 logger.exception("dropping session %s failed (attempt %d)", session.sid, attempt + 1)
                 await asyncio.sleep(0.5 * 2**attempt)
 
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+    async def send_message(self, message: ServerMessage) -> None:
+        await self.send_frame(message.frame())
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        """Send a server message's frame (``ServerMessage.frame``) as text."""
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
 
     # --- Channel layer handlers ------------------------------------------------
 
@@ -134,11 +141,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await events.room_group_discard(event["room"], self.channel_name)
         elif message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it
-        await self.send_json(event)
+        await self.send_frame(event)
 
     async def client_send(self, message: dict[str, Any]) -> None:
-        """A frame for this client from elsewhere (a media node's answer)."""
-        await self.send_json(message["frame"])
+        """A frame for this client from elsewhere (a media node's answer, a stream's status)."""
+        await self.send_frame(message["frame"])
 
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);
@@ -146,5 +153,5 @@ class RoomConsumer(AsyncWebsocketConsumer):
         session, self.session = self.session, None
         for room in session.rooms if session else ():
             await events.room_group_discard(room, self.channel_name)
-        await self.send_json({"type": "session.status", "status": "DISCONNECTED", "reason": message["reason"]})
+        await self.send_message(SessionStatus.disconnected(message["reason"]))
         await self.close()

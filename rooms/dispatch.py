@@ -1,10 +1,12 @@
-"""Route a parsed client message to the service that handles it."""
+"""Route a parsed client message to the service that handles it, and turn
+what the service returns (or refuses) into the reply."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from rooms import protocol, services, streams
+from rooms.server_messages import ErrorReply, Pong, ServerMessage, SessionStatus
 from rooms.session import ServiceError, Session
 
 
@@ -16,16 +18,16 @@ class Connection(Protocol):
     process_id: str
 
 
-async def dispatch(connection: Connection, message: protocol.AnyClientMessage) -> dict[str, Any] | None:
+async def dispatch(connection: Connection, message: protocol.AnyClientMessage) -> ServerMessage | None:
     try:
         return await _handle(connection, message)
     except ServiceError as error:
-        return protocol.error_reply(message.id, error.code, error.message)
+        return ErrorReply(re=message.id, code=error.code, message=error.message)
 
 
-async def _handle(connection: Connection, message: protocol.AnyClientMessage) -> dict[str, Any] | None:
+async def _handle(connection: Connection, message: protocol.AnyClientMessage) -> ServerMessage | None:
     if isinstance(message, protocol.Ping):
-        return {"type": "pong", "re": message.id}
+        return Pong(re=message.id)
     if isinstance(message, protocol.SessionConnect):
         return await _session_connect(connection, message)
     session = connection.session
@@ -62,23 +64,16 @@ async def _handle(connection: Connection, message: protocol.AnyClientMessage) ->
     raise ServiceError("not_implemented", f"{message.type} is not available on this server yet")
 
 
-async def _session_connect(connection: Connection, message: protocol.SessionConnect) -> dict[str, Any]:
+async def _session_connect(connection: Connection, message: protocol.SessionConnect) -> SessionStatus:
     if connection.session is not None:
         raise ServiceError("already_connected", "this connection already has a session")
-    session, reason = await services.session_connect(
+    session, reply = await services.session_connect(
         channel=connection.channel_name,
         process=connection.process_id,
         username=message.username,
         resume=message.resume,
+        request_id=message.id,
     )
-    if session is None:
-        return {"type": "session.status", "re": message.id, "status": "FAILED", "reason": reason}
-    connection.session = session
-    return {
-        "type": "session.status",
-        "re": message.id,
-        "status": "ESTABLISHED",
-        "session": session.sid,
-        "protocol": protocol.PROTOCOL_VERSION,
-        "ice_servers": services.ice_servers(),
-    }
+    if session is not None:
+        connection.session = session
+    return reply

@@ -1,18 +1,22 @@
 """Delivery of server events to connections over the channel layer.
 
 Every process's consumers are reachable by channel name; a room is a group.
-Events travel as ``{"type": "room.event", "event": <protocol event>,
-"seq": <the room's event count>}`` and the consumer forwards the event as it
-is (unless its join already covered ``seq``), so the wire shape is decided
-in ``rooms.services`` and ``rooms.protocol`` only.
+An event is serialized here, once however many connections get it, and
+travels as ``{"type": "room.event", "event": <its frame>, "seq": <the room's
+event count>}``; the consumer forwards the frame as it is (unless its join
+already covered ``seq``). Frames for one connection (a stream's status)
+travel as ``{"type": "client.send", "frame": <the frame>}``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+
+from rooms.server_messages import RoomEvent, ServerMessage
 
 
 def room_group(room: str) -> str:
@@ -27,16 +31,29 @@ def _layer() -> BaseChannelLayer:
 
 
 async def room_event_send(
-    room: str, event: dict[str, Any], *, seq: int, exclude_channel: str | None = None
+    room: str, event: RoomEvent | dict[str, Any], *, seq: int, exclude_channel: str | None = None
 ) -> None:
-    """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
+    """Send ``event`` to every connection in ``room`` except ``exclude_channel``.
+
+    The media node still hands its ``room.published`` over as a built frame.
+    """
+    frame = event if isinstance(event, dict) else event.frame()
     await _layer().group_send(
-        room_group(room), {"type": "room.event", "event": event, "seq": seq, "exclude": exclude_channel}
+        room_group(room), {"type": "room.event", "event": frame, "seq": seq, "exclude": exclude_channel}
     )
 
 
-async def channel_event_send(channel: str, event: dict[str, Any], *, seq: int) -> None:
-    await _layer().send(channel, {"type": "room.event", "event": event, "seq": seq, "exclude": None})
+async def channels_event_send(channels: Iterable[str], event: RoomEvent, *, seq: int) -> None:
+    """Send ``event`` to each of ``channels`` (members of the event's room)."""
+    frame = event.frame()
+    layer = _layer()
+    for channel in channels:
+        await layer.send(channel, {"type": "room.event", "event": frame, "seq": seq, "exclude": None})
+
+
+async def client_message_send(channel: str, message: ServerMessage) -> None:
+    """Send ``message`` to the one connection on ``channel``."""
+    await _layer().send(channel, {"type": "client.send", "frame": message.frame()})
 
 
 async def session_end_send(channel: str, reason: str) -> None:

@@ -1,4 +1,5 @@
-"""Protocol v1: the typed shape of every message (see docs/protocol.md).
+"""Protocol v1, client to server: the typed shape of every request (see
+docs/protocol.md; replies and events are in ``rooms.server_messages``).
 
 Client messages are parsed strictly: a field of the wrong JSON type is
 ``bad_request``. Rules about *content* that the protocol answers with a
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 import typing
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +24,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from rooms.server_messages import ErrorReply, StreamKind
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -109,9 +112,6 @@ class RoomMessage(ClientMessage):
         return to
 
 
-StreamKind = Literal["camera", "screen"]
-
-
 class StreamPublish(ClientMessage):
     type: Literal["stream.publish"]
     room: StrictStr
@@ -176,8 +176,8 @@ class MessageError(Exception):
         self.message = message
         self.request_id = request_id
 
-    def reply(self) -> dict[str, Any]:
-        return error_reply(self.request_id, "bad_request", self.message)
+    def reply(self) -> ErrorReply:
+        return ErrorReply(re=self.request_id, code="bad_request", message=self.message)
 
 
 def request_id_of(content: object) -> str | None:
@@ -213,35 +213,3 @@ def _describe(error: ValidationError) -> str:
         location = ".".join(str(part) for part in item["loc"][1:]) or "frame"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
-
-
-# --- Server messages ---------------------------------------------------------
-# Replies and events are plain dicts built by these helpers so their shape is
-# written down once, next to the client schemas.
-
-
-def error_reply(request_id: str | None, code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "re": request_id, "code": code, "message": message}
-
-
-def ok_reply(request_id: str | None, **fields: Any) -> dict[str, Any]:
-    return {"type": "ok", "re": request_id, **fields}
-
-
-def room_failed_reply(request_id: str | None, room: str, code: str, message: str) -> dict[str, Any]:
-    return {"type": "room.failed", "re": request_id, "room": room, "code": code, "message": message}
-
-
-def stream_payload(*, stream_id: str, participant: str, kind: str, audio: bool, video: bool) -> dict[str, Any]:
-    return {
-        "id": stream_id,
-        "participant": participant,
-        "kind": kind,
-        "audio": audio,
-        "video": video,
-        "muted": {"audio": False, "video": False},
-    }
-
-
-def participant_payload(name: str, streams: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"name": name, "streams": streams or []}

@@ -5,12 +5,11 @@ finalization happens here, in one place: live state, history rows, events.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Literal
 
 from django.conf import settings
 
@@ -19,6 +18,19 @@ from rooms import events, history, protocol, streams
 from rooms.chat_archive import ChatRecord, get_chat_archive
 from rooms.database import db_call
 from rooms.models import Participant
+from rooms.server_messages import (
+    ChatMessage,
+    Ok,
+    ParticipantRef,
+    RoomFailed,
+    RoomFinalized,
+    RoomJoined,
+    RoomLeft,
+    RoomMessageEvent,
+    RoomState,
+    SessionStatus,
+)
+from rooms.server_messages import Participant as ParticipantInRoom
 from rooms.session import Membership, ServiceError, Session
 from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 from rooms.timing import now_ms
@@ -31,21 +43,16 @@ FINALIZE_LEASE_MS = 10_000
 JOIN_WAIT_SECONDS = 15.0
 
 
-def ice_servers() -> list[dict[str, Any]]:
-    servers: list[dict[str, Any]] = settings.ICE_SERVERS
-    return servers
-
-
 # --- Sessions -----------------------------------------------------------------
 
 
 async def session_connect(
-    *, channel: str, process: str, username: str, resume: str | None
-) -> tuple[Session | None, str | None]:
-    """Open a session for ``username``; (session, None) or (None, reason)."""
+    *, channel: str, process: str, username: str, resume: str | None, request_id: str | None
+) -> tuple[Session | None, SessionStatus]:
+    """Open a session for ``username``: the session (None if refused) and the reply."""
     login = protocol.username_normalized(username)
     if login is None:
-        return None, "invalid_username"
+        return None, SessionStatus.failed(request_id, "invalid_username")
     state = get_live_state()
     if resume:
         previous = await state.session_get(resume)
@@ -53,7 +60,10 @@ async def session_connect(
             await session_drop(sid=previous.sid, reason="resumed")
     info = SessionInfo(sid=secrets.token_urlsafe(24), username=login, channel=channel, process=process)
     await state.session_open(info)
-    return Session(info=info), None
+    reply = SessionStatus.established(
+        request_id, session=info.sid, protocol=protocol.PROTOCOL_VERSION, ice_servers=settings.ICE_SERVERS
+    )
+    return Session(info=info), reply
 
 
 async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
@@ -73,7 +83,9 @@ async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
     await state.session_close(info)
 
 
-async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, reason: str) -> None:
+async def _membership_end(
+    state: LiveState, *, info: SessionInfo, room: str, reason: Literal["leave", "disconnect"]
+) -> None:
     explicit = reason == "leave"
     current = now_ms()
     result = await state.room_leave(
@@ -97,9 +109,7 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
     )
     if result.outcome == "left":
         await events.room_event_send(
-            room,
-            {"type": "room.left", "room": room, "participant": {"name": info.username}, "reason": reason},
-            seq=result.seq,
+            room, RoomLeft(room=room, participant=ParticipantRef(name=info.username), reason=reason), seq=result.seq
         )
     elif result.outcome == "finalize":
         await _room_finalize_claimed(state, ClaimedRoom(room, result.room_id, result.record, was_idle=False))
@@ -108,10 +118,13 @@ async def _membership_end(state: LiveState, *, info: SessionInfo, room: str, rea
 # --- Rooms --------------------------------------------------------------------
 
 
-async def room_join(*, session: Session, room: str, record: bool, request_id: str | None) -> dict[str, Any]:
+async def room_join(
+    *, session: Session, room: str, record: bool, request_id: str | None
+) -> RoomState | RoomFailed:
     if not protocol.room_name_valid(room):
-        return protocol.room_failed_reply(
-            request_id, room, "invalid_room", "room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'"
+        return RoomFailed(
+            re=request_id, room=room, code="invalid_room",
+            message="room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'",
         )
     state = get_live_state()
     # Join the group first: events sent while the state is read are queued
@@ -135,18 +148,19 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         # next one as soon as that is written.
         if time.monotonic() > deadline:
             await _group_discard_unless_member(session, room)
-            return protocol.room_failed_reply(request_id, room, "try_again", "the room is closing; join again")
+            return RoomFailed(re=request_id, room=room, code="try_again", message="the room is closing; join again")
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
 
     if result.outcome in ("login_taken", "full"):
         await _group_discard_unless_member(session, room)
         if result.outcome == "login_taken":
-            return protocol.room_failed_reply(
-                request_id, room, "login_taken", f"{session.username!r} is already in the room"
+            return RoomFailed(
+                re=request_id, room=room, code="login_taken", message=f"{session.username!r} is already in the room"
             )
-        return protocol.room_failed_reply(
-            request_id, room, "room_full", f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants"
+        return RoomFailed(
+            re=request_id, room=room, code="room_full",
+            message=f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants",
         )
     if result.outcome == "joined":
         session.rooms[room] = Membership(result.room_id, result.seq, record=result.record)
@@ -161,27 +175,25 @@ async def room_join(*, session: Session, room: str, record: bool, request_id: st
         )
         await events.room_event_send(
             room,
-            {"type": "room.joined", "room": room, "participant": protocol.participant_payload(session.username)},
+            RoomJoined(room=room, participant=ParticipantInRoom(name=session.username)),
             seq=result.seq,
             exclude_channel=session.info.channel,
         )
     published = await streams.room_participant_streams(room)
-    participants = [
-        protocol.participant_payload(name, published.get(name)) for name in sorted(result.members)
-        if name != session.username
-    ]
-    return {
-        "type": "room.state",
-        "re": request_id,
-        "room": room,
-        "record": result.record,
+    return RoomState(
+        re=request_id,
+        room=room,
+        record=result.record,
         # The browser SDK puts this codec first in its offers (setCodecPreferences).
-        "video_codec": settings.ROOM_VIDEO_CODEC,
+        video_codec=settings.ROOM_VIDEO_CODEC,
         # The room's records page, signed for this room; pages show it when the room ends.
-        "records_url": room_records_url(result.room_id),
-        "participants": participants,
-        "history": [json.loads(message) for message in result.history],
-    }
+        records_url=room_records_url(result.room_id),
+        participants=[
+            ParticipantInRoom(name=name, streams=published.get(name, []))
+            for name in sorted(result.members) if name != session.username
+        ],
+        history=[ChatMessage.model_validate_json(message) for message in result.history],
+    )
 
 
 async def _group_discard_unless_member(session: Session, room: str) -> None:
@@ -189,12 +201,12 @@ async def _group_discard_unless_member(session: Session, room: str) -> None:
         await events.room_group_discard(room, session.info.channel)
 
 
-async def room_leave(*, session: Session, room: str, request_id: str | None) -> dict[str, Any]:
+async def room_leave(*, session: Session, room: str, request_id: str | None) -> Ok:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     del session.rooms[room]
     await _membership_end(get_live_state(), info=session.info, room=room, reason="leave")
-    return protocol.ok_reply(request_id)
+    return Ok(re=request_id)
 
 
 async def session_close(*, session: Session) -> None:
@@ -208,7 +220,7 @@ async def session_close(*, session: Session) -> None:
 
 async def chat_message_send(
     *, session: Session, room: str, text: str, to: list[str] | None, request_id: str | None
-) -> dict[str, Any]:
+) -> Ok:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     if not session.chat_bucket.take():
@@ -223,35 +235,36 @@ async def chat_message_send(
         recipients = list(dict.fromkeys(name for name in to if name in members))
         if not recipients:
             raise ServiceError("unknown_participant", "none of the recipients is in the room")
-    message_id, sent_at_ms = uuid.uuid4().hex, now_ms()
-    message = {"id": message_id, "from": session.username, "to": recipients, "text": text, "ts": sent_at_ms}
+    message = ChatMessage(id=uuid.uuid4().hex, sender=session.username, to=recipients, text=text, ts=now_ms())
     # Counted and kept in the live history in one step, so a join sees it
     # either in its room.state history or as an event, never both or neither.
     seq = await state.room_chat_post(
         name=room,
-        message_json=None if recipients is not None else json.dumps(message, ensure_ascii=False),
+        message_json=None if recipients is not None else message.model_dump_json(),
         history_length=settings.CHAT_HISTORY_LENGTH,
     )
     await get_chat_archive().store(
         ChatRecord(
             live_id=session.rooms[room].room_id,
-            public_id=message_id,
+            public_id=message.id,
             seq=seq,
             sender=session.username,
             recipients=recipients,
             text=text,
-            sent_at_ms=sent_at_ms,
+            sent_at_ms=message.ts,
         )
     )
-    event = {"type": "room.message", "room": room, "message": message}
+    event = RoomMessageEvent(room=room, message=message)
     if recipients is None:
         await events.room_event_send(room, event, seq=seq)
     else:
+        channels = []
         for sid in {members[name] for name in recipients} | {session.sid}:
             info = await state.session_get(sid)
             if info is not None:
-                await events.channel_event_send(info.channel, event, seq=seq)
-    return protocol.ok_reply(request_id, message=message_id)
+                channels.append(info.channel)
+        await events.channels_event_send(channels, event, seq=seq)
+    return Ok(re=request_id, message=message.id)
 
 
 # --- Finalization ---------------------------------------------------------------
@@ -296,13 +309,12 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
     """
     state = get_live_state()
     members = await state.room_members(name)
+    finalized_event = RoomFinalized(room=name, reason="operator")
     for sid in members.values():
         info = await state.session_get(sid)
         if info is None:
             continue
-        await events.channel_event_send(
-            info.channel, {"type": "room.finalized", "room": name, "reason": "operator"}, seq=0
-        )
+        await events.channels_event_send([info.channel], finalized_event, seq=0)
         await _membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True

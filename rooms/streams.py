@@ -14,10 +14,11 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from rooms import events, history, protocol
+from rooms import events, history
 from rooms.database import db_call
 from rooms.media.node import local_media_node
 from rooms.media.registry import StreamRecord, get_stream_registry
+from rooms.server_messages import Muted, RoomMuted, RoomUnpublished, Stream, StreamKind, StreamRef, StreamStatus
 from rooms.session import ServiceError, Session
 from rooms.state import get_live_state
 from rooms.timing import now_ms
@@ -31,29 +32,26 @@ def _layer() -> Any:
     return layer
 
 
-def _failed(request_id: str | None, stream: str | None, info: str) -> dict[str, Any]:
-    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "FAILED", "info": info}
-
-
 async def stream_publish(
-    *, session: Session, room: str, kind: str, record: bool, sdp: str, request_id: str | None
-) -> dict[str, Any] | None:
+    *, session: Session, room: str, kind: StreamKind, record: bool, sdp: str, request_id: str | None
+) -> StreamStatus | None:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     registry = get_stream_registry()
     node = await _node_for_room(room)
     if node is None:
-        return _failed(request_id, None, "node_unavailable")
-    stream_id = uuid.uuid4().hex[:16]
-    payload = protocol.stream_payload(
-        stream_id=stream_id, participant=session.username, kind=kind, audio="m=audio" in sdp, video="m=video" in sdp
+        return StreamStatus.refused(request_id, None, "node_unavailable")
+    stream = Stream(
+        id=uuid.uuid4().hex[:16], participant=session.username, kind=kind, audio="m=audio" in sdp,
+        video="m=video" in sdp,
     )
+    payload = stream.model_dump(mode="json")
     record_ = StreamRecord(
-        stream_id=stream_id, room=room, participant=session.username, kind=kind, node=node,
+        stream_id=stream.id, room=room, participant=session.username, kind=kind, node=node,
         publisher_channel=session.info.channel, payload=payload,
     )
     if not await registry.stream_add(record_):
-        return _failed(request_id, None, "limit")
+        return StreamStatus.refused(request_id, None, "limit")
     await _layer().send(
         node,
         {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp,
@@ -78,10 +76,10 @@ async def _node_for_room(room: str) -> str | None:
     return await registry.room_node(room, candidate, alive_after_ms=alive_after)
 
 
-async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> dict[str, Any] | None:
+async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> StreamStatus | None:
     record = await get_stream_registry().stream_get(stream)
     if record is None:
-        return _failed(request_id, stream, "unknown_stream")
+        return StreamStatus.refused(request_id, stream, "unknown_stream")
     if record.room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {record.room!r}")
     await _layer().send(
@@ -92,12 +90,12 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
     return None
 
 
-async def stream_stop(*, session: Session, stream: str, request_id: str | None) -> dict[str, Any]:
+async def stream_stop(*, session: Session, stream: str, request_id: str | None) -> StreamStatus:
     record = await get_stream_registry().stream_get(stream)
     if record is None:
         raise ServiceError("unknown_stream", f"no stream {stream!r}")
     await _layer().send(record.node, {"type": "media.stop", "stream": stream, "player": session.info.channel})
-    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "STOPPED"}
+    return StreamStatus(re=request_id, stream=stream, status="STOPPED")
 
 
 async def _own_stream(session: Session, stream: str) -> StreamRecord:
@@ -109,10 +107,10 @@ async def _own_stream(session: Session, stream: str) -> StreamRecord:
     return record
 
 
-async def stream_unpublish(*, session: Session, stream: str, request_id: str | None) -> dict[str, Any]:
+async def stream_unpublish(*, session: Session, stream: str, request_id: str | None) -> StreamStatus:
     record = await _own_stream(session, stream)
     await stream_end(record)
-    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "UNPUBLISHED"}
+    return StreamStatus(re=request_id, stream=stream, status="UNPUBLISHED")
 
 
 async def stream_end(record: StreamRecord, *, publisher_info: str | None = None) -> None:
@@ -126,16 +124,13 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
     await db_call(history.stream_record_end)(stream_id=record.stream_id)
     if publisher_info is not None:
-        await _layer().send(
-            record.publisher_channel,
-            {"type": "client.send", "frame": {"type": "stream.status", "stream": record.stream_id,
-                                              "status": "FAILED", "info": publisher_info}},
+        await events.client_message_send(
+            record.publisher_channel, StreamStatus.failed(record.stream_id, publisher_info)
         )
     seq = await get_live_state().room_event_seq(record.room)
     await events.room_event_send(
         record.room,
-        {"type": "room.unpublished", "room": record.room,
-         "stream": {"id": record.stream_id, "participant": record.participant}},
+        RoomUnpublished(room=record.room, stream=StreamRef(id=record.stream_id, participant=record.participant)),
         seq=seq,
     )
 
@@ -156,23 +151,24 @@ async def streams_end_for(*, room: str, participant: str, channel: str) -> None:
 
 async def stream_mute(
     *, session: Session, stream: str, audio: bool | None, video: bool | None, request_id: str | None
-) -> dict[str, Any]:
+) -> StreamStatus:
     record = await _own_stream(session, stream)
-    muted = dict(record.payload["muted"])
-    if audio is not None:
-        muted["audio"] = audio
-    if video is not None:
-        muted["video"] = video
-    payload = {**record.payload, "muted": muted}
+    published = Stream.model_validate(record.payload)
+    muted = Muted(
+        audio=published.muted.audio if audio is None else audio,
+        video=published.muted.video if video is None else video,
+    )
+    published = published.model_copy(update={"muted": muted})
+    payload = published.model_dump(mode="json")
     updated = StreamRecord(
         stream_id=record.stream_id, room=record.room, participant=record.participant, kind=record.kind,
         node=record.node, publisher_channel=record.publisher_channel, payload=payload,
     )
     await get_stream_registry().stream_update(updated)
-    await _layer().send(record.node, {"type": "media.mute", "stream": stream, "muted": muted})
+    await _layer().send(record.node, {"type": "media.mute", "stream": stream, "muted": payload["muted"]})
     seq = await get_live_state().room_event_seq(record.room)
-    await events.room_event_send(record.room, {"type": "room.muted", "room": record.room, "stream": payload}, seq=seq)
-    return {"type": "stream.status", "re": request_id, "stream": stream, "status": "PUBLISHING"}
+    await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published), seq=seq)
+    return StreamStatus(re=request_id, stream=stream, status="PUBLISHING")
 
 
 async def room_media_release(room: str) -> None:
@@ -197,8 +193,8 @@ async def nodes_sweep() -> None:
         await db_call(recordings_of_dead_nodes_close)(set(alive))
 
 
-async def room_participant_streams(room: str) -> dict[str, list[dict[str, Any]]]:
-    streams: dict[str, list[dict[str, Any]]] = {}
+async def room_participant_streams(room: str) -> dict[str, list[Stream]]:
+    streams: dict[str, list[Stream]] = {}
     for record in await get_stream_registry().room_streams(room):
-        streams.setdefault(record.participant, []).append(record.payload)
+        streams.setdefault(record.participant, []).append(Stream.model_validate(record.payload))
     return streams

@@ -1,0 +1,256 @@
+"""Protocol v1, server to client: one model per reply and event type.
+
+Services build these and return them; the WebSocket edge (or, for events,
+``rooms.events``) turns a message into its frame with ``frame()``, the one
+place where a server message is serialized. The keys are those of
+docs/protocol.md: a field that is sometimes left out of a frame (``re`` of
+an event, ``info`` of a status that is not ``FAILED``) defaults to
+``MISSING`` and is then absent, while ``None`` is sent as ``null`` (``re``
+of a request sent without ``id``, ``to`` of a public chat message).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import MISSING, BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+StreamKind = Literal["camera", "screen"]
+
+
+class WireObject(BaseModel):
+    # extra="forbid": a key the server does not send is an error, so the
+    # protocol test catches documentation that promises one.
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+
+# --- Shapes shared by several messages -----------------------------------------
+
+
+class Muted(WireObject):
+    audio: bool
+    video: bool
+
+
+NOT_MUTED = Muted(audio=False, video=False)
+
+
+class Stream(WireObject):
+    """A published stream as clients see it."""
+
+    id: str
+    participant: str
+    kind: StreamKind
+    audio: bool
+    video: bool
+    muted: Muted = NOT_MUTED
+
+
+class StreamRef(WireObject):
+    """A stream that ended: ``room.unpublished`` names only whose it was."""
+
+    id: str
+    participant: str
+
+
+class Participant(WireObject):
+    name: str
+    streams: list[Stream] = Field(default_factory=list)
+
+
+class ParticipantRef(WireObject):
+    """A participant that left: only its name."""
+
+    name: str
+
+
+class ChatMessage(WireObject):
+    id: str
+    sender: str = Field(validation_alias="from", serialization_alias="from")
+    to: list[str] | None  # None: public, sent as null
+    text: str
+    ts: int
+
+
+class ServerMessage(WireObject):
+    def frame(self) -> dict[str, Any]:
+        """The JSON object this message is on the wire (before text encoding)."""
+        return self.model_dump(mode="json")
+
+
+# --- Replies (``re`` always present, null for a request without ``id``) ---------
+
+
+class Ok(ServerMessage):
+    type: Literal["ok"] = "ok"
+    re: str | None
+    message: str | MISSING = MISSING  # the new chat message's id, in reply to room.message
+
+
+class ErrorReply(ServerMessage):
+    type: Literal["error"] = "error"
+    re: str | None
+    code: str
+    message: str
+
+
+class Pong(ServerMessage):
+    type: Literal["pong"] = "pong"
+    re: str | None
+
+
+class RoomState(ServerMessage):
+    type: Literal["room.state"] = "room.state"
+    re: str | None
+    room: str
+    record: bool
+    video_codec: str
+    records_url: str
+    participants: list[Participant]
+    history: list[ChatMessage]
+
+
+class RoomFailed(ServerMessage):
+    type: Literal["room.failed"] = "room.failed"
+    re: str | None
+    room: str
+    code: str
+    message: str
+
+
+class StreamAnswer(ServerMessage):
+    type: Literal["stream.answer"] = "stream.answer"
+    re: str | None
+    stream: Stream
+    sdp: str
+
+
+# --- Replies that also come as events ------------------------------------------------
+
+
+class SessionStatus(ServerMessage):
+    type: Literal["session.status"] = "session.status"
+    re: str | MISSING | None = MISSING
+    status: Literal["ESTABLISHED", "FAILED", "DISCONNECTED"]
+    session: str | MISSING = MISSING
+    protocol: int | MISSING = MISSING
+    # Sent as configured (ICE_SERVERS is checked at start-up).
+    ice_servers: list[dict[str, JsonValue]] | MISSING = MISSING
+    reason: str | MISSING = MISSING
+
+    @model_validator(mode="after")
+    def _fields_of_status(self) -> SessionStatus:
+        established = self.status == "ESTABLISHED"
+        if any((field is MISSING) == established for field in (self.session, self.protocol, self.ice_servers)):
+            raise ValueError("session, protocol and ice_servers come with ESTABLISHED only")
+        if (self.reason is MISSING) != established:
+            raise ValueError("reason comes with FAILED and DISCONNECTED only")
+        if (self.re is MISSING) != (self.status == "DISCONNECTED"):
+            raise ValueError("DISCONNECTED is an event (no re); ESTABLISHED and FAILED are replies")
+        return self
+
+    @classmethod
+    def established(
+        cls, re: str | None, *, session: str, protocol: int, ice_servers: list[dict[str, JsonValue]]
+    ) -> SessionStatus:
+        return cls(re=re, status="ESTABLISHED", session=session, protocol=protocol, ice_servers=ice_servers)
+
+    @classmethod
+    def failed(cls, re: str | None, reason: str) -> SessionStatus:
+        return cls(re=re, status="FAILED", reason=reason)
+
+    @classmethod
+    def disconnected(cls, reason: str) -> SessionStatus:
+        """The server ends the session; the socket closes next."""
+        return cls(status="DISCONNECTED", reason=reason)
+
+
+class StreamStatus(ServerMessage):
+    type: Literal["stream.status"] = "stream.status"
+    re: str | MISSING | None = MISSING
+    stream: str | None
+    status: Literal["PUBLISHING", "PLAYING", "STOPPED", "UNPUBLISHED", "FAILED"]
+    info: str | MISSING = MISSING
+
+    @model_validator(mode="after")
+    def _info_with_failed(self) -> StreamStatus:
+        if (self.info is MISSING) == (self.status == "FAILED"):
+            raise ValueError("info comes with FAILED only, and FAILED always has one")
+        return self
+
+    @classmethod
+    def refused(cls, re: str | None, stream: str | None, info: str) -> StreamStatus:
+        """A publish or play that cannot start (a publish names no stream)."""
+        return cls(re=re, stream=stream, status="FAILED", info=info)
+
+    @classmethod
+    def failed(cls, stream: str, info: str) -> StreamStatus:
+        """A stream or play that had started and has now ended."""
+        return cls(stream=stream, status="FAILED", info=info)
+
+
+# --- Events (no ``re``) ------------------------------------------------------------
+
+
+class RoomJoined(ServerMessage):
+    type: Literal["room.joined"] = "room.joined"
+    room: str
+    participant: Participant
+
+
+class RoomLeft(ServerMessage):
+    type: Literal["room.left"] = "room.left"
+    room: str
+    participant: ParticipantRef
+    reason: Literal["leave", "disconnect"]
+
+
+class RoomPublished(ServerMessage):
+    type: Literal["room.published"] = "room.published"
+    room: str
+    stream: Stream
+
+
+class RoomUnpublished(ServerMessage):
+    type: Literal["room.unpublished"] = "room.unpublished"
+    room: str
+    stream: StreamRef
+
+
+class RoomMuted(ServerMessage):
+    type: Literal["room.muted"] = "room.muted"
+    room: str
+    stream: Stream
+
+
+class RoomMessageEvent(ServerMessage):
+    type: Literal["room.message"] = "room.message"
+    room: str
+    message: ChatMessage
+
+
+class RoomFinalized(ServerMessage):
+    type: Literal["room.finalized"] = "room.finalized"
+    room: str
+    reason: Literal["operator"]
+
+
+RoomEvent = RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomMessageEvent | RoomFinalized
+
+SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
+    Ok,
+    ErrorReply,
+    Pong,
+    SessionStatus,
+    RoomState,
+    RoomFailed,
+    StreamAnswer,
+    StreamStatus,
+    RoomJoined,
+    RoomLeft,
+    RoomPublished,
+    RoomUnpublished,
+    RoomMuted,
+    RoomMessageEvent,
+    RoomFinalized,
+)
