@@ -1,10 +1,11 @@
 """The durable archive of chat: every message becomes a ChatMessage row.
 
-Writes are group-committed: one task per event loop takes every message
-queued since its last write and stores them in one transaction, then
-answers each waiting sender. Under light load that is one message per
-commit; at hundreds of messages a second it is one commit for many, which
-is what keeps the database from setting the pace of the chat.
+Writes are group-committed: one task per event loop (the archive of the
+loop's ``rooms.live.context``) takes every message queued since its last
+write and stores them in one transaction, then answers each waiting sender.
+Under light load that is one message per commit; at hundreds of messages a
+second it is one commit for many, which is what keeps the database from
+setting the pace of the chat.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from rooms import history
 from rooms.database import db_call
-from rooms.loops import PerLoop, cancelled
+from rooms.loops import cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,3 @@ class ChatArchive:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
-
-
-_archives = PerLoop(ChatArchive)
-
-
-def get_chat_archive() -> ChatArchive:
-    return _archives.get()

@@ -1,6 +1,6 @@
 """History of rooms: who was where, what was published and said.
 
-Live membership is in the live state (``rooms.state``); these rows are the
+Live membership is in the live state (``rooms.live``); these rows are the
 durable record the admin, recording and chat history read.
 """
 

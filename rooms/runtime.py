@@ -13,15 +13,14 @@ import logging
 import os
 import socket
 import uuid
-import weakref
 
 from django.conf import settings
 
 from recording.services import recordings_of_dead_nodes_close
 from rooms import history, services
 from rooms.database import db_call
+from rooms.live.context import ProcessRuntime, process_context
 from rooms.loops import cancelled
-from rooms.state import get_live_state
 from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class Runtime:
         await self._ready.wait()
 
     async def _run(self) -> None:
-        state = get_live_state()
+        state = process_context().live_state
         try:
             if not settings.REDIS_URL:
                 # The in-memory live state starts empty: rooms left open by
@@ -73,15 +72,13 @@ class Runtime:
             await asyncio.sleep(min(heartbeat, sweep))
 
 
-_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()
-
-
-async def ensure_started() -> Runtime:
+async def ensure_started() -> ProcessRuntime:
     """This event loop's runtime, started on first use."""
-    loop = asyncio.get_running_loop()
-    runtime = _runtimes.get(loop)
+    context = process_context()
+    runtime = context.runtime
     if runtime is None:
-        runtime = _runtimes[loop] = Runtime()
-        runtime.start()
+        started = Runtime()
+        started.start()
+        runtime = context.runtime = started
     await runtime.ready()
     return runtime

@@ -15,8 +15,10 @@ from django.conf import settings
 
 from recording.links import room_records_url
 from rooms import events, history, protocol, streams
-from rooms.chat_archive import ChatRecord, get_chat_archive
+from rooms.chat_archive import ChatRecord
 from rooms.database import db_call
+from rooms.live.context import process_context
+from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
 from rooms.models import Participant
 from rooms.server_messages import (
     ChatMessage,
@@ -32,7 +34,6 @@ from rooms.server_messages import (
 )
 from rooms.server_messages import Participant as ParticipantInRoom
 from rooms.session import Membership, ServiceError, Session
-from rooms.state import ClaimedRoom, LiveState, SessionInfo, get_live_state
 from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ async def session_connect(
     login = protocol.username_normalized(username)
     if login is None:
         return None, SessionStatus.failed(request_id, "invalid_username")
-    state = get_live_state()
+    state = process_context().live_state
     if resume:
         previous = await state.session_get(resume)
         if previous is not None:
@@ -72,7 +73,7 @@ async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
     Safe to call from any process, any number of times: each room membership
     is removed by exactly one caller, and only that caller tells the room.
     """
-    state = get_live_state()
+    state = process_context().live_state
     info = await state.session_get(sid)
     if info is None:
         return
@@ -126,7 +127,7 @@ async def room_join(
             re=request_id, room=room, code="invalid_room",
             message="room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'",
         )
-    state = get_live_state()
+    state = process_context().live_state
     # Join the group first: events sent while the state is read are queued
     # behind the room.state reply, so the client misses nothing.
     await events.room_group_add(room, session.info.channel)
@@ -205,7 +206,7 @@ async def room_leave(*, session: Session, room: str, request_id: str | None) -> 
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     del session.rooms[room]
-    await _membership_end(get_live_state(), info=session.info, room=room, reason="leave")
+    await _membership_end(process_context().live_state, info=session.info, room=room, reason="leave")
     return Ok(re=request_id)
 
 
@@ -227,7 +228,8 @@ async def chat_message_send(
         raise ServiceError(
             "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
         )
-    state = get_live_state()
+    context = process_context()
+    state = context.live_state
     recipients: list[str] | None = None
     members: dict[str, str] = {}
     if to is not None:
@@ -243,7 +245,7 @@ async def chat_message_send(
         message_json=None if recipients is not None else message.model_dump_json(),
         history_length=settings.CHAT_HISTORY_LENGTH,
     )
-    await get_chat_archive().store(
+    await context.chat_archive.store(
         ChatRecord(
             live_id=session.rooms[room].room_id,
             public_id=message.id,
@@ -284,7 +286,7 @@ async def rooms_sweep(*, limit: int = 100) -> int:
     Every web process runs this periodically, and so does Celery beat; any
     number may run at once. Returns how many rooms it finalized.
     """
-    state = get_live_state()
+    state = process_context().live_state
     current = now_ms()
     for process in await state.processes_claim_dead(
         dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current, limit=limit
@@ -307,7 +309,7 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
     the last removal finalizes the room the ordinary way. A room with nobody
     in it is finalized directly.
     """
-    state = get_live_state()
+    state = process_context().live_state
     members = await state.room_members(name)
     finalized_event = RoomFinalized(room=name, reason="operator")
     for sid in members.values():

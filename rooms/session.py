@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from rooms.state import SessionInfo
+from rooms.live.contract import SessionInfo
 
 
 @dataclass

@@ -16,11 +16,11 @@ from django.conf import settings
 
 from rooms import events, history
 from rooms.database import db_call
-from rooms.media.node import local_media_node
-from rooms.media.registry import StreamRecord, get_stream_registry
+from rooms.live.context import process_context
+from rooms.live.registry import StreamRecord
+from rooms.media_host import local_media_node
 from rooms.server_messages import Muted, RoomMuted, RoomUnpublished, Stream, StreamKind, StreamRef, StreamStatus
 from rooms.session import ServiceError, Session
-from rooms.state import get_live_state
 from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ async def stream_publish(
 ) -> StreamStatus | None:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
-    registry = get_stream_registry()
+    registry = process_context().stream_registry
     node = await _node_for_room(room)
     if node is None:
         return StreamStatus.refused(request_id, None, "node_unavailable")
@@ -64,7 +64,7 @@ async def stream_publish(
 
 async def _node_for_room(room: str) -> str | None:
     """The room's media node: the one it is pinned to while that one lives."""
-    registry = get_stream_registry()
+    registry = process_context().stream_registry
     alive_after = now_ms() - settings.PRESENCE_TTL_MS
     if settings.MEDIA_NODES == "embedded":
         candidate = (await local_media_node()).channel
@@ -77,7 +77,7 @@ async def _node_for_room(room: str) -> str | None:
 
 
 async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> StreamStatus | None:
-    record = await get_stream_registry().stream_get(stream)
+    record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         return StreamStatus.refused(request_id, stream, "unknown_stream")
     if record.room not in session.rooms:
@@ -91,7 +91,7 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
 
 
 async def stream_stop(*, session: Session, stream: str, request_id: str | None) -> StreamStatus:
-    record = await get_stream_registry().stream_get(stream)
+    record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         raise ServiceError("unknown_stream", f"no stream {stream!r}")
     await _layer().send(record.node, {"type": "media.stop", "stream": stream, "player": session.info.channel})
@@ -99,7 +99,7 @@ async def stream_stop(*, session: Session, stream: str, request_id: str | None) 
 
 
 async def _own_stream(session: Session, stream: str) -> StreamRecord:
-    record = await get_stream_registry().stream_get(stream)
+    record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         raise ServiceError("unknown_stream", f"no stream {stream!r}")
     if record.participant != session.username or record.room not in session.rooms:
@@ -119,7 +119,7 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     With ``publisher_info`` the publisher hears ``FAILED`` with that reason
     (its node went away) rather than having asked for it.
     """
-    if await get_stream_registry().stream_remove(record.stream_id) is None:
+    if await process_context().stream_registry.stream_remove(record.stream_id) is None:
         return  # someone else ended it
     await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
     await db_call(history.stream_record_end)(stream_id=record.stream_id)
@@ -127,7 +127,7 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
         await events.client_message_send(
             record.publisher_channel, StreamStatus.failed(record.stream_id, publisher_info)
         )
-    seq = await get_live_state().room_event_seq(record.room)
+    seq = await process_context().live_state.room_event_seq(record.room)
     await events.room_event_send(
         record.room,
         RoomUnpublished(room=record.room, stream=StreamRef(id=record.stream_id, participant=record.participant)),
@@ -137,7 +137,7 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
 
 async def streams_end_for(*, room: str, participant: str, channel: str) -> None:
     """The participant left the room: its streams end, and so do its plays."""
-    records = await get_stream_registry().room_streams(room)
+    records = await process_context().stream_registry.room_streams(room)
     for record in records:
         if record.participant == participant:
             await stream_end(record)
@@ -164,23 +164,23 @@ async def stream_mute(
         stream_id=record.stream_id, room=record.room, participant=record.participant, kind=record.kind,
         node=record.node, publisher_channel=record.publisher_channel, payload=payload,
     )
-    await get_stream_registry().stream_update(updated)
+    await process_context().stream_registry.stream_update(updated)
     await _layer().send(record.node, {"type": "media.mute", "stream": stream, "muted": payload["muted"]})
-    seq = await get_live_state().room_event_seq(record.room)
+    seq = await process_context().live_state.room_event_seq(record.room)
     await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published), seq=seq)
     return StreamStatus(re=request_id, stream=stream, status="PUBLISHING")
 
 
 async def room_media_release(room: str) -> None:
     """The room ended: its next life may be pinned to another node."""
-    await get_stream_registry().room_node_release(room)
+    await process_context().stream_registry.room_node_release(room)
 
 
 async def nodes_sweep() -> None:
     """End the streams of media nodes that stopped heartbeating."""
     from recording.services import recordings_of_dead_nodes_close
 
-    registry = get_stream_registry()
+    registry = process_context().stream_registry
     current = now_ms()
     dead = await registry.nodes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current)
     for node in dead:
@@ -195,6 +195,6 @@ async def nodes_sweep() -> None:
 
 async def room_participant_streams(room: str) -> dict[str, list[Stream]]:
     streams: dict[str, list[Stream]] = {}
-    for record in await get_stream_registry().room_streams(room):
+    for record in await process_context().stream_registry.room_streams(room):
         streams.setdefault(record.participant, []).append(Stream.model_validate(record.payload))
     return streams

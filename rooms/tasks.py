@@ -5,7 +5,7 @@ import asyncio
 from celery import shared_task
 
 from rooms import services
-from rooms.state import get_live_state
+from rooms.live.context import process_context
 
 
 @shared_task(ignore_result=True)
@@ -16,6 +16,6 @@ def sweep_rooms() -> int:
         try:
             return await services.rooms_sweep()
         finally:
-            await get_live_state().close()
+            await process_context().close()
 
     return asyncio.run(sweep())

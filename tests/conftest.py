@@ -27,9 +27,9 @@ def _delete_redis_keys(prefix: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_memory_state() -> None:
-    from rooms.state import reset_live_state
+    from rooms.live.context import process_contexts_reset
 
-    reset_live_state()
+    process_contexts_reset()
 
 
 @pytest.fixture

@@ -10,31 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import weakref
 from typing import Any
 
 from aiortc import RTCIceServer
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from recording.node_records import NodeRecords
 from rooms import events, history
 from rooms.database import db_call
+from rooms.live.contract import LiveState
+from rooms.live.registry import StreamRegistry
 from rooms.loops import cancelled
 from rooms.media.ice import check_aioice_internals
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
-from rooms.media.registry import get_stream_registry
 from rooms.media.tap import check_aiortc_internals
-from rooms.state import get_live_state
 from rooms.timing import now_ms
 
 logger = logging.getLogger(__name__)
 
 
 class MediaNode:
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, *, registry: StreamRegistry, live_state: LiveState) -> None:
         self.layer = layer
+        self.registry = registry
+        self.live_state = live_state
         self.channel = ""
         self.published: dict[str, PublishedStream] = {}
         # (stream id, player channel) -> the player's connection
@@ -52,17 +52,16 @@ class MediaNode:
             first, last = settings.MEDIA_UDP_PORTS
             use_port_range(asyncio.get_running_loop(), settings.MEDIA_HOST_IP, first, last)
         self.channel = await self.layer.new_channel("media.node.")
-        await get_stream_registry().node_heartbeat(self.channel, now_ms())
+        await self.registry.node_heartbeat(self.channel, now_ms())
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(), name="media-node")
         self._heartbeat_task = loop.create_task(self._heartbeat(), name="media-node-heartbeat")
 
     async def _heartbeat(self) -> None:
-        registry = get_stream_registry()
         while not cancelled():
             await asyncio.sleep(settings.HEARTBEAT_INTERVAL_MS / 1000)
             try:
-                await registry.node_heartbeat(self.channel, now_ms())
+                await self.registry.node_heartbeat(self.channel, now_ms())
             except Exception:
                 logger.exception("media node heartbeat failed")
 
@@ -73,13 +72,12 @@ class MediaNode:
         for task in (self._task, self._heartbeat_task):
             if task is not None:
                 task.cancel()
-        registry = get_stream_registry()
-        for record in await registry.node_streams(self.channel):
+        for record in await self.registry.node_streams(self.channel):
             await stream_end(record, publisher_info="node_stopped")
         for published in list(self.published.values()):
             await published.close()
         await self.records.finish_all()
-        await registry.node_forget(self.channel)
+        await self.registry.node_forget(self.channel)
 
     async def _run(self) -> None:
         while not cancelled():
@@ -129,7 +127,7 @@ class MediaNode:
                 on_first_media=first_media,
             )
         except MediaError as error:
-            await get_stream_registry().stream_remove(stream_id)
+            await self.registry.stream_remove(stream_id)
             await self._tell(
                 reply_to,
                 {"type": "stream.status", "re": request_id, "stream": None, "status": "FAILED", "info": error.info},
@@ -163,7 +161,7 @@ class MediaNode:
         """End a stream the publisher can no longer feed; tell it why if ``info``."""
         from rooms.streams import stream_end
 
-        record = await get_stream_registry().stream_get(message["stream"]["id"])
+        record = await self.registry.stream_get(message["stream"]["id"])
         if record is not None:
             await stream_end(record, publisher_info=info)
 
@@ -176,7 +174,7 @@ class MediaNode:
             codec="+".join(published.codecs.values()) if published else "",
         )
         await self._tell(message["reply_to"], {"type": "stream.status", "stream": stream["id"], "status": "PUBLISHING"})
-        seq = await get_live_state().room_event_seq(message["room"])
+        seq = await self.live_state.room_event_seq(message["room"])
         await events.room_event_send(
             message["room"], {"type": "room.published", "room": message["room"], "stream": stream}, seq=seq
         )
@@ -255,46 +253,3 @@ class MediaNode:
                 track.pause()
             else:
                 track.resume()
-
-
-_nodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaNode] = weakref.WeakKeyDictionary()
-_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-async def local_media_node() -> MediaNode:
-    """This event loop's in-process media node, started on first use."""
-    loop = asyncio.get_running_loop()
-    lock = _starting.setdefault(loop, asyncio.Lock())
-    async with lock:
-        node = _nodes.get(loop)
-        if node is None:
-            layer = get_channel_layer()
-            assert layer is not None
-            node = MediaNode(layer)
-            await node.start()
-            _nodes[loop] = node
-            _stop_with_server(node)
-    return node
-
-
-# A node that takes longer than this to finish its streams at shutdown is
-# left to the sweeps of the processes that remain (its records: PARTIAL).
-SHUTDOWN_TIMEOUT_S = 10
-
-
-def _stop_with_server(node: MediaNode) -> None:
-    """Finish the node's streams and records when daphne shuts down (SIGTERM).
-
-    Daphne runs on Twisted's asyncio reactor and has no ASGI lifespan; a
-    "before shutdown" trigger that returns a Deferred holds the reactor
-    until the node has closed its files.
-    """
-    reactor: Any = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or not getattr(reactor, "running", False):
-        return
-    from twisted.internet.defer import Deferred
-
-    def shutdown() -> Deferred[None]:
-        return Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(node.shutdown(), SHUTDOWN_TIMEOUT_S)))
-
-    reactor.addSystemEventTrigger("before", "shutdown", shutdown)

@@ -9,7 +9,6 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
-from rooms.media.registry import reset_stream_registry
 from rooms.models import Stream
 from tests.media_clients import loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def media_setup(settings) -> None:  # type: ignore[no-untyped-def]
     settings.MEDIA_HOST_IP = "127.0.0.1"
     use_host_address("127.0.0.1")
-    reset_stream_registry()
 
 
 @pytest.fixture(autouse=True, params=["memory", "redis"])
@@ -152,7 +150,7 @@ async def test_a_player_leaving_the_room_closes_its_plays() -> None:
     camera = await publish(alice, "r")
     player = await play(bob, camera.stream["id"])
     await player.wait_for(lambda: len(player.counters) >= 5, 10)
-    from rooms.media.node import local_media_node
+    from rooms.media_host import local_media_node
 
     node = await local_media_node()
     assert len(node.played) == 1

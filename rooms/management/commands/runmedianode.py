@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from rooms.live.context import process_context
 from rooms.media.node import MediaNode
 
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
     async def _serve(self) -> None:
         layer = get_channel_layer()
         assert layer is not None
-        node = MediaNode(layer)
+        context = process_context()
+        node = MediaNode(layer, registry=context.stream_registry, live_state=context.live_state)
         await node.start()
         self.stdout.write(f"media node ready: {node.channel} (media on {settings.MEDIA_HOST_IP})", ending="\n")
         self.stdout.flush()

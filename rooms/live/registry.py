@@ -1,19 +1,19 @@
 """Which streams are live, where, and which media node serves each room.
 
-Like ``rooms.state``: ``RedisStreamRegistry`` for several processes (each
-decision one atomic script), ``MemoryStreamRegistry`` for one process.
+Like the live state: ``RedisStreamRegistry`` for several processes (each
+decision one Lua script from ``lua/``), ``MemoryStreamRegistry`` for one
+process.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from django.conf import settings
+from redis.asyncio import Redis
 
-from rooms.loops import PerLoop
-from rooms.state import RedisLiveState, decoded, get_live_state
+from rooms.live.redis import decoded, lua_source
 
 
 @dataclass(frozen=True)
@@ -113,44 +113,15 @@ class MemoryStreamRegistry:
                 del self._room_nodes[room]
 
 
-_ADD = """
-if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[2])
-redis.call('SADD', KEYS[4], ARGV[1])
-return 1
-"""
-
-_REMOVE = """
-local raw = redis.call('GET', KEYS[3])
-if not raw then return false end
-redis.call('DEL', KEYS[3])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('SREM', KEYS[4], ARGV[1])
-return raw
-"""
-
-_PIN = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local beat = redis.call('ZSCORE', KEYS[2], current)
-  if beat and tonumber(beat) >= tonumber(ARGV[2]) then return current end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
-
-_CLAIM_NODE = """
-local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not beat or tonumber(beat) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-return 1
-"""
+# Read once per process; each client registers them.
+_ADD = lua_source("stream_add")
+_REMOVE = lua_source("stream_remove")
+_PIN = lua_source("room_node_pin")
+_CLAIM_NODE = lua_source("claim_node")
 
 
 class RedisStreamRegistry:
-    def __init__(self, redis: Any, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
@@ -232,25 +203,3 @@ class RedisStreamRegistry:
             pipe.zrem(self._key("nodes"), node)
             pipe.delete(self._key("node", node, "streams"))
             await pipe.execute()
-
-
-
-_memory_registry: MemoryStreamRegistry | None = None
-# The registry shares the live state's client (and its connection pool).
-_redis_registries = PerLoop(
-    lambda: RedisStreamRegistry(cast(RedisLiveState, get_live_state()).redis, settings.LIVE_STATE_PREFIX)
-)
-
-
-def get_stream_registry() -> StreamRegistry:
-    global _memory_registry
-    if not settings.REDIS_URL:
-        if _memory_registry is None:
-            _memory_registry = MemoryStreamRegistry()
-        return _memory_registry
-    return _redis_registries.get()
-
-
-def reset_stream_registry() -> None:
-    global _memory_registry
-    _memory_registry = None

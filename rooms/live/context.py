@@ -1,0 +1,105 @@
+"""The one place a process keeps its live objects.
+
+Redis clients and background tasks belong to the event loop that made
+them, and a process may run more than one loop (tests run one per case, a
+Celery task one per call), so there is one context per running loop, and
+each of its members is made on first use. ``process_contexts_reset``
+forgets them all: tests start each case from nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Protocol
+
+from django.conf import settings
+from redis.asyncio import Redis
+
+from rooms.chat_archive import ChatArchive
+from rooms.live.contract import LiveState
+from rooms.live.memory import MemoryLiveState
+from rooms.live.redis import RedisLiveState, redis_client
+from rooms.live.registry import MemoryStreamRegistry, RedisStreamRegistry, StreamRegistry
+from rooms.media.node import MediaNode
+
+
+class ProcessRuntime(Protocol):
+    """What the context holds of the process's background work (``rooms.runtime``)."""
+
+    process_id: str
+
+    async def ready(self) -> None: ...
+
+
+class ProcessContext:
+    """One event loop's live state, stream registry, chat archive, runtime
+    and in-process media node."""
+
+    def __init__(self) -> None:
+        self._redis: Redis | None = None
+        self._live_state: LiveState | None = None
+        self._stream_registry: StreamRegistry | None = None
+        self._chat_archive: ChatArchive | None = None
+        # Made and started by their owners (rooms.runtime, rooms.media_host):
+        # they build on services that use this context.
+        self.runtime: ProcessRuntime | None = None
+        self.media_node: MediaNode | None = None
+        self.media_node_starting = asyncio.Lock()
+
+    def _redis_client(self) -> Redis:
+        # One client (and connection pool) for the live state and the registry.
+        if self._redis is None:
+            self._redis = redis_client(settings.REDIS_URL)
+        return self._redis
+
+    @property
+    def live_state(self) -> LiveState:
+        state = self._live_state
+        if state is None:
+            if settings.REDIS_URL:
+                state = RedisLiveState(self._redis_client(), settings.LIVE_STATE_PREFIX)
+            else:
+                state = MemoryLiveState()
+            self._live_state = state
+        return state
+
+    @property
+    def stream_registry(self) -> StreamRegistry:
+        registry = self._stream_registry
+        if registry is None:
+            if settings.REDIS_URL:
+                registry = RedisStreamRegistry(self._redis_client(), settings.LIVE_STATE_PREFIX)
+            else:
+                registry = MemoryStreamRegistry()
+            self._stream_registry = registry
+        return registry
+
+    @property
+    def chat_archive(self) -> ChatArchive:
+        archive = self._chat_archive
+        if archive is None:
+            archive = self._chat_archive = ChatArchive()
+        return archive
+
+    async def close(self) -> None:
+        """Close the Redis connections (before a short-lived loop ends)."""
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+_contexts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessContext] = weakref.WeakKeyDictionary()
+
+
+def process_context() -> ProcessContext:
+    """The running event loop's context, made on first use."""
+    loop = asyncio.get_running_loop()
+    context = _contexts.get(loop)
+    if context is None:
+        context = _contexts[loop] = ProcessContext()
+    return context
+
+
+def process_contexts_reset() -> None:
+    """Forget every loop's context: live state in memory starts empty again."""
+    _contexts.clear()

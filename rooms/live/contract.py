@@ -1,0 +1,96 @@
+"""Live room state: who is in which room right now, which sessions and
+processes are alive, which rooms wait for finalization.
+
+This module is the contract; two backends keep it: ``rooms.live.redis``
+(several processes; every change that decides something is one Lua script,
+so two processes racing for the same login can never both win) and
+``rooms.live.memory`` (the embedded one-process default; every method runs
+without awaiting in between, which makes it atomic on the event loop).
+
+A room moves ``active`` → ``idle`` (emptied by a drop) → ``active`` (join)
+or → ``finalizing`` (emptied by a leave, or idle deadline passed) → gone.
+While a room is ``finalizing`` joins wait: the next join starts a new room
+with a new ``id`` once the finalizer has written the history and called
+``room_forget``. A finalizer that dies leaves a lease that expires, and a
+sweep takes the room over.
+
+Each room counts its events (``seq``). A joiner learns the count at its
+join, together with the members at that instant; events numbered up to it
+are already in its snapshot, and so is the room's recent public chat, kept
+here (the database is its archive). The pub/sub channel layer delivers an event to
+whoever is subscribed when it *arrives*, which can be a joiner that was not
+there when it was sent: the count lets the connection drop those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy"]
+LeaveOutcome = Literal["absent", "left", "finalize", "idle"]
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    outcome: JoinOutcome
+    room_id: str = ""
+    record: bool = False
+    created: bool = False
+    reactivated: bool = False
+    # The room's event count after this join, and who was in it then.
+    seq: int = 0
+    members: dict[str, str] = field(default_factory=dict)
+    # Recent public messages, oldest first, as the JSON the poster gave.
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LeaveResult:
+    outcome: LeaveOutcome
+    room_id: str = ""
+    record: bool = False
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimedRoom:
+    name: str
+    room_id: str
+    record: bool
+    was_idle: bool
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    sid: str
+    username: str
+    channel: str
+    process: str
+
+
+class LiveState(Protocol):
+    async def session_open(self, info: SessionInfo) -> None: ...
+    async def session_get(self, sid: str) -> SessionInfo | None: ...
+    async def session_rooms(self, sid: str) -> set[str]: ...
+    async def session_close(self, info: SessionInfo) -> None: ...
+
+    async def room_join(
+        self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
+        max_participants: int, now_ms: int,
+    ) -> JoinResult: ...
+    async def room_leave(
+        self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,
+        idle_deadline_ms: int | None,
+    ) -> LeaveResult: ...
+    async def room_members(self, name: str) -> dict[str, str]: ...
+    async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int: ...
+    async def room_event_seq(self, name: str) -> int: ...
+    async def room_forget(self, *, name: str, room_id: str) -> bool: ...
+    async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]: ...
+
+    async def process_heartbeat(self, process: str, now_ms: int) -> None: ...
+    async def processes_claim_dead(self, *, dead_before_ms: int, now_ms: int, limit: int) -> list[str]: ...
+    async def process_sessions(self, process: str) -> set[str]: ...
+    async def process_forget(self, process: str) -> None: ...
+

@@ -1,0 +1,166 @@
+"""The live state shared by every process through one Redis.
+
+Each change that decides something (a join, a leave, a claim) is one Lua
+script from ``lua/``, so two processes racing for the same login or the
+same room can never both win.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from rooms.live.contract import ClaimedRoom, JoinResult, LeaveResult, SessionInfo
+
+_LUA = Path(__file__).with_name("lua")
+
+
+def lua_source(name: str) -> str:
+    return (_LUA / f"{name}.lua").read_text()
+
+
+# Read once per process; each client registers them (by SHA, no round trip).
+_JOIN = lua_source("join")
+_LEAVE = lua_source("leave")
+_FORGET = lua_source("forget")
+_CHAT_POST = lua_source("chat_post")
+_CLAIM_ROOM = lua_source("claim_room")
+_CLAIM_PROCESS = lua_source("claim_process")
+
+
+def redis_client(url: str) -> Redis:
+    # Blocking: a burst (everyone leaving at once) waits for a connection
+    # instead of failing with "Too many connections".
+    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=64, timeout=20))
+
+
+def decoded(value: object) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisLiveState:
+    """Live state under ``prefix`` in the Redis of ``redis`` (a client of one event loop)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._join = redis.register_script(_JOIN)
+        self._leave = redis.register_script(_LEAVE)
+        self._forget = redis.register_script(_FORGET)
+        self._chat_post = redis.register_script(_CHAT_POST)
+        self._claim_room = redis.register_script(_CLAIM_ROOM)
+        self._claim_process = redis.register_script(_CLAIM_PROCESS)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self._prefix, *parts))
+
+    def _room_keys(self, name: str) -> list[str]:
+        return [self._key("room", name), self._key("room", name, "members"), self._key("deadlines")]
+
+    def _chat_key(self, name: str) -> str:
+        return self._key("room", name, "chat")
+
+    async def session_open(self, info: SessionInfo) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._key("session", info.sid),
+                mapping={"username": info.username, "channel": info.channel, "process": info.process},
+            )
+            pipe.sadd(self._key("process", info.process, "sessions"), info.sid)
+            await pipe.execute()
+
+    async def session_get(self, sid: str) -> SessionInfo | None:
+        raw = await self._redis.hgetall(self._key("session", sid))
+        if not raw:
+            return None
+        fields = {decoded(k): decoded(v) for k, v in raw.items()}
+        return SessionInfo(sid, fields["username"], fields["channel"], fields["process"])
+
+    async def session_rooms(self, sid: str) -> set[str]:
+        return {decoded(name) for name in await self._redis.smembers(self._key("session", sid, "rooms"))}
+
+    async def session_close(self, info: SessionInfo) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key("session", info.sid), self._key("session", info.sid, "rooms"))
+            pipe.srem(self._key("process", info.process, "sessions"), info.sid)
+            await pipe.execute()
+
+    async def room_join(
+        self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
+        max_participants: int, now_ms: int,
+    ) -> JoinResult:
+        keys = [*self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name)]
+        args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms]
+        outcome, room_id, rec, created, reactivated, seq, flat_members, chat = await self._join(keys=keys, args=args)
+        members = {decoded(flat_members[i]): decoded(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
+        return JoinResult(
+            decoded(outcome),  # type: ignore[arg-type]
+            decoded(room_id),
+            decoded(rec) == "1",
+            bool(created),
+            bool(reactivated),
+            int(seq),
+            members,
+            [decoded(item) for item in chat],
+        )
+
+    async def room_leave(
+        self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,
+        idle_deadline_ms: int | None,
+    ) -> LeaveResult:
+        keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
+        deadline = "" if idle_deadline_ms is None else str(idle_deadline_ms)
+        outcome, room_id, rec, seq = await self._leave(keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline])
+        return LeaveResult(decoded(outcome), decoded(room_id), decoded(rec) == "1", int(seq))  # type: ignore[arg-type]
+
+    async def room_members(self, name: str) -> dict[str, str]:
+        raw = await self._redis.hgetall(self._key("room", name, "members"))
+        return {decoded(k): decoded(v) for k, v in raw.items()}
+
+    async def room_event_seq(self, name: str) -> int:
+        return await self.room_chat_post(name=name, message_json=None, history_length=0)
+
+    async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int:
+        keys = [self._key("room", name), self._chat_key(name)]
+        return int(await self._chat_post(keys=keys, args=[message_json or "", history_length]))
+
+    async def room_forget(self, *, name: str, room_id: str) -> bool:
+        return bool(await self._forget(keys=[*self._room_keys(name), self._chat_key(name)], args=[name, room_id]))
+
+    async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]:
+        due = await self._redis.zrangebyscore(self._key("deadlines"), "-inf", now_ms, start=0, num=limit)
+        claimed = []
+        for raw_name in due:
+            name = decoded(raw_name)
+            result = await self._claim_room(keys=self._room_keys(name), args=[name, now_ms, lease_ms])
+            if result:
+                room_id, rec, was_idle = result
+                claimed.append(ClaimedRoom(name, decoded(room_id), decoded(rec) == "1", bool(was_idle)))
+        return claimed
+
+    async def process_heartbeat(self, process: str, now_ms: int) -> None:
+        await self._redis.zadd(self._key("processes"), {process: now_ms})
+
+    async def processes_claim_dead(self, *, dead_before_ms: int, now_ms: int, limit: int) -> list[str]:
+        key = self._key("processes")
+        candidates = await self._redis.zrangebyscore(key, "-inf", f"({dead_before_ms}", start=0, num=limit)
+        claimed = []
+        for raw in candidates:
+            process = decoded(raw)
+            # Re-scoring to "now" is the lease: should this sweeper die half
+            # way, the process looks dead again one TTL later.
+            if await self._claim_process(keys=[key], args=[process, dead_before_ms, now_ms]):
+                claimed.append(process)
+        return claimed
+
+    async def process_sessions(self, process: str) -> set[str]:
+        return {decoded(sid) for sid in await self._redis.smembers(self._key("process", process, "sessions"))}
+
+    async def process_forget(self, process: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._key("processes"), process)
+            pipe.delete(self._key("process", process, "sessions"))
+            await pipe.execute()
