@@ -136,7 +136,7 @@ class StreamRecorder:
             self.sidecar = Sidecar(
                 room=self.target.room, room_id=self.target.room_id, stream=self.target.stream_id,
                 participant=self.target.participant, kind=self.target.kind, file=self.path.name,
-                started_at_ms=arrival_ms,
+                started_at_ms=arrival_ms, tracks=[],
             )
         track = self._tracks.get(kind)
         if track is None:
@@ -146,6 +146,7 @@ class StreamRecorder:
                 ssrc=self._ssrcs.get(kind) or 0,
                 first_rtp_timestamp=(frame.timestamp + (origin or 0)) % RTP_TIMESTAMP_MODULUS,
                 first_arrival_ms=arrival_ms, offset_ms=arrival_ms - self.sidecar.started_at_ms,
+                packets=0, bytes=0,
             )
             self.sidecar.tracks.append(track)
         if self._queue.qsize() >= MAX_QUEUED_FRAMES:

@@ -15,6 +15,11 @@ time 0), `ended_at_ms` (null if the process died mid-record), `padded_ms`
 packet sits in the file), `sender_reports` (`ntp_ms` as Unix epoch ms on the
 sender's clock, `rtp_timestamp`, `arrival_ms`), `packets`, `bytes`.
 In the file, a track's packet sits at offset_ms + (RTP ts - first RTP ts) / clock.
+
+Reading is strict: every field has its JSON type (no strings for numbers, no
+booleans for integers); `ended_at_ms` and `padded_ms` may be absent (null
+and 0), as may a track's `sender_reports` (none). Keys of no meaning here
+are ignored, so a reader of this version also reads files that carry more.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import reprlib
+from collections.abc import Sequence
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Final, Literal
 
-SIDECAR_VERSION = 1
+from pydantic import Field, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+SIDECAR_VERSION: Final = 1
 RTP_TIMESTAMP_MODULUS = 1 << 32
 MAX_AUDIO_CORRECTION_MS = 1000.0
 
@@ -40,100 +49,54 @@ class SidecarError(ValueError):
     """A sidecar file that cannot be read as format version 1."""
 
 
+# Pydantic dataclasses rather than models: the capture updates a track's
+# counters for every frame, and a dataclass attribute keeps that a plain store.
+# Strictness is per field (StrictInt, ...): a dataclass made strict as a whole
+# would take only instances, not the objects a file holds. What a file must
+# carry has no default, even where a new record starts empty (tracks,
+# packets, bytes); the version is checked before the rest (Sidecar.from_dict).
+
+
 @dataclass(frozen=True)
 class SenderReport:
     """One RTCP sender report: the sender's wall clock for one RTP timestamp."""
 
-    ntp_ms: float  # NTP time converted to Unix epoch milliseconds, sender's clock
-    rtp_timestamp: int
-    arrival_ms: float  # server wall clock when the report arrived
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ntp_ms": self.ntp_ms, "rtp_timestamp": self.rtp_timestamp, "arrival_ms": self.arrival_ms}
-
-    @classmethod
-    def from_dict(cls, data: object, where: str) -> SenderReport:
-        fields = _require_object(data, where)
-        return cls(
-            ntp_ms=_require_number(fields, "ntp_ms", where),
-            rtp_timestamp=_require_int(fields, "rtp_timestamp", where),
-            arrival_ms=_require_number(fields, "arrival_ms", where),
-        )
+    ntp_ms: StrictFloat  # NTP time converted to Unix epoch milliseconds, sender's clock
+    rtp_timestamp: StrictInt
+    arrival_ms: StrictFloat  # server wall clock when the report arrived
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrackTiming:
     """Timing of one track of a record. Mutable: the capture updates counters and reports."""
 
     kind: TrackKind
-    codec: str
-    clock_rate: int
-    ssrc: int
-    first_rtp_timestamp: int
-    first_arrival_ms: float
-    offset_ms: float  # where the first packet sits in the file (first_arrival_ms - started_at_ms + padded_ms)
+    codec: StrictStr
+    clock_rate: Annotated[StrictInt, Field(gt=0)]
+    ssrc: StrictInt
+    first_rtp_timestamp: StrictInt
+    first_arrival_ms: StrictFloat
+    offset_ms: StrictFloat  # where the first packet sits in the file (first_arrival_ms - started_at_ms + padded_ms)
     sender_reports: list[SenderReport] = field(default_factory=list)
-    packets: int = 0
-    bytes: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "codec": self.codec,
-            "clock_rate": self.clock_rate,
-            "ssrc": self.ssrc,
-            "first_rtp_timestamp": self.first_rtp_timestamp,
-            "first_arrival_ms": self.first_arrival_ms,
-            "offset_ms": self.offset_ms,
-            "sender_reports": [report.to_dict() for report in self.sender_reports],
-            "packets": self.packets,
-            "bytes": self.bytes,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object, where: str) -> TrackTiming:
-        fields = _require_object(data, where)
-        kind = _require_str(fields, "kind", where)
-        if kind not in ("audio", "video"):
-            raise SidecarError(f"{where}.kind: expected 'audio' or 'video', got {kind!r}")
-        clock_rate = _require_int(fields, "clock_rate", where)
-        if clock_rate <= 0:
-            raise SidecarError(f"{where}.clock_rate: must be positive, got {clock_rate}")
-        reports = fields.get("sender_reports", [])
-        if not isinstance(reports, list):
-            raise SidecarError(f"{where}.sender_reports: expected a list")
-        return cls(
-            kind="audio" if kind == "audio" else "video",
-            codec=_require_str(fields, "codec", where),
-            clock_rate=clock_rate,
-            ssrc=_require_int(fields, "ssrc", where),
-            first_rtp_timestamp=_require_int(fields, "first_rtp_timestamp", where),
-            first_arrival_ms=_require_number(fields, "first_arrival_ms", where),
-            offset_ms=_require_number(fields, "offset_ms", where),
-            sender_reports=[
-                SenderReport.from_dict(report, f"{where}.sender_reports[{index}]")
-                for index, report in enumerate(reports)
-            ],
-            packets=_require_int(fields, "packets", where),
-            bytes=_require_int(fields, "bytes", where),
-        )
+    packets: StrictInt
+    bytes: StrictInt
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sidecar:
     """One stream record's sidecar (`<stream id>.json` next to the media file)."""
 
-    room: str
-    room_id: str
-    stream: str
-    participant: str
-    kind: str  # "camera" | "screen"
-    file: str  # media file name, relative to the sidecar's folder
-    started_at_ms: float  # server wall clock (epoch ms) of file time 0
-    ended_at_ms: float | None = None  # None while recording, or if the process died mid-record
-    padded_ms: float = 0
-    tracks: list[TrackTiming] = field(default_factory=list)
-    version: int = SIDECAR_VERSION
+    version: Literal[1] = SIDECAR_VERSION
+    room: StrictStr
+    room_id: StrictStr
+    stream: StrictStr
+    participant: StrictStr
+    kind: StrictStr  # "camera" | "screen"
+    file: StrictStr  # media file name, relative to the sidecar's folder
+    started_at_ms: StrictFloat  # server wall clock (epoch ms) of file time 0
+    ended_at_ms: StrictFloat | None = None  # None while recording, or if the process died mid-record
+    padded_ms: StrictFloat = 0
+    tracks: list[TrackTiming]
 
     def track(self, kind: TrackKind) -> TrackTiming | None:
         return next((track for track in self.tracks if track.kind == kind), None)
@@ -141,47 +104,18 @@ class Sidecar:
     def media_path(self, sidecar_path: Path) -> Path:
         return sidecar_path.parent / self.file
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "room": self.room,
-            "room_id": self.room_id,
-            "stream": self.stream,
-            "participant": self.participant,
-            "kind": self.kind,
-            "file": self.file,
-            "started_at_ms": self.started_at_ms,
-            "ended_at_ms": self.ended_at_ms,
-            "padded_ms": self.padded_ms,
-            "tracks": [track.to_dict() for track in self.tracks],
-        }
-
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(_SIDECAR_FORMAT.dump_python(self), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: object) -> Sidecar:
-        fields = _require_object(data, "sidecar")
-        version = fields.get("version")
-        if version != SIDECAR_VERSION:
-            raise SidecarError(f"sidecar.version: expected {SIDECAR_VERSION}, got {version!r}")
-        tracks = fields.get("tracks")
-        if not isinstance(tracks, list):
-            raise SidecarError("sidecar.tracks: expected a list")
-        ended = fields.get("ended_at_ms")
-        return cls(
-            version=SIDECAR_VERSION,
-            room=_require_str(fields, "room", "sidecar"),
-            room_id=_require_str(fields, "room_id", "sidecar"),
-            stream=_require_str(fields, "stream", "sidecar"),
-            participant=_require_str(fields, "participant", "sidecar"),
-            kind=_require_str(fields, "kind", "sidecar"),
-            file=_require_str(fields, "file", "sidecar"),
-            started_at_ms=_require_number(fields, "started_at_ms", "sidecar"),
-            ended_at_ms=None if ended is None else _require_number(fields, "ended_at_ms", "sidecar"),
-            padded_ms=_require_number(fields, "padded_ms", "sidecar") if "padded_ms" in fields else 0,
-            tracks=[TrackTiming.from_dict(track, f"sidecar.tracks[{index}]") for index, track in enumerate(tracks)],
-        )
+        # The version says which format the rest is in: another one is refused before its fields are read.
+        if isinstance(data, dict) and data.get("version") != SIDECAR_VERSION:
+            raise SidecarError(f"sidecar.version: expected {SIDECAR_VERSION}, got {data.get('version')!r}")
+        try:
+            return _SIDECAR_FORMAT.validate_python(data)
+        except ValidationError as error:
+            raise SidecarError(_problems(error)) from error
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Sidecar:
@@ -190,6 +124,19 @@ class Sidecar:
         except ValueError as error:
             raise SidecarError(f"sidecar: not JSON ({error})") from error
         return cls.from_dict(data)
+
+
+_SIDECAR_FORMAT = TypeAdapter(Sidecar)
+
+
+def _problems(error: ValidationError) -> str:
+    """Every problem of a sidecar, each where it is: ``sidecar.tracks[0].ssrc: Input should be ...``."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        where = "sidecar" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"])
+        got = "" if problem["type"] == "missing" else f", got {reprlib.repr(problem['input'])}"
+        problems.append(f"{where}: {problem['msg']}{got}")
+    return "; ".join(problems)
 
 
 def sidecar_read(path: Path) -> Sidecar:
@@ -252,30 +199,3 @@ def audio_correction_ms(sidecar: Sidecar) -> float:
 def sidecars_room_start_ms(sidecars: Sequence[Sidecar]) -> float:
     """Room timeline zero: the earliest record start (all records share the server clock)."""
     return min(sidecar.started_at_ms for sidecar in sidecars)
-
-
-def _require_object(data: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(data, dict):
-        raise SidecarError(f"{where}: expected an object")
-    return data
-
-
-def _require_str(fields: Mapping[str, Any], key: str, where: str) -> str:
-    value = fields.get(key)
-    if not isinstance(value, str):
-        raise SidecarError(f"{where}.{key}: expected a string, got {value!r}")
-    return value
-
-
-def _require_int(fields: Mapping[str, Any], key: str, where: str) -> int:
-    value = fields.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SidecarError(f"{where}.{key}: expected an integer, got {value!r}")
-    return value
-
-
-def _require_number(fields: Mapping[str, Any], key: str, where: str) -> float:
-    value = fields.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SidecarError(f"{where}.{key}: expected a number, got {value!r}")
-    return float(value)

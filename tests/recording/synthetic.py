@@ -85,6 +85,7 @@ def synthetic_record_write(folder: Path, record: SyntheticRecord) -> Path:
         file=media_path.name,
         started_at_ms=record.started_at_ms,
         ended_at_ms=record.started_at_ms + max(offsets.values()) + record.duration_s * 1000 if record.ended else None,
+        tracks=[],
     )
     container: Any = av.open(str(media_path), "w", format="webm")
     streams: dict[str, Any] = {}
@@ -103,6 +104,8 @@ def synthetic_record_write(folder: Path, record: SyntheticRecord) -> Path:
             first_arrival_ms=record.started_at_ms + offsets[kind],
             offset_ms=offsets[kind],
             sender_reports=_sender_reports(record, offsets[kind], clock, record.first_rtp[kind]),
+            packets=0,
+            bytes=0,
         )
         sidecar.tracks.append(track)
         packets = _video_packets(record) if kind == "video" else _audio_packets(record)

@@ -49,11 +49,89 @@ FORMAT_EXAMPLE = {
     ],
 }
 
+# A record as the capture leaves it, byte for byte as the first, hand-written
+# codec of this format wrote it: files on disk today look like this.
+WRITTEN_BY_THE_FIRST_CODEC = """\
+{
+  "version": 1,
+  "room": "weekly sync",
+  "room_id": "3f2a9c",
+  "stream": "s-7",
+  "participant": "Zoë",
+  "kind": "camera",
+  "file": "s-7.webm",
+  "started_at_ms": 1764180000123.375,
+  "ended_at_ms": 1764180060130.5,
+  "padded_ms": 0,
+  "tracks": [
+    {
+      "kind": "video",
+      "codec": "VP8",
+      "clock_rate": 90000,
+      "ssrc": 2864434397,
+      "first_rtp_timestamp": 4294960000,
+      "first_arrival_ms": 1764180000123.375,
+      "offset_ms": 0.0,
+      "sender_reports": [
+        {
+          "ntp_ms": 1764176401140.5,
+          "rtp_timestamp": 85000,
+          "arrival_ms": 1764180001145.625
+        }
+      ],
+      "packets": 1803,
+      "bytes": 7512345
+    },
+    {
+      "kind": "audio",
+      "codec": "opus",
+      "clock_rate": 48000,
+      "ssrc": 1122334455,
+      "first_rtp_timestamp": 960,
+      "first_arrival_ms": 1764180000161.25,
+      "offset_ms": 37.875,
+      "sender_reports": [
+        {
+          "ntp_ms": 1764176401102.0,
+          "rtp_timestamp": 48960,
+          "arrival_ms": 1764180001101.0
+        }
+      ],
+      "packets": 3001,
+      "bytes": 240080
+    }
+  ]
+}
+"""
+
+
+def first_codec_record() -> Sidecar:
+    """The record WRITTEN_BY_THE_FIRST_CODEC holds, built as the capture builds one."""
+    sidecar = Sidecar(
+        room="weekly sync", room_id="3f2a9c", stream="s-7", participant="Zoë", kind="camera", file="s-7.webm",
+        started_at_ms=1764180000123.375, tracks=[],
+    )
+    video = TrackTiming(
+        kind="video", codec="VP8", clock_rate=90000, ssrc=2864434397, first_rtp_timestamp=4294960000,
+        first_arrival_ms=1764180000123.375, offset_ms=0.0, packets=0, bytes=0,
+    )
+    audio = TrackTiming(
+        kind="audio", codec="opus", clock_rate=48000, ssrc=1122334455, first_rtp_timestamp=960,
+        first_arrival_ms=1764180000161.25, offset_ms=37.875, packets=0, bytes=0,
+    )
+    video.sender_reports.append(SenderReport(1764176401140.5, 85000, 1764180001145.625))
+    audio.sender_reports.append(SenderReport(1764176401102.0, 48960, 1764180001101.0))
+    video.packets, video.bytes = 1803, 7512345
+    audio.packets, audio.bytes = 3001, 240080
+    sidecar.tracks += [video, audio]
+    sidecar.ended_at_ms = 1764180060130.5
+    return sidecar
+
 
 def video_track(first_rtp: int, reports: list[SenderReport], offset_ms: float = 0.0) -> TrackTiming:
     return TrackTiming(
         kind="video", codec="VP8", clock_rate=90000, ssrc=1, first_rtp_timestamp=first_rtp,
-        first_arrival_ms=1000.0 + offset_ms, offset_ms=offset_ms, sender_reports=reports,
+        first_arrival_ms=1000.0 + offset_ms, offset_ms=offset_ms, sender_reports=reports, packets=0, bytes=0,
     )
 
 
@@ -75,6 +153,20 @@ def test_write_is_atomic_and_read_back_equal(tmp_path: Path) -> None:
     assert sidecar.media_path(path) == tmp_path / "s-1.webm"
 
 
+def test_a_sidecar_written_by_the_first_codec_reads_back_identically(tmp_path: Path) -> None:
+    path = tmp_path / "s-7.json"
+    path.write_text(WRITTEN_BY_THE_FIRST_CODEC, encoding="utf-8")
+    sidecar = sidecar_read(path)
+    assert sidecar == first_codec_record()
+    assert json.loads(sidecar.to_json()) == json.loads(WRITTEN_BY_THE_FIRST_CODEC)
+
+
+def test_a_record_is_written_byte_for_byte_as_the_first_codec_wrote_it(tmp_path: Path) -> None:
+    path = tmp_path / "s-7.json"
+    sidecar_write(path, first_codec_record())
+    assert path.read_text(encoding="utf-8") == WRITTEN_BY_THE_FIRST_CODEC
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -88,11 +180,83 @@ def test_write_is_atomic_and_read_back_equal(tmp_path: Path) -> None:
             {"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "sender_reports": [{"ntp_ms": 1.0}]}]},  # type: ignore[index]
             "sidecar.tracks[0].sender_reports[0].rtp_timestamp",
         ),
+        # Every field has its JSON type: no strings for numbers, no booleans or fractions for integers.
+        ({"version": "1"}, "sidecar.version"),
+        ({"room_id": 5}, "sidecar.room_id"),
+        ({"kind": ["camera"]}, "sidecar.kind"),
+        ({"started_at_ms": None}, "sidecar.started_at_ms"),
+        ({"ended_at_ms": "later"}, "sidecar.ended_at_ms"),
+        ({"padded_ms": True}, "sidecar.padded_ms"),
+        ({"tracks": [5]}, "sidecar.tracks[0]"),
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "clock_rate": 0}]}, "sidecar.tracks[0].clock_rate"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "clock_rate": 90000.0}]}, "sidecar.tracks[0].clock_rate"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "first_rtp_timestamp": "3000"}]}, "sidecar.tracks[0].first_rtp_timestamp"),  # type: ignore[index]  # noqa: E501
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "offset_ms": False}]}, "sidecar.tracks[0].offset_ms"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "codec": None}]}, "sidecar.tracks[0].codec"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "sender_reports": {}}]}, "sidecar.tracks[0].sender_reports"),  # type: ignore[index]
+        ({"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "sender_reports": [7]}]}, "sidecar.tracks[0].sender_reports[0]"),  # type: ignore[index]
+        (
+            {"tracks": [{**FORMAT_EXAMPLE["tracks"][0], "sender_reports": [{"ntp_ms": 1.0, "rtp_timestamp": 2.5, "arrival_ms": 3}]}]},  # type: ignore[index]  # noqa: E501
+            "sidecar.tracks[0].sender_reports[0].rtp_timestamp",
+        ),
     ],
 )
 def test_malformed_sidecar_names_the_bad_field(change: dict[str, object], message: str) -> None:
     with pytest.raises(SidecarError, match=re.escape(message)):
         Sidecar.from_dict({**FORMAT_EXAMPLE, **change})
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["version", "room", "room_id", "stream", "participant", "kind", "file", "started_at_ms", "tracks"],
+)
+def test_a_sidecar_without_a_required_key_is_refused(missing: str) -> None:
+    data = {key: value for key, value in FORMAT_EXAMPLE.items() if key != missing}
+    with pytest.raises(SidecarError, match=re.escape(f"sidecar.{missing}")):
+        Sidecar.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["kind", "codec", "clock_rate", "ssrc", "first_rtp_timestamp", "first_arrival_ms", "offset_ms", "packets", "bytes"],
+)
+def test_a_track_without_a_required_key_is_refused(missing: str) -> None:
+    track = {key: value for key, value in FORMAT_EXAMPLE["tracks"][0].items() if key != missing}  # type: ignore[index]
+    with pytest.raises(SidecarError, match=re.escape(f"sidecar.tracks[0].{missing}")):
+        Sidecar.from_dict({**FORMAT_EXAMPLE, "tracks": [track]})
+
+
+def test_optional_keys_may_be_absent() -> None:
+    track = {key: value for key, value in FORMAT_EXAMPLE["tracks"][0].items() if key != "sender_reports"}  # type: ignore[index]
+    data = {key: value for key, value in FORMAT_EXAMPLE.items() if key not in ("ended_at_ms", "padded_ms")}
+    sidecar = Sidecar.from_dict({**data, "tracks": [track]})
+    assert sidecar.ended_at_ms is None and sidecar.padded_ms == 0 and sidecar.tracks[0].sender_reports == []
+
+
+def test_keys_of_no_meaning_are_ignored() -> None:
+    track = FORMAT_EXAMPLE["tracks"][0]  # type: ignore[index]
+    report = {**track["sender_reports"][0], "jitter": 3}
+    extended = {**FORMAT_EXAMPLE, "encoder": "x", "tracks": [{**track, "rid": "h", "sender_reports": [report]}]}
+    sidecar = Sidecar.from_dict(extended)
+    assert sidecar == Sidecar.from_dict(FORMAT_EXAMPLE)
+    assert json.loads(sidecar.to_json()) == FORMAT_EXAMPLE
+
+
+def test_every_problem_is_named_at_once() -> None:
+    track = {**FORMAT_EXAMPLE["tracks"][0], "ssrc": "1"}  # type: ignore[index]
+    with pytest.raises(SidecarError) as raised:
+        Sidecar.from_dict({**FORMAT_EXAMPLE, "room": 1, "tracks": [track]})
+    assert str(raised.value) == (
+        "sidecar.room: Input should be a valid string, got 1; "
+        "sidecar.tracks[0].ssrc: Input should be a valid integer, got '1'"
+    )
+
+
+@pytest.mark.parametrize("data", [[FORMAT_EXAMPLE], "sidecar", 1, None])
+def test_a_sidecar_that_is_not_an_object_is_refused(data: object) -> None:
+    with pytest.raises(SidecarError, match=r"^sidecar: "):
+        Sidecar.from_dict(data)
+
 
 
 def test_unreadable_file_names_its_path(tmp_path: Path) -> None:
