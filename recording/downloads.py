@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from recording.models import Recording
-from recording.services import PLAYABLE_STATUSES, recording_file_path
+from recording.services import PLAYABLE_STATUSES, recording_file_path, recordings_root
 
 CHUNK_BYTES = 256 * 1024
 
@@ -206,7 +206,7 @@ def _accel_redirect_response(path: Path, *, filename: str) -> HttpResponse:
     a big download to a slow reader piles up in the web process's memory;
     the proxy serves the file (and its ranges) from disk instead.
     """
-    relative = path.resolve().relative_to(Path(settings.RECORDINGS_ROOT).resolve())
+    relative = path.resolve().relative_to(recordings_root().resolve())
     response = HttpResponse(content_type=content_type_for(path))
     response["X-Accel-Redirect"] = settings.RECORDS_ACCEL_REDIRECT.rstrip("/") + "/" + quote(relative.as_posix())
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from recording import services
@@ -21,10 +20,6 @@ from rooms.database import db_call
 from rooms.media.peer import PublishedStream
 
 logger = logging.getLogger(__name__)
-
-
-def room_directory(room: str) -> Path:
-    return services.recordings_root() / room
 
 
 class NodeRecords:
@@ -38,7 +33,7 @@ class NodeRecords:
         recorder = recorder_attach(
             published,
             RecordTarget(
-                directory=room_directory(message["room"]), stream_id=stream["id"], room=message["room"],
+                directory=services.room_directory(message["room"]), stream_id=stream["id"], room=message["room"],
                 room_id=message["room_id"], participant=stream["participant"], kind=stream["kind"],
             ),
             offer_sdp=message["sdp"],

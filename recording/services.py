@@ -36,6 +36,11 @@ def recordings_root() -> Path:
     return Path(settings.RECORDINGS_ROOT)
 
 
+def room_directory(room: str) -> Path:
+    """Where every record of the room named ``room`` goes: its streams' and its mixes, of every life of the name."""
+    return recordings_root() / room
+
+
 def recording_file(recording: Recording) -> Path | None:
     return recordings_root() / recording.file_path if recording.file_path else None
 
@@ -52,7 +57,7 @@ def recording_file_path(relative_path: str) -> Path | None:
     parts = PurePosixPath(relative_path)
     if parts.is_absolute() or ".." in parts.parts:
         return None
-    root = Path(settings.RECORDINGS_ROOT).resolve()
+    root = recordings_root().resolve()
     path = (root / parts).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         return None
@@ -227,7 +232,7 @@ def room_mix_run(recording_id: int) -> None:
         _hook_run_once(recording)
         return
     room = recording.room
-    directory = recordings_root() / room.name
+    directory = room_directory(room.name)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"room-{room.live_id}.mp4"
     for leftover in directory.glob(f".{target.stem}.*.mp4"):
