@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from rooms import history
 from rooms.database import db_call
+from rooms.history import ChatRecord
 from rooms.loops import cancelled
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-
-
-@dataclass(frozen=True)
-class ChatRecord:
-    live_id: str
-    public_id: str
-    seq: int
-    sender: str
-    recipients: list[str] | None
-    text: str
-    sent_at_ms: int
 
 
 class ChatArchive:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rooms.models import ChatMessage, Participant, Room, Stream
 from rooms.signals import room_finalized
-
-if TYPE_CHECKING:
-    from rooms.chat_archive import ChatRecord
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +115,19 @@ def rooms_finalize_orphaned() -> int:
     for room in Room.objects.exclude(status=Room.Status.FINALIZED):
         count += room_finalize(live_id=room.live_id, name=room.name, record=room.record)
     return count
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    """One chat message as the archive stores it (a ChatMessage row of the room ``live_id``)."""
+
+    live_id: str
+    public_id: str
+    seq: int
+    sender: str
+    recipients: list[str] | None
+    text: str
+    sent_at_ms: int
 
 
 def chat_messages_record(records: Sequence[ChatRecord]) -> None:

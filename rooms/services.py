@@ -15,8 +15,8 @@ from django.conf import settings
 
 from recording.links import room_records_url
 from rooms import events, history, protocol, streams
-from rooms.chat_archive import ChatRecord
 from rooms.database import db_call
+from rooms.history import ChatRecord
 from rooms.live.context import process_context
 from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
 from rooms.models import Participant
