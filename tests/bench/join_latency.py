@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -55,6 +54,7 @@ if str(ROOT) not in sys.path:  # run as a script: make tests importable
 
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
 
+from tests.bench.report import percentile  # noqa: E402
 from tests.e2e.cameras import make_camera  # noqa: E402
 from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.processes import ServerProcess, daphne, manage, redis_keys_delete  # noqa: E402
@@ -142,11 +142,6 @@ JOIN_AND_TIME_JS = """async ({remote, timeoutMs}) => {
     document.getElementById('join').click();
   });
 }"""
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def server_env(config: str, var_dir: Path) -> dict[str, str]:

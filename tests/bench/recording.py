@@ -20,7 +20,7 @@ the project's SFU core, and:
 The publishers send pre-encoded clips (``tests/bench/recording_media.py``):
 encoding live would cost the driver ~0.2 CPU-s/s per stream, which at N=4,
 next to the baseline server, overloads a 2-core machine. Subscribers count
-encoded frames without decoding them (``tests.bench.forwarding.join``).
+encoded frames without decoding them (``tests.bench.sfu_driver.join``).
 
 The cost of recording one stream, as the issue defines it, is
 ``(cpu(variant, N) - cpu(passthrough, N)) / N``: server CPU-s/s from
@@ -78,6 +78,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,7 +95,9 @@ if str(ROOT) not in sys.path:  # run as a script: make rooms and tests importabl
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 
 from rooms.media.peer import use_host_address, video_capabilities  # noqa: E402
-from tests.bench.forwarding import (  # noqa: E402
+from tests.bench.recording_media import ClipTrack, EncodedClip, opus_clip, video_clip  # noqa: E402
+from tests.bench.report import Target, exit_status, fmt, log, targets_markdown  # noqa: E402
+from tests.bench.sfu_driver import (  # noqa: E402
     CLOCK_TICKS,
     FIRST_FRAME_TIMEOUT_S,
     FPS,
@@ -104,19 +107,14 @@ from tests.bench.forwarding import (  # noqa: E402
     WIDTH,
     ServerProcess,
     Subscriber,
-    Target,
     check_loopback,
     close_all,
     cpu_seconds,
-    fmt,
     join,
-    log,
     peer_connection,
     rss_mb,
-    targets_markdown,
     wait_until,
 )
-from tests.bench.recording_media import ClipTrack, EncodedClip, opus_clip, video_clip  # noqa: E402
 
 VARIANTS = ("passthrough", "recorder", "mediarecorder")
 SERVER_VARIANTS = {"passthrough": "streams", "recorder": "streams-recorder", "mediarecorder": "streams-mediarecorder"}
@@ -131,6 +129,7 @@ MIN_AUDIO_FRAMES_PER_S = 40.0
 PROBE_TIMEOUT_S = 120.0
 DEFAULT_STREAMS, DEFAULT_ROUNDS, DEFAULT_WINDOW_S, DEFAULT_WARMUP_S = [1, 4], 2, 15.0, 3.0
 QUICK_STREAMS, QUICK_WINDOW_S, QUICK_WARMUP_S = [1], 6.0, 2.0
+MIX_BENCHMARK = "tests/bench/recording_mix.py"
 QUICK_MIX_ARGS = ["--repeats", "1", "--duration", "20"]
 
 
@@ -701,15 +700,11 @@ async def run(cfg: Config) -> tuple[list[Point], Path]:
 
 
 def mix_benchmark(cfg: Config) -> int:
-    """Part (b): ``tests/bench/recording_mix.py``, which prints its own table."""
-    from tests.bench import recording_mix
-
+    """Part (b): ``tests/bench/recording_mix.py`` in its own process, which prints its own table."""
     args = QUICK_MIX_ARGS if cfg.quick else []
     print("\n# Recording benchmark (b): room mix against the ffmpeg CLI\n", flush=True)
-    print(f"`{' '.join(['.venv/bin/python', 'tests/bench/recording_mix.py', *args])}`\n", flush=True)
-    status = recording_mix.main(args)
-    sys.stdout.flush()
-    return status
+    print(f"`{' '.join(['.venv/bin/python', MIX_BENCHMARK, *args])}`\n", flush=True)
+    return subprocess.run([sys.executable, MIX_BENCHMARK, *args], cwd=ROOT).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -733,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(markdown(cfg, points, summaries, results, command, loads), flush=True)
     log(f"server logs: {log_dir}")
-    status = 2 if any(p.error for p in points) else 1 if any(t.passed is False for t in results) else 0
+    status = exit_status(run_failed=any(p.error for p in points), results=results)
     if cfg.mix and not cfg.json:
         status = max(status, mix_benchmark(cfg))
     return status

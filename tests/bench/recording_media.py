@@ -9,7 +9,7 @@ and ``ClipTrack`` sends its packets in a loop, paced in real time, with
 timestamps that keep rising: aiortc's sender packetizes an ``av.Packet``
 without encoding it.
 
-The video clip is ``tests.bench.forwarding.TexturedVideoTrack`` (luma noise,
+The video clip is ``tests.bench.sfu_driver.TexturedVideoTrack`` (luma noise,
 a moving bar, a frame counter), encoded with the settings of aiortc's own
 encoders (VP8: realtime CBR; H.264: baseline, zerolatency) at the pinned
 bitrate; it starts with a keyframe, so one arrives every loop
@@ -31,7 +31,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, MediaStreamTrack
 
-from tests.bench.forwarding import FPS, HEIGHT, WIDTH, TexturedVideoTrack
+from tests.bench.sfu_driver import FPS, HEIGHT, WIDTH, TexturedVideoTrack
 from tests.media_tracks import ToneAudioTrack
 
 VIDEO_CLIP_S = 2

@@ -65,6 +65,7 @@ if str(ROOT) not in sys.path:  # run as a script: make recording and tests impor
     sys.path.insert(0, str(ROOT))
 
 # isort: split
+from tests.bench.report import log  # noqa: E402
 from tests.recording.synthetic import SyntheticRecord, synthetic_record_write  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
@@ -86,10 +87,6 @@ class Run:
     variant: str
     wall_s: float
     cpu_s: float
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def inputs_ensure(folder: Path, duration_s: float) -> list[Path]:

@@ -91,14 +91,20 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import redis
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as connect_async
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect as connect_sync
-from websockets.typing import Origin
-
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make tests importable
+    sys.path.insert(0, str(ROOT))
+
+# isort: split
+import redis  # noqa: E402
+from websockets.asyncio.client import ClientConnection  # noqa: E402
+from websockets.asyncio.client import connect as connect_async  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.sync.client import connect as connect_sync  # noqa: E402
+from websockets.typing import Origin  # noqa: E402
+
+from tests.bench.report import percentile  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 DAPHNE = ROOT / ".venv" / "bin" / "daphne"
 HOST = "127.0.0.1"
@@ -819,13 +825,6 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
 
 
 # --- Report ----------------------------------------------------------------------------------------------------------
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (0 when empty)."""
-    if not ordered:
-        return 0.0
-    return float(ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))])
 
 
 def expected_pairs(
