@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from recording.downloads import downloadable_file
 from recording.models import Recording
 from recording.services import recording_file_path, recording_files_delete, recording_remix
+from recording.tasks import room_mix
 from recording.templatetags.recording_format import duration_ms
 
 CAPTURED_FIELDS = (
@@ -100,6 +101,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         rooms = [recording for recording in queryset if recording.kind == Recording.Kind.ROOM]
         for recording in rooms:
             recording_remix(recording=recording)
+            room_mix.delay(recording.pk)
         self.message_user(request, f"Queued {len(rooms)} room recording(s) for mixing.", messages.SUCCESS)
         if skipped := queryset.count() - len(rooms):
             self.message_user(

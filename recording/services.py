@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -146,18 +147,26 @@ def room_stream_records(room: Room) -> list[Recording]:
     return list(Recording.objects.filter(room=room, kind=Recording.Kind.STREAM).order_by("started_at", "pk"))
 
 
-def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> bool:
-    """Settle, pad and queue the mix of a finalized room's records.
+@dataclass(frozen=True)
+class RoomRecordsFinished:
+    # False while a stream record is still being closed by its media node.
+    settled: bool
+    # The room recording now PENDING_MIX, whose mix the caller queues.
+    mix_due: int | None = None
 
-    False while a stream record is still being closed by its media node
-    (the task asks again); with ``give_up_waiting`` such records are closed
-    as their node would have been found dead.
+
+def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> RoomRecordsFinished:
+    """Settle and pad a finalized room's records; its mix becomes due.
+
+    Not settled while a stream record is still being closed by its media
+    node (the task asks again); with ``give_up_waiting`` such records are
+    closed as their node would have been found dead.
     """
     room = Room.objects.get(pk=room_id)
     records = room_stream_records(room)
     open_records = [record for record in records if record.status in UNSETTLED]
     if open_records and not give_up_waiting:
-        return False
+        return RoomRecordsFinished(settled=False)
     for record in open_records:
         _record_close_unfinished(record)
     if settings.RECORDING_EMPTY_SHIFT:
@@ -169,10 +178,8 @@ def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> bo
     if mix is not None and Recording.objects.filter(pk=mix.pk, status=Recording.Status.RECORDING).update(
         status=Recording.Status.PENDING_MIX
     ):
-        from recording import tasks
-
-        transaction.on_commit(lambda: tasks.room_mix.delay(mix.pk))
-    return True
+        return RoomRecordsFinished(settled=True, mix_due=mix.pk)
+    return RoomRecordsFinished(settled=True)
 
 
 def _record_close_unfinished(recording: Recording) -> None:
@@ -299,15 +306,12 @@ def _hook_run_once(recording: Recording) -> None:
 
 
 def recording_remix(recording: Recording) -> None:
-    """Queue a room recording's mix again (operator action)."""
-    from recording import tasks
-
+    """Make a room recording's mix due again (operator action); the caller queues ``room_mix``."""
     if recording.kind != Recording.Kind.ROOM:
         raise ValueError("only room recordings are mixed")
     Recording.objects.filter(pk=recording.pk).exclude(status=Recording.Status.MIXING).update(
         status=Recording.Status.PENDING_MIX, progress=0, failure_reason=""
     )
-    tasks.room_mix.delay(recording.pk)
 
 
 def recording_files_delete(recording: Recording) -> None:

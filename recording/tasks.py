@@ -20,8 +20,11 @@ SETTLE_RETRY_S = 1
 def room_recordings_finish(self, room_id: int) -> None:  # type: ignore[no-untyped-def]
     """After a room is finalized: settle its stream records, pad them, queue the mix."""
     give_up_waiting = self.request.retries >= SETTLE_RETRIES
-    if not services.room_recordings_finish(room_id, give_up_waiting=give_up_waiting):
+    finished = services.room_recordings_finish(room_id, give_up_waiting=give_up_waiting)
+    if not finished.settled:
         raise self.retry(countdown=SETTLE_RETRY_S)
+    if finished.mix_due is not None:
+        room_mix.delay(finished.mix_due)
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
