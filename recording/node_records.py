@@ -1,64 +1,60 @@
-"""The stream records a media node is writing.
+"""Stream records: the sink recording plugs into a media node.
 
-The node asks for a record when it accepts a publish with ``record`` set;
-the recorder becomes one more sink on the stream's taps, so recording reads
-the same encoded frames the players get. Ending the stream (unpublish,
-leave, drop, room finalization, node shutdown) finishes the file and the
-Recording row.
+A node offers each publish it accepts (``rooms.media.signals.stream_started``);
+one with ``record`` set gets a ``StreamRecordSink``: the recorder becomes one
+more sink on the stream's frames, so recording reads the same encoded frames
+the players get. The node closes the sink when the stream ends (unpublish,
+leave, drop, room finalization, node shutdown), which finishes the file and
+the Recording row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from recording import services
 from recording.attach import recorder_attach
 from recording.capture import RecordTarget, StreamRecorder
 from rooms.database import db_call
-from rooms.media.peer import PublishedStream
+from rooms.media.messages import PublishCommand
+from rooms.media.sink import PublishedMedia
 
 logger = logging.getLogger(__name__)
 
 
-class NodeRecords:
-    def __init__(self) -> None:
-        self.recorders: dict[str, StreamRecorder] = {}
-        self._started: dict[str, asyncio.Task[None]] = {}
+class StreamRecordSink:
+    def __init__(self, recorder: StreamRecorder, row_created: asyncio.Future[None]) -> None:
+        self.recorder = recorder
+        self._row_created = row_created
 
-    def start(self, *, node: str, message: dict[str, Any], published: PublishedStream) -> None:
+    @classmethod
+    def start(cls, *, node: str, command: PublishCommand, media: PublishedMedia) -> StreamRecordSink:
         """Record a stream just accepted (before any of its media arrives)."""
-        stream = message["stream"]
         recorder = recorder_attach(
-            published,
+            media,
             RecordTarget(
-                directory=services.room_directory(message["room"]), stream_id=stream["id"], room=message["room"],
-                room_id=message["room_id"], participant=stream["participant"], kind=stream["kind"],
+                directory=services.room_directory(command.room), stream_id=command.stream, room=command.room,
+                room_id=command.room_id, participant=command.participant, kind=command.kind,
             ),
-            offer_sdp=message["sdp"],
         )
-        self.recorders[stream["id"]] = recorder
         root = services.recordings_root()
-        self._started[stream["id"]] = asyncio.ensure_future(
+        row_created = asyncio.ensure_future(
             db_call(services.recording_stream_start)(
-                room_live_id=message["room_id"], stream_id=stream["id"], participant=stream["participant"],
+                room_live_id=command.room_id, stream_id=command.stream, participant=command.participant,
                 node=node, file_path=str(recorder.path.relative_to(root)),
                 sidecar_path=str(recorder.sidecar_path.relative_to(root)),
             )
         )
+        return cls(recorder, row_created)
 
-    async def finish(self, stream_id: str) -> None:
-        recorder = self.recorders.pop(stream_id, None)
-        if recorder is None:
-            return
-        started = self._started.pop(stream_id, None)
-        result = await asyncio.to_thread(recorder.close)
-        if started is not None:
-            try:
-                await started
-            except Exception:
-                logger.exception("the Recording row of stream %s was not created", stream_id)
+    async def close(self) -> None:
+        stream_id = self.recorder.target.stream_id
+        result = await asyncio.to_thread(self.recorder.close)
+        try:
+            await self._row_created
+        except Exception:
+            logger.exception("the Recording row of stream %s was not created", stream_id)
         await db_call(services.recording_stream_finish)(
             stream_id=stream_id,
             file_path=str(result.path.relative_to(services.recordings_root())),
@@ -66,6 +62,3 @@ class NodeRecords:
             duration_ms=result.duration_ms,
             failure=result.failure,
         )
-
-    async def finish_all(self) -> None:
-        await asyncio.gather(*(self.finish(stream_id) for stream_id in list(self.recorders)))

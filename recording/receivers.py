@@ -1,4 +1,4 @@
-"""What recording does when rooms are created and finalized."""
+"""What recording does when rooms and media nodes change."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from recording import services
+from recording import links, services, tasks
 from recording.models import Recording
+from recording.node_records import StreamRecordSink
+from rooms.media.messages import PublishCommand
+from rooms.media.signals import stream_started
+from rooms.media.sink import PublishedMedia
 from rooms.models import Room
-from rooms.signals import room_finalized
+from rooms.signals import media_nodes_dead, room_finalized, room_records_url
 
 
 @receiver(post_save, sender=Room, dispatch_uid="recording.room_created")
@@ -22,11 +26,28 @@ def room_created(sender: type[Room], instance: Room, created: bool, **kwargs: An
 
 @receiver(room_finalized, dispatch_uid="recording.room_finalized")
 def room_ended(sender: type[Room], room: Room, **kwargs: Any) -> None:
-    from recording import tasks
-
     wanted = room.record or (
         settings.RECORDING_EMPTY_SHIFT
         and Recording.objects.filter(room=room, kind=Recording.Kind.STREAM).exists()
     )
     if wanted:
         tasks.room_recordings_finish.delay(room.pk)
+
+
+@receiver(room_records_url, dispatch_uid="recording.room_records_url")
+def records_url(sender: type[Room], room_live_id: str, **kwargs: Any) -> str:
+    return links.room_records_url(room_live_id)
+
+
+@receiver(stream_started, dispatch_uid="recording.stream_started")
+def stream_record_start(
+    sender: type, node: str, command: PublishCommand, media: PublishedMedia, **kwargs: Any
+) -> StreamRecordSink | None:
+    if not command.record:
+        return None
+    return StreamRecordSink.start(node=node, command=command, media=media)
+
+
+@receiver(media_nodes_dead, dispatch_uid="recording.media_nodes_dead")
+def records_of_dead_nodes_close(sender: Any, alive: set[str], **kwargs: Any) -> None:
+    services.recordings_of_dead_nodes_close(alive)

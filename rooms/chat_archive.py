@@ -16,7 +16,7 @@ import logging
 from rooms import history
 from rooms.database import db_call
 from rooms.history import ChatRecord
-from rooms.loops import cancelled
+from rooms.media.loops import cancelled
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from rooms import events, protocol, runtime, services
+from rooms import events, protocol, runtime, services, streams
 from rooms.dispatch import dispatch
+from rooms.media import messages
 from rooms.server_messages import ErrorReply, ServerMessage, SessionStatus
 from rooms.session import Session
 
@@ -144,8 +145,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(event)
 
     async def client_send(self, message: dict[str, Any]) -> None:
-        """A frame for this client from elsewhere (a media node's answer, a stream's status)."""
+        """A frame for this client from another process (a stream's status)."""
         await self.send_frame(message["frame"])
+
+    async def media_report(self, message: dict[str, Any]) -> None:
+        """A media node's report about this connection's publish or play."""
+        try:
+            report = messages.report_decode(message)
+        except messages.NodeMessageError as error:
+            logger.error("a media node report could not be read (%s): %s", error.reason, error.detail)
+            return
+        if self.session is None:
+            return  # the session ended, and its streams and plays with it
+        reply = await streams.node_report(session=self.session, report=report)
+        if reply is not None:
+            await self.send_message(reply)
 
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);

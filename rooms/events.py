@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
@@ -30,16 +29,10 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def room_event_send(
-    room: str, event: RoomEvent | dict[str, Any], *, seq: int, exclude_channel: str | None = None
-) -> None:
-    """Send ``event`` to every connection in ``room`` except ``exclude_channel``.
-
-    The media node still hands its ``room.published`` over as a built frame.
-    """
-    frame = event if isinstance(event, dict) else event.frame()
+async def room_event_send(room: str, event: RoomEvent, *, seq: int, exclude_channel: str | None = None) -> None:
+    """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
     await _layer().group_send(
-        room_group(room), {"type": "room.event", "event": frame, "seq": seq, "exclude": exclude_channel}
+        room_group(room), {"type": "room.event", "event": event.frame(), "seq": seq, "exclude": exclude_channel}
     )
 
 

@@ -16,12 +16,12 @@ import uuid
 
 from django.conf import settings
 
-from recording.services import recordings_of_dead_nodes_close
 from rooms import history, services
 from rooms.database import db_call
 from rooms.live.context import ProcessRuntime, process_context
-from rooms.loops import cancelled
-from rooms.timing import now_ms
+from rooms.media.loops import cancelled
+from rooms.media.timing import now_ms
+from rooms.signals import media_nodes_dead
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ class Runtime:
             if not settings.REDIS_URL:
                 # The in-memory live state starts empty: rooms left open by
                 # an earlier run of this process can never be joined again.
-                # Likewise the stream records its media node was writing
-                # (closed first, so the rooms' mixes find them settled).
-                await db_call(recordings_of_dead_nodes_close)(set())
+                # Likewise every media node of that run is dead (told first,
+                # so the rooms' mixes find its stream records settled).
+                await media_nodes_dead.asend(sender=None, alive=set())
                 count = await db_call(history.rooms_finalize_orphaned)()
                 if count:
                     logger.info("finalized %d rooms left open by an earlier run", count)

@@ -105,7 +105,8 @@ class RoomState(ServerMessage):
     room: str
     record: bool
     video_codec: str
-    records_url: str
+    # Absent when no installed app keeps records.
+    records_url: str | MISSING = MISSING
     participants: list[Participant]
     history: list[ChatMessage]
 

@@ -12,14 +12,15 @@ import uuid
 from typing import Literal
 
 from django.conf import settings
+from pydantic import MISSING
 
-from recording.links import room_records_url
 from rooms import events, history, protocol, streams
 from rooms.database import db_call
 from rooms.history import ChatRecord
 from rooms.live.context import process_context
 from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
-from rooms.models import Participant
+from rooms.media.timing import now_ms
+from rooms.models import Participant, Room
 from rooms.server_messages import (
     ChatMessage,
     Ok,
@@ -34,7 +35,7 @@ from rooms.server_messages import (
 )
 from rooms.server_messages import Participant as ParticipantInRoom
 from rooms.session import Membership, ServiceError, Session
-from rooms.timing import now_ms
+from rooms.signals import room_records_url
 
 logger = logging.getLogger(__name__)
 
@@ -188,13 +189,21 @@ async def room_join(
         # The browser SDK puts this codec first in its offers (setCodecPreferences).
         video_codec=settings.ROOM_VIDEO_CODEC,
         # The room's records page, signed for this room; pages show it when the room ends.
-        records_url=room_records_url(result.room_id),
+        records_url=_records_url(result.room_id),
         participants=[
             ParticipantInRoom(name=name, streams=published.get(name, []))
             for name in sorted(result.members) if name != session.username
         ],
         history=[ChatMessage.model_validate_json(message) for message in result.history],
     )
+
+
+def _records_url(room_live_id: str) -> str | MISSING:
+    """The room's records page, from whichever app keeps records (the hook's receiver)."""
+    for _, url in room_records_url.send(sender=Room, room_live_id=room_live_id):
+        if isinstance(url, str):
+            return url
+    return MISSING
 
 
 async def _group_discard_unless_member(session: Session, room: str) -> None:

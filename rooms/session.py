@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from rooms.live.contract import SessionInfo
+from rooms.server_messages import Stream
 
 
 @dataclass
@@ -43,12 +44,30 @@ class Membership:
     record: bool = False
 
 
+@dataclass(frozen=True)
+class MediaRequest:
+    """A publish or play this connection asked a media node for."""
+
+    # The client's request id: the ``re`` of the answer.
+    client_request_id: str | None
+    room: str
+    room_id: str
+    # The stream as the client sees it when the node answers.
+    stream: Stream
+    # A publish: the stream is recorded.
+    record: bool = False
+
+
 @dataclass
 class Session:
     """One connection's signaling session."""
 
     info: SessionInfo
     rooms: dict[str, Membership] = field(default_factory=dict)
+    # Publishes and plays sent to media nodes, by the node request id, until
+    # the node answers; then publishes, by stream id, until their first media.
+    media_requests: dict[str, MediaRequest] = field(default_factory=dict)
+    publishes_starting: dict[str, MediaRequest] = field(default_factory=dict)
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
     )

@@ -1,7 +1,11 @@
-"""Stream actions: publish, play, unpublish, stop, mute.
+"""Stream actions: publish, play, unpublish, stop, mute; and what the media
+nodes report about them.
 
-The web side checks who may do what and keeps the stream registry; the
-media node of the room does the WebRTC work and answers the client itself.
+The web side checks who may do what, keeps the stream registry, and sends
+the room's media node commands (``rooms.media.messages``). The node reports
+back to the requesting connection, whose consumer hands each report to
+``node_report``: this module alone turns them into stream history rows,
+client messages and room events, and ends streams.
 """
 
 from __future__ import annotations
@@ -18,10 +22,22 @@ from rooms import events, history
 from rooms.database import db_call
 from rooms.live.context import process_context
 from rooms.live.registry import StreamRecord
+from rooms.media import messages
+from rooms.media.timing import now_ms
 from rooms.media_host import local_media_node
-from rooms.server_messages import Muted, RoomMuted, RoomUnpublished, Stream, StreamKind, StreamRef, StreamStatus
-from rooms.session import ServiceError, Session
-from rooms.timing import now_ms
+from rooms.server_messages import (
+    Muted,
+    RoomMuted,
+    RoomPublished,
+    RoomUnpublished,
+    Stream,
+    StreamAnswer,
+    StreamKind,
+    StreamRef,
+    StreamStatus,
+)
+from rooms.session import MediaRequest, ServiceError, Session
+from rooms.signals import media_nodes_dead
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +46,14 @@ def _layer() -> Any:
     layer = get_channel_layer()
     assert layer is not None
     return layer
+
+
+async def _command_send(node: str, command: messages.NodeMessage) -> None:
+    await _layer().send(node, messages.message_encode(command))
+
+
+def _node_request_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 async def stream_publish(
@@ -45,21 +69,26 @@ async def stream_publish(
         id=uuid.uuid4().hex[:16], participant=session.username, kind=kind, audio="m=audio" in sdp,
         video="m=video" in sdp,
     )
-    payload = stream.model_dump(mode="json")
     record_ = StreamRecord(
         stream_id=stream.id, room=room, participant=session.username, kind=kind, node=node,
-        publisher_channel=session.info.channel, payload=payload,
+        publisher_channel=session.info.channel, payload=stream.model_dump(mode="json"),
     )
     if not await registry.stream_add(record_):
         return StreamStatus.refused(request_id, None, "limit")
-    await _layer().send(
-        node,
-        {"type": "media.publish", "stream": payload, "room": room, "sdp": sdp,
-         "record": record or session.rooms[room].record,
-         "room_id": session.rooms[room].room_id, "session": session.sid,
-         "reply_to": session.info.channel, "request_id": request_id},
+    membership = session.rooms[room]
+    recorded = record or membership.record
+    node_request = _node_request_id()
+    session.media_requests[node_request] = MediaRequest(
+        client_request_id=request_id, room=room, room_id=membership.room_id, stream=stream, record=recorded
     )
-    return None  # the node answers with stream.answer
+    await _command_send(
+        node,
+        messages.PublishCommand(
+            request_id=node_request, reply_to=session.info.channel, room=room, room_id=membership.room_id,
+            stream=stream.id, participant=session.username, kind=kind, sdp=sdp, record=recorded,
+        ),
+    )
+    return None  # the node's answer becomes stream.answer
 
 
 async def _node_for_room(room: str) -> str | None:
@@ -80,12 +109,20 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
     record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         return StreamStatus.refused(request_id, stream, "unknown_stream")
-    if record.room not in session.rooms:
+    membership = session.rooms.get(record.room)
+    if membership is None:
         raise ServiceError("not_in_room", f"not in room {record.room!r}")
-    await _layer().send(
+    published = Stream.model_validate(record.payload)
+    node_request = _node_request_id()
+    session.media_requests[node_request] = MediaRequest(
+        client_request_id=request_id, room=record.room, room_id=membership.room_id, stream=published
+    )
+    await _command_send(
         record.node,
-        {"type": "media.play", "stream": record.payload, "sdp": sdp, "reply_to": session.info.channel,
-         "request_id": request_id},
+        messages.PlayCommand(
+            request_id=node_request, reply_to=session.info.channel, room=record.room, stream=stream, sdp=sdp,
+            muted=messages.Muted(audio=published.muted.audio, video=published.muted.video),
+        ),
     )
     return None
 
@@ -94,7 +131,9 @@ async def stream_stop(*, session: Session, stream: str, request_id: str | None) 
     record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         raise ServiceError("unknown_stream", f"no stream {stream!r}")
-    await _layer().send(record.node, {"type": "media.stop", "stream": stream, "player": session.info.channel})
+    await _command_send(
+        record.node, messages.StopCommand(room=record.room, stream=stream, player=session.info.channel)
+    )
     return StreamStatus(re=request_id, stream=stream, status="STOPPED")
 
 
@@ -109,6 +148,7 @@ async def _own_stream(session: Session, stream: str) -> StreamRecord:
 
 async def stream_unpublish(*, session: Session, stream: str, request_id: str | None) -> StreamStatus:
     record = await _own_stream(session, stream)
+    session.publishes_starting.pop(stream, None)
     await stream_end(record)
     return StreamStatus(re=request_id, stream=stream, status="UNPUBLISHED")
 
@@ -117,11 +157,11 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     """Remove a stream: its node closes it, its players and room are told.
 
     With ``publisher_info`` the publisher hears ``FAILED`` with that reason
-    (its node went away) rather than having asked for it.
+    (its connection or its node failed) rather than having asked for it.
     """
     if await process_context().stream_registry.stream_remove(record.stream_id) is None:
         return  # someone else ended it
-    await _layer().send(record.node, {"type": "media.unpublish", "stream": record.stream_id})
+    await _command_send(record.node, messages.UnpublishCommand(room=record.room, stream=record.stream_id))
     await db_call(history.stream_record_end)(stream_id=record.stream_id)
     if publisher_info is not None:
         await events.client_message_send(
@@ -146,7 +186,7 @@ async def streams_end_for(*, room: str, participant: str, channel: str) -> None:
         if record.participant != participant:
             playable.setdefault(record.node, []).append(record.stream_id)
     for node, stream_ids in playable.items():
-        await _layer().send(node, {"type": "media.stop_player", "player": channel, "streams": stream_ids})
+        await _command_send(node, messages.StopPlayerCommand(room=room, player=channel, streams=stream_ids))
 
 
 async def stream_mute(
@@ -159,16 +199,104 @@ async def stream_mute(
         video=published.muted.video if video is None else video,
     )
     published = published.model_copy(update={"muted": muted})
-    payload = published.model_dump(mode="json")
     updated = StreamRecord(
         stream_id=record.stream_id, room=record.room, participant=record.participant, kind=record.kind,
-        node=record.node, publisher_channel=record.publisher_channel, payload=payload,
+        node=record.node, publisher_channel=record.publisher_channel, payload=published.model_dump(mode="json"),
     )
     await process_context().stream_registry.stream_update(updated)
-    await _layer().send(record.node, {"type": "media.mute", "stream": stream, "muted": payload["muted"]})
+    node_muted = messages.Muted(audio=muted.audio, video=muted.video)
+    await _command_send(record.node, messages.MuteCommand(room=record.room, stream=stream, muted=node_muted))
     seq = await process_context().live_state.room_event_seq(record.room)
     await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published), seq=seq)
     return StreamStatus(re=request_id, stream=stream, status="PUBLISHING")
+
+
+# --- what media nodes report ---------------------------------------------------------
+
+# Reasons a node gives that a client has no word for: the node could not
+# read the command (a web process and a node of different versions).
+_CLIENT_INFO = {"bad_command": "node_unavailable", "version_not_supported": "node_unavailable"}
+
+
+def _client_info(reason: messages.FailureReason) -> str:
+    return _CLIENT_INFO.get(reason, reason)
+
+
+async def node_report(
+    *, session: Session, report: messages.AnyReport
+) -> StreamAnswer | StreamStatus | None:
+    """A media node's report about this connection's publish or play: its
+    side effects, and the message for the client, if any."""
+    match report:
+        case messages.AnswerReport():
+            request = session.media_requests.pop(report.request_id, None)
+            if request is None:
+                return None
+            if report.player is None:
+                session.publishes_starting[report.stream] = request
+            return StreamAnswer(re=request.client_request_id, stream=request.stream, sdp=report.sdp)
+        case messages.PublishingReport():
+            return await _stream_publishing(session, report)
+        case messages.PlayingReport():
+            return StreamStatus(stream=report.stream, status="PLAYING")
+        case messages.FailedReport():
+            return await _stream_failed(session, report)
+        case messages.EndedReport():
+            if report.player is not None:
+                return StreamStatus(stream=report.stream, status="STOPPED")
+            # The publisher closed its peer connection.
+            session.publishes_starting.pop(report.stream, None)
+            record = await process_context().stream_registry.stream_get(report.stream)
+            if record is not None:
+                await stream_end(record)
+            return None
+        case messages.LoadReport():
+            logger.warning("a load report reached a connection: %s", report)
+    return None
+
+
+async def _stream_publishing(session: Session, report: messages.PublishingReport) -> StreamStatus | None:
+    """The stream's first media arrived: it becomes history, and news to the room."""
+    request = session.publishes_starting.pop(report.stream, None)
+    record = await process_context().stream_registry.stream_get(report.stream)
+    if request is None or record is None:
+        return None  # ended meanwhile
+    await db_call(history.stream_record_start)(
+        live_id=request.room_id, session=session.sid, login=session.username, stream_id=report.stream,
+        kind=record.kind, record=request.record, codec="+".join(report.codecs.values()),
+    )
+    seq = await process_context().live_state.room_event_seq(record.room)
+    # Queued behind this handler: the client gets PUBLISHING first.
+    await events.room_event_send(
+        record.room, RoomPublished(room=record.room, stream=Stream.model_validate(record.payload)), seq=seq
+    )
+    return StreamStatus(stream=report.stream, status="PUBLISHING")
+
+
+async def _stream_failed(session: Session, report: messages.FailedReport) -> StreamStatus | None:
+    info = _client_info(report.reason)
+    if report.request_id is not None:
+        # The node refused the command: nothing started.
+        request = session.media_requests.pop(report.request_id, None)
+        if request is None:
+            return None
+        if report.player is None:
+            if report.stream is not None:
+                await process_context().stream_registry.stream_remove(report.stream)
+            return StreamStatus.refused(request.client_request_id, None, info)
+        return StreamStatus.refused(request.client_request_id, report.stream, info)
+    if report.stream is None:
+        return None
+    if report.player is not None:
+        return StreamStatus.failed(report.stream, info)
+    session.publishes_starting.pop(report.stream, None)
+    record = await process_context().stream_registry.stream_get(report.stream)
+    if record is not None:
+        await stream_end(record, publisher_info=info)
+    return None
+
+
+# --- media nodes -------------------------------------------------------------------
 
 
 async def room_media_release(room: str) -> None:
@@ -178,8 +306,6 @@ async def room_media_release(room: str) -> None:
 
 async def nodes_sweep() -> None:
     """End the streams of media nodes that stopped heartbeating."""
-    from recording.services import recordings_of_dead_nodes_close
-
     registry = process_context().stream_registry
     current = now_ms()
     dead = await registry.nodes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current)
@@ -190,7 +316,7 @@ async def nodes_sweep() -> None:
         await registry.node_forget(node)
     if dead:
         alive = await registry.nodes_alive(alive_after_ms=current - settings.PRESENCE_TTL_MS)
-        await db_call(recordings_of_dead_nodes_close)(set(alive))
+        await media_nodes_dead.asend(sender=None, alive=set(alive))
 
 
 async def room_participant_streams(room: str) -> dict[str, list[Stream]]:

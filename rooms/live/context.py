@@ -32,6 +32,12 @@ class ProcessRuntime(Protocol):
     async def ready(self) -> None: ...
 
 
+class HostedMediaNode(Protocol):
+    """What the context holds of the in-process media node and its heartbeat (``rooms.media_host``)."""
+
+    node: MediaNode
+
+
 class ProcessContext:
     """One event loop's live state, stream registry, chat archive, runtime
     and in-process media node."""
@@ -44,7 +50,7 @@ class ProcessContext:
         # Made and started by their owners (rooms.runtime, rooms.media_host):
         # they build on services that use this context.
         self.runtime: ProcessRuntime | None = None
-        self.media_node: MediaNode | None = None
+        self.media_node_host: HostedMediaNode | None = None
         self.media_node_starting = asyncio.Lock()
 
     def _redis_client(self) -> Redis:

@@ -29,12 +29,14 @@ from aiortc import (
 from aiortc.exceptions import OperationError
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RtcpSrPacket
 from aiortc.sdp import SessionDescription
 
 from rooms.media.forward import ForwardTrack
 from rooms.media.ice import answer_loopback_checks_only, gathers_loopback_only, offer_candidates_kept
 from rooms.media.keyframes import KeyframeRequester, is_keyframe
-from rooms.media.tap import EncodedFrameTap
+from rooms.media.messages import FailureReason
+from rooms.media.tap import EncodedFrameTap, FrameSink, rtp_timestamp_origin, watch_sender_reports
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,9 @@ H264_PROFILE = "42e01f"
 
 
 class MediaError(Exception):
-    """A publish or play that cannot start; ``info`` is the protocol's value."""
+    """A publish or play that cannot start; ``info`` is the reason reported."""
 
-    def __init__(self, info: str, message: str) -> None:
+    def __init__(self, info: FailureReason, message: str) -> None:
         super().__init__(message)
         self.info = info
 
@@ -148,11 +150,13 @@ def first_ssrc(offer: SessionDescription, kind: str) -> int | None:
 
 @dataclass
 class PublishedStream:
-    """A publisher's peer connection and the fan-out of what it sends."""
+    """A publisher's peer connection and the fan-out of what it sends
+    (``rooms.media.sink.PublishedMedia`` for the sinks that plug in)."""
 
     stream_id: str
     pc: RTCPeerConnection
     codecs: dict[str, str]  # kind -> codec name the publisher sends
+    ssrcs: dict[str, int | None] = field(default_factory=dict)  # kind -> the offer's media SSRC
     taps: dict[str, EncodedFrameTap] = field(default_factory=dict)
     keyframes: KeyframeRequester | None = None
     on_first_media: Callable[[], None] | None = None
@@ -179,7 +183,10 @@ class PublishedStream:
             raise MediaError("codec_not_supported", "audio must be Opus, PCMU or PCMA")
 
         pc = new_peer_connection(ice_servers)
-        stream = cls(stream_id=stream_id, pc=pc, codecs={}, on_first_media=on_first_media)
+        stream = cls(
+            stream_id=stream_id, pc=pc, codecs={}, ssrcs={kind: first_ssrc(offer, kind) for kind in kinds},
+            on_first_media=on_first_media,
+        )
         try:
             # Transceivers made before the offer is applied take its
             # m-sections, and with them our codec preferences: aiortc settles
@@ -190,7 +197,7 @@ class PublishedStream:
             # or for a stream without video its first audio.
             stream.taps["video" if "video" in kinds else "audio"].add_sink(stream._watch_first_media)
             await _apply_offer(pc, offer_sdp)
-            video_ssrc = first_ssrc(offer, "video")
+            video_ssrc = stream.ssrcs.get("video")
             if video_ssrc is not None:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
@@ -223,6 +230,26 @@ class PublishedStream:
     def request_keyframe(self) -> None:
         if self.keyframes is not None:
             self.keyframes.request()
+
+    # --- what sinks read (rooms.media.sink.PublishedMedia) ----------------------------
+
+    def frames_watch(self, kind: str, sink: FrameSink) -> None:
+        self.taps[kind].add_sink(sink)
+
+    def sender_reports_watch(self, kind: str, watcher: Callable[[RtcpSrPacket], None]) -> None:
+        receiver = self._receiver(kind)
+        if receiver is not None:
+            watch_sender_reports(receiver, watcher)
+
+    def ssrc(self, kind: str) -> int | None:
+        return self.ssrcs.get(kind)
+
+    def rtp_timestamp_origin(self, kind: str) -> int | None:
+        receiver = self._receiver(kind)
+        return None if receiver is None else rtp_timestamp_origin(receiver)
+
+    def _receiver(self, kind: str) -> RTCRtpReceiver | None:
+        return next((t.receiver for t in self.pc.getTransceivers() if t.kind == kind), None)
 
     async def close(self) -> None:
         for player in tuple(self.players):

@@ -103,15 +103,13 @@ class SinkClock:
         return timed
 
 
-def stream_recorder_attach(
-    directory: Path, published: PublishedStream, offer_sdp: str, clock: SinkClock
-) -> StreamRecorder:
+def stream_recorder_attach(directory: Path, published: PublishedStream, clock: SinkClock) -> StreamRecorder:
     """Attached as the media node does (rows aside), with its sinks timed."""
     target = RecordTarget(
         directory=directory, stream_id=published.stream_id, room="bench", room_id="bench",
         participant=published.stream_id, kind="camera",
     )
-    return recorder_attach(published, target, offer_sdp=offer_sdp, wrap_sink=clock.wrap)
+    return recorder_attach(published, target, wrap_sink=clock.wrap)
 
 
 async def media_recorder_attach(directory: Path, published: PublishedStream) -> MediaRecorder:
@@ -149,7 +147,7 @@ class RecordingServer:
         )
         self.streams.append(published)
         if self.variant == "streams-recorder":
-            self.recorders.append(stream_recorder_attach(self.directory, published, sdp, self.sinks))
+            self.recorders.append(stream_recorder_attach(self.directory, published, self.sinks))
         elif self.variant == "streams-mediarecorder":
             self.media_recorders.append(await media_recorder_attach(self.directory, published))
         return answer

@@ -43,7 +43,6 @@ async def start_record(
         published,
         RecordTarget(directory=directory, stream_id=stream_id, room="r", room_id="room1", participant=participant,
                      kind="camera"),
-        offer_sdp=offer,
     )
     live = LiveRecord(publisher, published, recorder)
     for kind, tap in published.taps.items():

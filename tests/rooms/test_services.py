@@ -15,11 +15,11 @@ from channels.layers import get_channel_layer
 
 from rooms import services
 from rooms.live.context import process_context
+from rooms.media.timing import now_ms
 from rooms.models import ChatMessage, Participant, Room
 from rooms.server_messages import ServerMessage
 from rooms.session import ServiceError, Session
 from rooms.signals import room_finalized
-from rooms.timing import now_ms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from rooms.live.context import process_context
+from rooms.media.config import NodeConfig
 from rooms.media.node import MediaNode
+from rooms.media_host import MediaNodeHost
 
 
 class Command(BaseCommand):
@@ -29,14 +31,13 @@ class Command(BaseCommand):
     async def _serve(self) -> None:
         layer = get_channel_layer()
         assert layer is not None
-        context = process_context()
-        node = MediaNode(layer, registry=context.stream_registry, live_state=context.live_state)
-        await node.start()
-        self.stdout.write(f"media node ready: {node.channel} (media on {settings.MEDIA_HOST_IP})", ending="\n")
+        host = MediaNodeHost(MediaNode(layer, NodeConfig.from_settings()), registry=process_context().stream_registry)
+        await host.start()
+        self.stdout.write(f"media node ready: {host.node.channel} (media on {settings.MEDIA_HOST_IP})", ending="\n")
         self.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        await node.shutdown()
+        await host.stop()

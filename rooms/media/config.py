@@ -1,0 +1,32 @@
+"""What a media node is told at start-up, read once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    # The address ICE candidates are gathered on (MEDIA_HOST_IP).
+    host_ip: str
+    # First and last UDP port for media, or None for any free port.
+    udp_ports: tuple[int, int] | None
+    # The one video codec of every room: "VP8" or "H264".
+    video_codec: str
+    # RTCIceServer dicts (urls, username, credential).
+    ice_servers: tuple[dict[str, Any], ...]
+    # A publish whose first media takes longer fails with no_media.
+    media_start_timeout_ms: int
+
+    @classmethod
+    def from_settings(cls) -> NodeConfig:
+        return cls(
+            host_ip=settings.MEDIA_HOST_IP,
+            udp_ports=settings.MEDIA_UDP_PORTS,
+            video_codec=settings.ROOM_VIDEO_CODEC,
+            ice_servers=tuple(settings.ICE_SERVERS),
+            media_start_timeout_ms=settings.MEDIA_START_TIMEOUT_MS,
+        )

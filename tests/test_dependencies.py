@@ -1,0 +1,146 @@
+"""The direction of dependencies: recording -> rooms -> rooms.media, no circles.
+
+Read from the source with ``ast``: every import counts, at module level or
+inside a function or an ``if TYPE_CHECKING:`` block alike.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("conference_site", "rooms", "recording")
+
+
+@cache
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def _imported_names(name: str, path: Path) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            # ``from rooms import events`` imports the module rooms.events;
+            # ``from rooms.media.peer import MediaError`` the module rooms.media.peer.
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@cache
+def project_imports() -> dict[str, frozenset[str]]:
+    """Module -> the project modules it imports."""
+    modules = project_modules()
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for imported in _imported_names(name, path):
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and imported not in _packages_of(name):
+                found.add(imported)
+        graph[name] = frozenset(found)
+    return graph
+
+
+def _packages_of(name: str) -> set[str]:
+    # Importing ``rooms.media.x`` runs ``rooms/__init__`` and ``rooms/media/__init__``;
+    # a module's own enclosing packages are not a dependency of it.
+    parts = name.split(".")
+    return {".".join(parts[:index]) for index in range(1, len(parts))}
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_media_node_imports_nothing_of_rooms_or_recording() -> None:
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if _inside(module, "rooms.media")
+        for imported in imports
+        if not _inside(imported, "rooms.media") and (_inside(imported, "rooms") or _inside(imported, "recording"))
+    }
+    assert not wrong
+
+
+def test_rooms_never_imports_recording() -> None:
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if _inside(module, "rooms")
+        for imported in imports
+        if _inside(imported, "recording")
+    }
+    assert not wrong
+
+
+def test_no_import_circles() -> None:
+    graph = project_imports()
+    circles = []
+    # Tarjan's strongly connected components: any of more than one module is a circle.
+    index: dict[str, int] = {}
+    lowest: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+
+    def visit(module: str) -> None:
+        index[module] = lowest[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph[module]:
+            if imported not in index:
+                visit(imported)
+                lowest[module] = min(lowest[module], lowest[imported])
+            elif imported in on_stack:
+                lowest[module] = min(lowest[module], index[imported])
+        if lowest[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    assert not circles
+
+
+def test_the_graph_sees_the_imports_it_checks() -> None:
+    """The checks above read real edges (a parser that saw none would pass them)."""
+    graph = project_imports()
+    assert "rooms.media.node" in graph["rooms.streams"] | graph["rooms.media_host"]
+    assert "rooms.streams" in graph["rooms.dispatch"]  # ``from rooms import ... streams``
+    assert "rooms.media.messages" in graph["rooms.media.node"]  # ``from rooms.media import messages``
+    assert "recording.services" in graph["recording.tasks"]
+
+
+if __name__ == "__main__":
+    # The import list of docs/architecture.md: python -m tests.test_dependencies
+    for module, imports in sorted(project_imports().items()):
+        if imports:
+            print(f"{module} → {', '.join(sorted(imports))}")
