@@ -33,7 +33,8 @@ class Command(BaseCommand):
         assert layer is not None
         host = MediaNodeHost(MediaNode(layer, NodeConfig.from_settings()), registry=process_context().stream_registry)
         await host.start()
-        self.stdout.write(f"media node ready: {host.node.channel} (media on {settings.MEDIA_HOST_IP})", ending="\n")
+        addresses = settings.MEDIA_HOST_IP or "every interface address"
+        self.stdout.write(f"media node ready: {host.node.channel} (media on {addresses})", ending="\n")
         self.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
