@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import itertools
 import json
 import os
@@ -25,12 +24,11 @@ from typing import Any
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.mediastreams import VIDEO_CLOCK_RATE, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from rooms.media.tap import EncodedFrameTap
 from tests.bench.report import log
-from tests.media_tracks import write_plane
+from tests.media_tracks import PacedVideoTrack, write_plane
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -68,7 +66,7 @@ def rss_mb(pid: int) -> float:
 # --- Media ---------------------------------------------------------------------------------------------------------
 
 
-class TexturedVideoTrack(MediaStreamTrack):
+class TexturedVideoTrack(PacedVideoTrack):
     """640x480@30 video an encoder cannot squeeze below ~1 Mbit/s.
 
     Every frame takes fresh luma noise (a random window of a pre-generated
@@ -77,30 +75,14 @@ class TexturedVideoTrack(MediaStreamTrack):
     about 5 ms of CPU per second.
     """
 
-    kind = "video"
-
     def __init__(self, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS, seed: int = 1) -> None:
-        super().__init__()
-        self.width, self.height, self.fps = width, height, fps
-        self.count = 0
-        self._start: float | None = None
+        super().__init__(width, height, fps)
         self._random = random.Random(seed)
         low, high = 128 - NOISE_AMPLITUDE, 128 + NOISE_AMPLITUDE
         levels = bytes(low + value * (high - low + 1) // 256 for value in range(256))
         self._noise = self._random.randbytes(width * height * 4).translate(levels)
 
-    async def recv(self) -> av.VideoFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        target = self._start + self.count / self.fps
-        await asyncio.sleep(max(0.0, target - time.monotonic()))
-        frame = self._frame(self.count)
-        frame.pts = int(self.count * VIDEO_CLOCK_RATE / self.fps)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
-        self.count += 1
-        return frame
-
-    def _frame(self, number: int) -> av.VideoFrame:
+    def picture(self, number: int) -> av.VideoFrame:
         width, height = self.width, self.height
         size = width * height
         offset = self._random.randrange(len(self._noise) - size)
