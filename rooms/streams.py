@@ -10,6 +10,7 @@ client messages and room events, and ends streams.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -199,11 +200,9 @@ async def stream_mute(
         video=published.muted.video if video is None else video,
     )
     published = published.model_copy(update={"muted": muted})
-    updated = StreamRecord(
-        stream_id=record.stream_id, room=record.room, participant=record.participant, kind=record.kind,
-        node=record.node, publisher_channel=record.publisher_channel, payload=published.model_dump(mode="json"),
+    await process_context().stream_registry.stream_update(
+        dataclasses.replace(record, payload=published.model_dump(mode="json"))
     )
-    await process_context().stream_registry.stream_update(updated)
     node_muted = messages.Muted(audio=muted.audio, video=muted.video)
     await _command_send(record.node, messages.MuteCommand(room=record.room, stream=stream, muted=node_muted))
     seq = await process_context().live_state.room_event_seq(record.room)
