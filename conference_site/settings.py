@@ -9,6 +9,7 @@ PostgreSQL for several processes and hosts.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,43 @@ MEDIA_UDP_PORTS: tuple[int, int] | None = _port_range(env.str("MEDIA_UDP_PORTS",
 # A publish whose first media has not arrived by then is FAILED no_media.
 MEDIA_START_TIMEOUT_MS: int = env.int("MEDIA_START_TIMEOUT_MS", default=10_000)
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
+
+# --- Who may do what ----------------------------------------------------------
+
+
+def _room_auth(raw: str) -> str:
+    """ROOM_AUTH: open (a token is optional) or token (every session needs one)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if raw not in ("open", "token"):
+        raise ImproperlyConfigured(f"ROOM_AUTH must be open or token, not {raw!r}")
+    return raw
+
+
+def _api_keys(raw: str) -> dict[str, str]:
+    """API_KEYS: "key:secret,key2:secret2" -> {key: secret}."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    keys: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        key, separator, secret = entry.partition(":")
+        if not separator or not key or not secret:
+            raise ImproperlyConfigured("API_KEYS must look like key:secret,key2:secret2")
+        if key in keys:
+            raise ImproperlyConfigured(f"API_KEYS names the key {key!r} twice")
+        keys[key] = secret
+    return keys
+
+
+# A server on the internet must say ROOM_AUTH=open out loud to run without
+# tokens: conference_site.asgi refuses to start otherwise unless DEBUG is on.
+ROOM_AUTH_EXPLICIT: bool = bool(os.environ.get("ROOM_AUTH"))
+ROOM_AUTH: str = _room_auth(env.str("ROOM_AUTH", default="open").strip())
+API_KEYS: dict[str, str] = _api_keys(env.str("API_KEYS", default=""))
+if ROOM_AUTH == "token" and not API_KEYS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ROOM_AUTH=token needs API_KEYS (key:secret,...) to verify tokens with")
 
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))

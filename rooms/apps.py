@@ -11,3 +11,5 @@ class RoomsConfig(AppConfig):
         from rooms.media.tap import check_aiortc_internals
 
         check_aiortc_internals()
+
+        from rooms import checks  # noqa: F401  (registers the deploy checks)

@@ -14,6 +14,9 @@ os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "
 # all media on loopback (the server processes they start inherit this).
 # The everyday default is tested inside network namespaces (tests/e2e/test_lan.py).
 os.environ["MEDIA_HOST_IP"] = "127.0.0.1"
+# Servers the tests start run open unless a test asks for tokens, as the
+# embedded default (manage.py serve) does.
+os.environ.setdefault("ROOM_AUTH", "open")
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")

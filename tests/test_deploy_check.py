@@ -6,9 +6,29 @@ from tests.processes import manage
 
 
 def test_deploy_check_is_clean_behind_https(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path)}
+    env = {
+        **os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path),
+        "ROOM_AUTH": "token", "API_KEYS": "main:" + "r4nd0m-S3cr3t" * 4,
+    }
     output = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert "no issues" in output
+
+
+def test_deploy_check_warns_about_open_rooms_and_short_secrets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    env = {
+        **os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path),
+        "ROOM_AUTH": "open", "API_KEYS": "main:short",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert "(rooms.W001) ROOM_AUTH is open" in result.stderr
+    assert "(rooms.W002) API_KEYS secrets shorter than 32 characters: main." in result.stderr
 
 
 def test_deploy_check_on_plain_http_names_only_https_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]

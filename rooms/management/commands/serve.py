@@ -46,6 +46,9 @@ class Command(BaseCommand):
         bin_dir = Path(sys.executable).parent
         lan = interface_addresses() if host in ALL_INTERFACES else []
         env = dict(os.environ)
+        # The embedded default lets anyone who reaches it in (as it always
+        # has); ROOM_AUTH=token in the environment turns tokens on.
+        env.setdefault("ROOM_AUTH", "open")
         if lan and "ALLOWED_HOSTS" not in env:
             # Others on the network open the page by this machine's address.
             env["ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, *lan])
@@ -84,6 +87,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 "Browsers on other devices give the camera only to https:// pages: "
                 "add --self-signed (or SELF_SIGNED_TLS=true), or serve behind a TLS proxy with HTTPS=true."
+            )
+        if env["ROOM_AUTH"] == "open":
+            self.stdout.write(
+                "Rooms are open: anyone who reaches this server can join (ROOM_AUTH=token with API_KEYS requires "
+                "signed access tokens)."
             )
         self.stdout.write("Admin: /admin/ (create an operator with: make superuser). Stop with Ctrl-C.")
         stopping = False

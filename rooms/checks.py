@@ -1,0 +1,45 @@
+"""Start-up and ``check --deploy`` checks of who may use the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+# Shorter HS256 secrets can be brute-forced offline from one captured token.
+MIN_SECRET_LENGTH = 32
+
+
+def open_mode_refuse_unless_explicit() -> None:
+    """A server started with DEBUG off runs without tokens only if told to."""
+    if settings.ROOM_AUTH == "open" and not settings.DEBUG and not settings.ROOM_AUTH_EXPLICIT:
+        raise ImproperlyConfigured(
+            "ROOM_AUTH is not set: set ROOM_AUTH=token (with API_KEYS) to require signed access tokens, "
+            "or ROOM_AUTH=open to let anyone who reaches the server join any room"
+        )
+
+
+@register(Tags.security, deploy=True)
+def room_auth_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    if settings.ROOM_AUTH == "open":
+        problems.append(
+            Warning(
+                "ROOM_AUTH is open: anyone who reaches the server can join any room under any name, "
+                "publish, play and record.",
+                hint="Set ROOM_AUTH=token and API_KEYS, and give clients signed access tokens.",
+                id="rooms.W001",
+            )
+        )
+    short = sorted(key for key, secret in settings.API_KEYS.items() if len(secret) < MIN_SECRET_LENGTH)
+    if short:
+        problems.append(
+            Warning(
+                f"API_KEYS secrets shorter than {MIN_SECRET_LENGTH} characters: {', '.join(short)}.",
+                hint="Use long random secrets, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                id="rooms.W002",
+            )
+        )
+    return problems
