@@ -9,7 +9,6 @@ PostgreSQL for several processes and hosts.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -293,8 +292,8 @@ def _api_keys(raw: str) -> dict[str, str]:
 
 
 # A server on the internet must say ROOM_AUTH=open out loud to run without
-# tokens: conference_site.asgi refuses to start otherwise unless DEBUG is on.
-ROOM_AUTH_EXPLICIT: bool = bool(os.environ.get("ROOM_AUTH"))
+# tokens: conference_site.asgi refuses to start otherwise unless DEBUG is on
+# (rooms.checks).
 ROOM_AUTH: str = _room_auth(env.str("ROOM_AUTH", default="open").strip())
 API_KEYS: dict[str, str] = _api_keys(env.str("API_KEYS", default=""))
 if ROOM_AUTH == "token" and not API_KEYS:

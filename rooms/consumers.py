@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from autobahn.exception import Disconnected
@@ -12,6 +13,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from rooms import events, protocol, runtime, services, streams
+from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.dispatch import dispatch
 from rooms.media import messages
 from rooms.server_messages import ErrorReply, ServerMessage, SessionStatus
@@ -30,6 +32,12 @@ def _frame_size(text_data: str | None, bytes_data: bytes | None) -> int:
     return len(text_data.encode())
 
 
+def _is_kick_of(event: dict[str, Any], login: str) -> bool:
+    return bool(
+        event["type"] == "room.left" and event.get("reason") == "kicked" and event["participant"]["name"] == login
+    )
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
@@ -37,6 +45,10 @@ def _reject_constant(name: str) -> None:
 class RoomConsumer(AsyncWebsocketConsumer):
     session: Session | None = None
     process_id: str = ""
+    client_address: str = ""
+    # Ends the session when its access token expires (re-armed by session.refresh).
+    token_expiry: asyncio.TimerHandle | None = None
+    token_expiry_at: int | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -68,6 +80,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.process_id = (await runtime.ensure_started()).process_id
+        client = self.scope.get("client")
+        self.client_address = str(client[0]) if client else ""
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -97,6 +111,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
             )
         if reply is not None:
             await self.send_message(reply)
+        self._token_expiry_arm()
+
+    def _token_expiry_arm(self) -> None:
+        """(Re)arm the session's end at its token's expiry, allowing the clock skew."""
+        claims = self.session.claims if self.session is not None else None
+        expires_at = claims.expires_at if claims is not None else None
+        if expires_at == self.token_expiry_at:
+            return
+        if self.token_expiry is not None:
+            self.token_expiry.cancel()
+            self.token_expiry = None
+        self.token_expiry_at = expires_at
+        if expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at + CLOCK_SKEW_S - time.time())
+        self.token_expiry = loop.call_later(delay, lambda: loop.create_task(self._token_expired(expires_at)))
+
+    async def _token_expired(self, expires_at: int) -> None:
+        session = self.session
+        if session is None or session.claims is None or session.claims.expires_at != expires_at:
+            return  # refreshed or gone meanwhile
+        # Through the live state, as any other ending: the rooms see the
+        # drop and this connection gets session.end (DISCONNECTED token_expired).
+        await services.session_drop(sid=session.sid, reason="token_expired")
 
     async def _close_for_abuse(self) -> None:
         logger.warning("closing a connection that sent a frame over %d bytes", protocol.MAX_FRAME_BYTES)
@@ -108,6 +147,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_MESSAGE_TOO_BIG)
 
     async def disconnect(self, code: int) -> None:
+        if self.token_expiry is not None:
+            self.token_expiry.cancel()
+            self.token_expiry = None
         session, self.session = self.session, None
         if session is None:
             return
@@ -137,7 +179,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         membership = self.session.rooms.get(event["room"])
         if membership is None:
             return
-        if event["type"] == "room.finalized":
+        if event["type"] == "room.finalized" or _is_kick_of(event, self.session.username):
             self.session.rooms.pop(event["room"], None)
             await events.room_group_discard(event["room"], self.channel_name)
         elif message["seq"] <= membership.joined_seq:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rooms import protocol, services, streams
-from rooms.server_messages import ErrorReply, Pong, ServerMessage, SessionStatus
+from rooms import moderation, permissions, protocol, services, streams
+from rooms.server_messages import ErrorReply, Ok, Pong, ServerMessage, SessionStatus
 from rooms.session import ServiceError, Session
 
 
@@ -16,6 +16,7 @@ class Connection(Protocol):
     channel_name: str
     session: Session | None
     process_id: str
+    client_address: str
 
 
 async def dispatch(connection: Connection, message: protocol.AnyClientMessage) -> ServerMessage | None:
@@ -34,6 +35,8 @@ async def _handle(connection: Connection, message: protocol.AnyClientMessage) ->
     if session is None:
         raise ServiceError("not_connected", "send session.connect first")
     match message:
+        case protocol.SessionRefresh():
+            return await services.session_refresh(session=session, token=message.token, request_id=message.id)
         case protocol.RoomJoin():
             return await services.room_join(
                 session=session, room=message.room, record=message.record, request_id=message.id
@@ -57,11 +60,42 @@ async def _handle(connection: Connection, message: protocol.AnyClientMessage) ->
         case protocol.StreamStop():
             return await streams.stream_stop(session=session, stream=message.stream, request_id=message.id)
         case protocol.StreamMute():
+            other_room = await streams.stream_room_of_other(session, message.stream)
+            if other_room is not None and permissions.is_room_admin(session, other_room):
+                await moderation.stream_mute_by(
+                    room=other_room, stream=message.stream, audio=message.audio, video=message.video,
+                    by=session.username, address=session.address,
+                )
+                return Ok(re=message.id)
             return await streams.stream_mute(
                 session=session, stream=message.stream, audio=message.audio, video=message.video,
                 request_id=message.id,
             )
+        case protocol.RoomKick():
+            return await _room_kick(session, message)
+        case protocol.RoomLock():
+            permissions.moderation_check(session, message.room)
+            if not await moderation.room_lock_set(
+                room=message.room, locked=message.locked, by=session.username, address=session.address
+            ):
+                raise ServiceError("unknown_room", f"room {message.room!r} is not live")
+            return Ok(re=message.id)
+        case protocol.RoomEnd():
+            permissions.moderation_check(session, message.room)
+            if not await moderation.room_end(room=message.room, by=session.username, address=session.address):
+                raise ServiceError("unknown_room", f"room {message.room!r} is not live")
+            return Ok(re=message.id)
     raise ServiceError("not_implemented", f"{message.type} is not available on this server yet")
+
+
+async def _room_kick(session: Session, message: protocol.RoomKick) -> Ok:
+    permissions.moderation_check(session, message.room)
+    target = protocol.username_normalized(message.participant) or message.participant
+    if not await moderation.participant_kick(
+        room=message.room, login=target, by=session.username, address=session.address
+    ):
+        raise ServiceError("unknown_participant", f"{message.participant!r} is not in room {message.room!r}")
+    return Ok(re=message.id)
 
 
 async def _session_connect(connection: Connection, message: protocol.SessionConnect) -> SessionStatus:
@@ -71,8 +105,10 @@ async def _session_connect(connection: Connection, message: protocol.SessionConn
         channel=connection.channel_name,
         process=connection.process_id,
         username=message.username,
+        token=message.token,
         resume=message.resume,
         request_id=message.id,
+        address=connection.client_address,
     )
     if session is not None:
         connection.session = session

@@ -32,13 +32,16 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_TEXT_CODE_POINTS = 4096
 MAX_USERNAME_CODE_POINTS = 64
 
-ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+# Not starting with '.' (hidden files) or '-' (an option, when a room name
+# reaches a command line such as the record hook's).
+ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _USERNAME_EXTRA = frozenset(" -_.@")
 
 
 def username_normalized(raw: str) -> str | None:
-    """The username with surrounding whitespace trimmed, or None if invalid."""
-    name = raw.strip()
+    """The username trimmed and NFC-normalised (so that "é" typed as one
+    code point or as e + accent is one login), or None if invalid."""
+    name = unicodedata.normalize("NFC", raw.strip())
     if not 1 <= len(name) <= MAX_USERNAME_CODE_POINTS:
         return None
     for char in name:
@@ -67,9 +70,15 @@ class ClientMessage(BaseModel):
 
 class SessionConnect(ClientMessage):
     type: Literal["session.connect"]
-    username: StrictStr
+    # Required without a token; with one, the token's identity is the login.
+    username: StrictStr | None = None
     token: StrictStr | None = None
     resume: StrictStr | None = None
+
+
+class SessionRefresh(ClientMessage):
+    type: Literal["session.refresh"]
+    token: StrictStr
 
 
 class Ping(ClientMessage):
@@ -112,6 +121,23 @@ class RoomMessage(ClientMessage):
         return to
 
 
+class RoomKick(ClientMessage):
+    type: Literal["room.kick"]
+    room: StrictStr
+    participant: StrictStr
+
+
+class RoomEnd(ClientMessage):
+    type: Literal["room.end"]
+    room: StrictStr
+
+
+class RoomLock(ClientMessage):
+    type: Literal["room.lock"]
+    room: StrictStr
+    locked: StrictBool
+
+
 class StreamPublish(ClientMessage):
     type: Literal["stream.publish"]
     room: StrictStr
@@ -145,10 +171,14 @@ class StreamMute(ClientMessage):
 
 AnyClientMessage = Annotated[
     SessionConnect
+    | SessionRefresh
     | Ping
     | RoomJoin
     | RoomLeave
     | RoomMessage
+    | RoomKick
+    | RoomEnd
+    | RoomLock
     | StreamPublish
     | StreamUnpublish
     | StreamPlay
@@ -165,7 +195,7 @@ KNOWN_TYPES = frozenset(
 
 # Optional fields are either absent or of their type; JSON null is neither.
 _NOT_NULLABLE = frozenset({"id", "username", "token", "resume", "room", "record", "text", "to", "kind", "sdp",
-                           "stream", "audio", "video"})
+                           "stream", "audio", "video", "participant", "locked"})
 
 
 class MessageError(Exception):

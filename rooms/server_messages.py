@@ -55,6 +55,9 @@ class StreamRef(WireObject):
 
 class Participant(WireObject):
     name: str
+    # From the access token: absent when the token had none (or no token).
+    display_name: str | MISSING = MISSING
+    metadata: str | MISSING = MISSING
     streams: list[Stream] = Field(default_factory=list)
 
 
@@ -107,6 +110,8 @@ class RoomState(ServerMessage):
     video_codec: str
     # Absent when no installed app keeps records.
     records_url: str | MISSING = MISSING
+    # Locked by a moderator: nobody else can join.
+    locked: bool = False
     participants: list[Participant]
     history: list[ChatMessage]
 
@@ -137,28 +142,52 @@ class SessionStatus(ServerMessage):
     protocol: int | MISSING = MISSING
     # Sent as configured (ICE_SERVERS is checked at start-up).
     ice_servers: list[dict[str, JsonValue]] | MISSING = MISSING
+    # The login of this session (ESTABLISHED).
+    identity: str | MISSING = MISSING
+    # With an access token (ESTABLISHED): its ``video`` grants as the token
+    # carries them, and when it expires (ms since the epoch).
+    grants: dict[str, JsonValue] | MISSING = MISSING
+    expires: int | MISSING = MISSING
     reason: str | MISSING = MISSING
+    # Why a token was refused, in words (FAILED).
+    message: str | MISSING = MISSING
 
     @model_validator(mode="after")
     def _fields_of_status(self) -> SessionStatus:
         established = self.status == "ESTABLISHED"
-        if any((field is MISSING) == established for field in (self.session, self.protocol, self.ice_servers)):
-            raise ValueError("session, protocol and ice_servers come with ESTABLISHED only")
+        established_fields = (self.session, self.protocol, self.ice_servers, self.identity)
+        if any((field is MISSING) == established for field in established_fields):
+            raise ValueError("session, protocol, ice_servers and identity come with ESTABLISHED only")
+        if not established and (self.grants is not MISSING or self.expires is not MISSING):
+            raise ValueError("grants and expires come with ESTABLISHED only")
         if (self.reason is MISSING) != established:
             raise ValueError("reason comes with FAILED and DISCONNECTED only")
+        if self.message is not MISSING and self.status != "FAILED":
+            raise ValueError("message comes with FAILED only")
         if (self.re is MISSING) != (self.status == "DISCONNECTED"):
             raise ValueError("DISCONNECTED is an event (no re); ESTABLISHED and FAILED are replies")
         return self
 
     @classmethod
     def established(
-        cls, re: str | None, *, session: str, protocol: int, ice_servers: list[dict[str, JsonValue]]
+        cls,
+        re: str | None,
+        *,
+        session: str,
+        protocol: int,
+        ice_servers: list[dict[str, JsonValue]],
+        identity: str,
+        grants: dict[str, JsonValue] | MISSING = MISSING,
+        expires: int | MISSING = MISSING,
     ) -> SessionStatus:
-        return cls(re=re, status="ESTABLISHED", session=session, protocol=protocol, ice_servers=ice_servers)
+        return cls(
+            re=re, status="ESTABLISHED", session=session, protocol=protocol, ice_servers=ice_servers,
+            identity=identity, grants=grants, expires=expires,
+        )
 
     @classmethod
-    def failed(cls, re: str | None, reason: str) -> SessionStatus:
-        return cls(re=re, status="FAILED", reason=reason)
+    def failed(cls, re: str | None, reason: str, message: str | MISSING = MISSING) -> SessionStatus:
+        return cls(re=re, status="FAILED", reason=reason, message=message)
 
     @classmethod
     def disconnected(cls, reason: str) -> SessionStatus:
@@ -203,7 +232,15 @@ class RoomLeft(ServerMessage):
     type: Literal["room.left"] = "room.left"
     room: str
     participant: ParticipantRef
-    reason: Literal["leave", "disconnect"]
+    reason: Literal["leave", "disconnect", "kicked"]
+    # The moderator, with reason kicked.
+    by: str | MISSING = MISSING
+
+    @model_validator(mode="after")
+    def _by_with_kicked(self) -> RoomLeft:
+        if (self.by is MISSING) == (self.reason == "kicked"):
+            raise ValueError("by comes with reason kicked only, and kicked always has one")
+        return self
 
 
 class RoomPublished(ServerMessage):
@@ -222,6 +259,15 @@ class RoomMuted(ServerMessage):
     type: Literal["room.muted"] = "room.muted"
     room: str
     stream: Stream
+    # A moderator muted (or unmuted) another participant's stream.
+    by: str | MISSING = MISSING
+
+
+class RoomLocked(ServerMessage):
+    type: Literal["room.locked"] = "room.locked"
+    room: str
+    locked: bool
+    by: str
 
 
 class RoomMessageEvent(ServerMessage):
@@ -233,10 +279,14 @@ class RoomMessageEvent(ServerMessage):
 class RoomFinalized(ServerMessage):
     type: Literal["room.finalized"] = "room.finalized"
     room: str
-    reason: Literal["operator"]
+    # operator: from the admin; ended: a moderator ended it for everyone.
+    reason: Literal["operator", "ended"]
+    by: str | MISSING = MISSING
 
 
-RoomEvent = RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomMessageEvent | RoomFinalized
+RoomEvent = (
+    RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomLocked | RoomMessageEvent | RoomFinalized
+)
 
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     Ok,
@@ -252,6 +302,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RoomPublished,
     RoomUnpublished,
     RoomMuted,
+    RoomLocked,
     RoomMessageEvent,
     RoomFinalized,
 )

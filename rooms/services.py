@@ -5,22 +5,26 @@ finalization happens here, in one place: live state, history rows, events.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 from django.conf import settings
 from pydantic import MISSING
 
-from rooms import events, history, protocol, streams
+from rooms import events, history, permissions, protocol, streams
+from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
 from rooms.history import ChatRecord
 from rooms.live.context import process_context
 from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
 from rooms.media.timing import now_ms
 from rooms.models import Participant, Room
+from rooms.permissions import Forbidden
 from rooms.server_messages import (
     ChatMessage,
     Ok,
@@ -32,6 +36,7 @@ from rooms.server_messages import (
     RoomMessageEvent,
     RoomState,
     SessionStatus,
+    Stream,
 )
 from rooms.server_messages import Participant as ParticipantInRoom
 from rooms.session import Membership, ServiceError, Session
@@ -49,12 +54,39 @@ JOIN_WAIT_SECONDS = 15.0
 
 
 async def session_connect(
-    *, channel: str, process: str, username: str, resume: str | None, request_id: str | None
+    *,
+    channel: str,
+    process: str,
+    username: str | None,
+    resume: str | None,
+    request_id: str | None,
+    token: str | None = None,
+    address: str = "",
 ) -> tuple[Session | None, SessionStatus]:
-    """Open a session for ``username``: the session (None if refused) and the reply."""
-    login = protocol.username_normalized(username)
-    if login is None:
-        return None, SessionStatus.failed(request_id, "invalid_username")
+    """Open a session: the session (None if refused) and the reply.
+
+    With a token the login is the token's identity; ``ROOM_AUTH=token``
+    requires one.
+    """
+    claims: AccessClaims | None = None
+    if token is not None:
+        try:
+            claims = token_verify(token)
+        except TokenError as error:
+            return None, SessionStatus.failed(request_id, error.problem, error.message)
+        login = protocol.username_normalized(claims.identity)
+        if login is None:
+            return None, SessionStatus.failed(
+                request_id, "invalid_username", "the token's identity (sub) is not a valid login"
+            )
+    elif settings.ROOM_AUTH == "token":
+        return None, SessionStatus.failed(
+            request_id, "token_required", "this server admits sessions with a signed access token only"
+        )
+    else:
+        login = protocol.username_normalized(username) if username is not None else None
+        if login is None:
+            return None, SessionStatus.failed(request_id, "invalid_username")
     state = process_context().live_state
     if resume:
         previous = await state.session_get(resume)
@@ -63,9 +95,27 @@ async def session_connect(
     info = SessionInfo(sid=secrets.token_urlsafe(24), username=login, channel=channel, process=process)
     await state.session_open(info)
     reply = SessionStatus.established(
-        request_id, session=info.sid, protocol=protocol.PROTOCOL_VERSION, ice_servers=settings.ICE_SERVERS
+        request_id,
+        session=info.sid,
+        protocol=protocol.PROTOCOL_VERSION,
+        ice_servers=settings.ICE_SERVERS,
+        identity=login,
+        grants=claims.grants.claims() if claims else MISSING,
+        expires=claims.expires_at * 1000 if claims else MISSING,
     )
-    return Session(info=info), reply
+    return Session(info=info, claims=claims, address=address), reply
+
+
+async def session_refresh(*, session: Session, token: str, request_id: str | None) -> Ok:
+    """A new token for the same identity: new grants and a new expiry."""
+    try:
+        claims = token_verify(token)
+    except TokenError as error:
+        raise ServiceError(error.problem, error.message) from None
+    if protocol.username_normalized(claims.identity) != session.username:
+        raise Forbidden(f"the token is for {claims.identity!r}; this session is {session.username!r}")
+    session.claims = claims
+    return Ok(re=request_id)
 
 
 async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
@@ -81,14 +131,19 @@ async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
     if reason != "disconnect":
         await events.session_end_send(info.channel, reason)
     for room in await state.session_rooms(sid):
-        await _membership_end(state, info=info, room=room, reason="disconnect")
+        await membership_end(state, info=info, room=room, reason="disconnect")
     await state.session_close(info)
 
 
-async def _membership_end(
-    state: LiveState, *, info: SessionInfo, room: str, reason: Literal["leave", "disconnect"]
+async def membership_end(
+    state: LiveState,
+    *,
+    info: SessionInfo,
+    room: str,
+    reason: Literal["leave", "disconnect", "kicked"],
+    by: str | MISSING = MISSING,
 ) -> None:
-    explicit = reason == "leave"
+    explicit = reason != "disconnect"
     current = now_ms()
     result = await state.room_leave(
         name=room,
@@ -106,15 +161,55 @@ async def _membership_end(
         live_id=result.room_id,
         login=info.username,
         session=info.sid,
-        reason=Participant.LeaveReason.LEAVE if explicit else Participant.LeaveReason.DISCONNECT,
+        reason=Participant.LeaveReason.DISCONNECT if reason == "disconnect" else Participant.LeaveReason.LEAVE,
         room_idle=result.outcome == "idle",
     )
     if result.outcome == "left":
-        await events.room_event_send(
-            room, RoomLeft(room=room, participant=ParticipantRef(name=info.username), reason=reason), seq=result.seq
-        )
+        if not _profile_of(result.profile).hidden:
+            await events.room_event_send(
+                room,
+                RoomLeft(room=room, participant=ParticipantRef(name=info.username), reason=reason, by=by),
+                seq=result.seq,
+                # A kicked connection was told first, directly.
+                exclude_channel=info.channel if reason == "kicked" else None,
+            )
     elif result.outcome == "finalize":
         await _room_finalize_claimed(state, ClaimedRoom(room, result.room_id, result.record, was_idle=False))
+
+
+# --- Profiles -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """What others see of a member besides its login, from its access token."""
+
+    display_name: str = ""
+    metadata: str = ""
+    hidden: bool = False
+
+
+def _profile_json(session: Session) -> str:
+    claims = session.claims
+    if claims is None or not (claims.name or claims.metadata or claims.grants.hidden):
+        return ""
+    return json.dumps({"display_name": claims.name, "metadata": claims.metadata, "hidden": claims.grants.hidden})
+
+
+def _profile_of(raw: str) -> _Profile:
+    if not raw:
+        return _Profile()
+    fields = json.loads(raw)
+    return _Profile(fields.get("display_name", ""), fields.get("metadata", ""), bool(fields.get("hidden")))
+
+
+def _participant(name: str, profile: _Profile, streams_: list[Stream] | None = None) -> ParticipantInRoom:
+    return ParticipantInRoom(
+        name=name,
+        display_name=profile.display_name or MISSING,
+        metadata=profile.metadata or MISSING,
+        streams=streams_ or [],
+    )
 
 
 # --- Rooms --------------------------------------------------------------------
@@ -126,14 +221,21 @@ async def room_join(
     if not protocol.room_name_valid(room):
         return RoomFailed(
             re=request_id, room=room, code="invalid_room",
-            message="room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.'",
+            message="room names are 1-128 of A-Z a-z 0-9 - _ . not starting with '.' or '-'",
         )
+    try:
+        permissions.join_check(session, room)
+        if record:
+            permissions.record_check(session)
+    except Forbidden as refusal:
+        return RoomFailed(re=request_id, room=room, code="forbidden", message=refusal.message)
     state = process_context().live_state
     # Join the group first: events sent while the state is read are queued
     # behind the room.state reply, so the client misses nothing.
     await events.room_group_add(room, session.info.channel)
     deadline = time.monotonic() + JOIN_WAIT_SECONDS
     pause = 0.005
+    profile = _profile_json(session)
     while True:
         result = await state.room_join(
             name=room,
@@ -143,7 +245,13 @@ async def room_join(
             record=record,
             max_participants=settings.ROOM_MAX_PARTICIPANTS,
             now_ms=now_ms(),
+            profile=profile,
         )
+        if result.outcome == "login_taken" and session.claims is not None:
+            # A signed identity is one person: their newer connection wins
+            # (a reloaded tab, another device), and the older one is told.
+            await session_drop(sid=result.members[session.username], reason="replaced")
+            continue
         if result.outcome != "busy":
             break
         # The room's previous life is being finalized; the join opens the
@@ -154,16 +262,21 @@ async def room_join(
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
 
-    if result.outcome in ("login_taken", "full"):
+    if result.outcome in ("login_taken", "full", "locked"):
         await _group_discard_unless_member(session, room)
         if result.outcome == "login_taken":
             return RoomFailed(
                 re=request_id, room=room, code="login_taken", message=f"{session.username!r} is already in the room"
             )
+        if result.outcome == "locked":
+            return RoomFailed(
+                re=request_id, room=room, code="room_locked", message="a moderator locked the room: nobody can join"
+            )
         return RoomFailed(
             re=request_id, room=room, code="room_full",
             message=f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants",
         )
+    own_profile = _profile_of(profile)
     if result.outcome == "joined":
         session.rooms[room] = Membership(result.room_id, result.seq, record=result.record)
         await db_call(history.participant_record_join)(
@@ -175,32 +288,38 @@ async def room_join(
             login=session.username,
             session=session.sid,
         )
-        await events.room_event_send(
-            room,
-            RoomJoined(room=room, participant=ParticipantInRoom(name=session.username)),
-            seq=result.seq,
-            exclude_channel=session.info.channel,
-        )
+        if not own_profile.hidden:
+            await events.room_event_send(
+                room,
+                RoomJoined(room=room, participant=_participant(session.username, own_profile)),
+                seq=result.seq,
+                exclude_channel=session.info.channel,
+            )
     published = await streams.room_participant_streams(room)
+    profiles = {name: _profile_of(result.profiles.get(name, "")) for name in result.members}
     return RoomState(
         re=request_id,
         room=room,
         record=result.record,
         # The browser SDK puts this codec first in its offers (setCodecPreferences).
         video_codec=settings.ROOM_VIDEO_CODEC,
-        # The room's records page, signed for this room; pages show it when the room ends.
-        records_url=_records_url(result.room_id),
+        # The room's records page, signed for this room and this identity;
+        # pages show it when the room ends.
+        records_url=(
+            _records_url(result.room_id, session.username) if permissions.records_allowed(session) else MISSING
+        ),
+        locked=result.locked,
         participants=[
-            ParticipantInRoom(name=name, streams=published.get(name, []))
-            for name in sorted(result.members) if name != session.username
+            _participant(name, profiles[name], published.get(name, []))
+            for name in sorted(result.members) if name != session.username and not profiles[name].hidden
         ],
         history=[ChatMessage.model_validate_json(message) for message in result.history],
     )
 
 
-def _records_url(room_live_id: str) -> str | MISSING:
+def _records_url(room_live_id: str, identity: str) -> str | MISSING:
     """The room's records page, from whichever app keeps records (the hook's receiver)."""
-    for _, url in room_records_url.send(sender=Room, room_live_id=room_live_id):
+    for _, url in room_records_url.send(sender=Room, room_live_id=room_live_id, identity=identity):
         if isinstance(url, str):
             return url
     return MISSING
@@ -215,7 +334,7 @@ async def room_leave(*, session: Session, room: str, request_id: str | None) -> 
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     del session.rooms[room]
-    await _membership_end(process_context().live_state, info=session.info, room=room, reason="leave")
+    await membership_end(process_context().live_state, info=session.info, room=room, reason="leave")
     return Ok(re=request_id)
 
 
@@ -233,6 +352,7 @@ async def chat_message_send(
 ) -> Ok:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
+    permissions.chat_check(session)
     if not session.chat_bucket.take():
         raise ServiceError(
             "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
@@ -311,8 +431,11 @@ async def rooms_sweep(*, limit: int = 100) -> int:
     return len(claimed_rooms)
 
 
-async def room_finalize_now(*, name: str, live_id: str) -> bool:
-    """Operator action: end a room now, telling everyone in it.
+async def room_finalize_now(
+    *, name: str, live_id: str, reason: Literal["operator", "ended"] = "operator", by: str | MISSING = MISSING
+) -> bool:
+    """End a room now, telling everyone in it (an operator in the admin, or a
+    moderator: reason ``ended`` with ``by``).
 
     Each member gets ``room.finalized`` and is removed as if it had left, so
     the last removal finalizes the room the ordinary way. A room with nobody
@@ -320,13 +443,13 @@ async def room_finalize_now(*, name: str, live_id: str) -> bool:
     """
     state = process_context().live_state
     members = await state.room_members(name)
-    finalized_event = RoomFinalized(room=name, reason="operator")
+    finalized_event = RoomFinalized(room=name, reason=reason, by=by)
     for sid in members.values():
         info = await state.session_get(sid)
         if info is None:
             continue
         await events.channels_event_send([info.channel], finalized_event, seq=0)
-        await _membership_end(state, info=info, room=name, reason="leave")
+        await membership_end(state, info=info, room=name, reason="leave")
     if members:
         return True
     finalized: bool = await db_call(history.room_finalize)(live_id=live_id, name=name, record=False)

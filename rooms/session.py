@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from rooms.access_tokens import AccessClaims
 from rooms.live.contract import SessionInfo
 from rooms.server_messages import Stream
 
@@ -63,6 +64,10 @@ class Session:
     """One connection's signaling session."""
 
     info: SessionInfo
+    # The verified access token; None for a session without one (open mode).
+    claims: AccessClaims | None = None
+    # The client's address, for the audit trail.
+    address: str = ""
     rooms: dict[str, Membership] = field(default_factory=dict)
     # Publishes and plays sent to media nodes, by the node request id, until
     # the node answers; then publishes, by stream id, until their first media.

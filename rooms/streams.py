@@ -18,8 +18,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from pydantic import MISSING
 
-from rooms import events, history
+from rooms import events, history, permissions
 from rooms.database import db_call
 from rooms.live.context import process_context
 from rooms.live.registry import StreamRecord
@@ -62,6 +63,9 @@ async def stream_publish(
 ) -> StreamStatus | None:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
+    permissions.publish_check(session, kind, sdp)
+    if record:
+        permissions.record_check(session)
     registry = process_context().stream_registry
     node = await _node_for_room(room)
     if node is None:
@@ -107,6 +111,7 @@ async def _node_for_room(room: str) -> str | None:
 
 
 async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> StreamStatus | None:
+    permissions.subscribe_check(session)
     record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         return StreamStatus.refused(request_id, stream, "unknown_stream")
@@ -193,7 +198,25 @@ async def streams_end_for(*, room: str, participant: str, channel: str) -> None:
 async def stream_mute(
     *, session: Session, stream: str, audio: bool | None, video: bool | None, request_id: str | None
 ) -> StreamStatus:
+    """The publisher mutes or unmutes its own stream."""
     record = await _own_stream(session, stream)
+    await stream_mute_apply(record, audio=audio, video=video)
+    return StreamStatus(re=request_id, stream=stream, status="PUBLISHING")
+
+
+async def stream_room_of_other(session: Session, stream: str) -> str | None:
+    """The room of another participant's stream, None if it is the session's own or unknown."""
+    record = await process_context().stream_registry.stream_get(stream)
+    if record is None or (record.participant == session.username and record.room in session.rooms):
+        return None
+    return record.room
+
+
+async def stream_mute_apply(
+    record: StreamRecord, *, audio: bool | None, video: bool | None, by: str | MISSING = MISSING
+) -> None:
+    """Mute or unmute a stream's tracks: its node stops (or resumes) forwarding
+    them and the room is told, with the moderator ``by`` when it was one."""
     published = Stream.model_validate(record.payload)
     muted = Muted(
         audio=published.muted.audio if audio is None else audio,
@@ -204,10 +227,9 @@ async def stream_mute(
         dataclasses.replace(record, payload=published.model_dump(mode="json"))
     )
     node_muted = messages.Muted(audio=muted.audio, video=muted.video)
-    await _command_send(record.node, messages.MuteCommand(room=record.room, stream=stream, muted=node_muted))
+    await _command_send(record.node, messages.MuteCommand(room=record.room, stream=record.stream_id, muted=node_muted))
     seq = await process_context().live_state.room_event_seq(record.room)
-    await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published), seq=seq)
-    return StreamStatus(re=request_id, stream=stream, status="PUBLISHING")
+    await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published, by=by), seq=seq)
 
 
 # --- what media nodes report ---------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy"]
+JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy", "locked"]
 LeaveOutcome = Literal["absent", "left", "finalize", "idle"]
 
 
@@ -43,6 +43,10 @@ class JoinResult:
     members: dict[str, str] = field(default_factory=dict)
     # Recent public messages, oldest first, as the JSON the poster gave.
     history: list[str] = field(default_factory=list)
+    # Each member's profile (display name, metadata, hidden) as the JSON its
+    # join gave; "" for none.
+    profiles: dict[str, str] = field(default_factory=dict)
+    locked: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class LeaveResult:
     room_id: str = ""
     record: bool = False
     seq: int = 0
+    # The member's profile as its join gave it.
+    profile: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,20 @@ class LiveState(Protocol):
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int,
-    ) -> JoinResult: ...
+        max_participants: int, now_ms: int, profile: str = "",
+    ) -> JoinResult:
+        """``login_taken`` comes with ``members`` naming the holder's session."""
+        ...
     async def room_leave(
         self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,
         idle_deadline_ms: int | None,
     ) -> LeaveResult: ...
     async def room_members(self, name: str) -> dict[str, str]: ...
+    async def room_profiles(self, name: str) -> dict[str, str]: ...
+    async def room_locked(self, name: str) -> bool: ...
+    async def room_lock(self, *, name: str, locked: bool) -> int | None:
+        """Lock or unlock an active room: its event count after, or None if there is no such room."""
+        ...
     async def room_chat_post(self, *, name: str, message_json: str | None, history_length: int) -> int: ...
     async def room_event_seq(self, name: str) -> int: ...
     async def room_forget(self, *, name: str, room_id: str) -> bool: ...

@@ -18,7 +18,9 @@ class _MemoryRoom:
     status: str = "active"
     seq: int = 0
     members: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)
+    locked: bool = False
 
 
 class MemoryLiveState:
@@ -50,7 +52,7 @@ class MemoryLiveState:
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int,
+        max_participants: int, now_ms: int, profile: str = "",
     ) -> JoinResult:
         room = self._rooms.get(name)
         created = False
@@ -64,12 +66,15 @@ class MemoryLiveState:
             if holder == sid:
                 return JoinResult(
                     "already", room.room_id, room.record, seq=room.seq, members=dict(room.members),
-                    history=list(room.history),
+                    history=list(room.history), profiles=dict(room.profiles), locked=room.locked,
                 )
-            return JoinResult("login_taken", room.room_id, room.record)
+            return JoinResult("login_taken", room.room_id, room.record, members={login: holder})
+        if room.locked:
+            return JoinResult("locked", room.room_id, room.record)
         if len(room.members) >= max_participants:
             return JoinResult("full", room.room_id, room.record)
         room.members[login] = sid
+        room.profiles[login] = profile
         room.seq += 1
         reactivated = room.status == "idle"
         if reactivated:
@@ -78,7 +83,7 @@ class MemoryLiveState:
         self._session_rooms.setdefault(sid, set()).add(name)
         return JoinResult(
             "joined", room.room_id, room.record, created, reactivated, seq=room.seq, members=dict(room.members),
-            history=list(room.history),
+            history=list(room.history), profiles=dict(room.profiles), locked=room.locked,
         )
 
     async def room_leave(
@@ -89,21 +94,38 @@ class MemoryLiveState:
         if room is None or room.members.get(login) != sid:
             return LeaveResult("absent")
         del room.members[login]
+        profile = room.profiles.pop(login, "")
         room.seq += 1
         self._session_rooms.get(sid, set()).discard(name)
         if room.members:
-            return LeaveResult("left", room.room_id, room.record, room.seq)
+            return LeaveResult("left", room.room_id, room.record, room.seq, profile)
         if idle_deadline_ms is None:
             room.status = "finalizing"
             self._deadlines[name] = now_ms + lease_ms
-            return LeaveResult("finalize", room.room_id, room.record, room.seq)
+            return LeaveResult("finalize", room.room_id, room.record, room.seq, profile)
         room.status = "idle"
         self._deadlines[name] = idle_deadline_ms
-        return LeaveResult("idle", room.room_id, room.record, room.seq)
+        return LeaveResult("idle", room.room_id, room.record, room.seq, profile)
 
     async def room_members(self, name: str) -> dict[str, str]:
         room = self._rooms.get(name)
         return dict(room.members) if room else {}
+
+    async def room_profiles(self, name: str) -> dict[str, str]:
+        room = self._rooms.get(name)
+        return dict(room.profiles) if room else {}
+
+    async def room_locked(self, name: str) -> bool:
+        room = self._rooms.get(name)
+        return room is not None and room.locked
+
+    async def room_lock(self, *, name: str, locked: bool) -> int | None:
+        room = self._rooms.get(name)
+        if room is None or room.status == "finalizing":
+            return None
+        room.locked = locked
+        room.seq += 1
+        return room.seq
 
     async def room_event_seq(self, name: str) -> int:
         return await self.room_chat_post(name=name, message_json=None, history_length=0)

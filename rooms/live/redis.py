@@ -27,6 +27,11 @@ _FORGET = lua_source("forget")
 _CHAT_POST = lua_source("chat_post")
 _CLAIM_ROOM = lua_source("claim_room")
 _CLAIM_PROCESS = lua_source("claim_process")
+_LOCK = lua_source("lock")
+
+
+def _pairs(flat: list[object]) -> dict[str, str]:
+    return {decoded(flat[i]): decoded(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def redis_client(url: str) -> Redis:
@@ -53,6 +58,7 @@ class RedisLiveState:
         self._chat_post = redis.register_script(_CHAT_POST)
         self._claim_room = redis.register_script(_CLAIM_ROOM)
         self._claim_process = redis.register_script(_CLAIM_PROCESS)
+        self._lock = redis.register_script(_LOCK)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
@@ -62,6 +68,9 @@ class RedisLiveState:
 
     def _chat_key(self, name: str) -> str:
         return self._key("room", name, "chat")
+
+    def _profiles_key(self, name: str) -> str:
+        return self._key("room", name, "profiles")
 
     async def session_open(self, info: SessionInfo) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -90,12 +99,15 @@ class RedisLiveState:
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int,
+        max_participants: int, now_ms: int, profile: str = "",
     ) -> JoinResult:
-        keys = [*self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name)]
-        args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms]
-        outcome, room_id, rec, created, reactivated, seq, flat_members, chat = await self._join(keys=keys, args=args)
-        members = {decoded(flat_members[i]): decoded(flat_members[i + 1]) for i in range(0, len(flat_members), 2)}
+        keys = [
+            *self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name), self._profiles_key(name)
+        ]
+        args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms, profile]
+        (
+            outcome, room_id, rec, created, reactivated, seq, flat_members, chat, flat_profiles, locked
+        ) = await self._join(keys=keys, args=args)
         return JoinResult(
             decoded(outcome),  # type: ignore[arg-type]
             decoded(room_id),
@@ -103,22 +115,39 @@ class RedisLiveState:
             bool(created),
             bool(reactivated),
             int(seq),
-            members,
+            _pairs(flat_members),
             [decoded(item) for item in chat],
+            _pairs(flat_profiles),
+            decoded(locked) == "1",
         )
 
     async def room_leave(
         self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,
         idle_deadline_ms: int | None,
     ) -> LeaveResult:
-        keys = [*self._room_keys(name), self._key("session", sid, "rooms")]
+        keys = [*self._room_keys(name), self._key("session", sid, "rooms"), self._profiles_key(name)]
         deadline = "" if idle_deadline_ms is None else str(idle_deadline_ms)
-        outcome, room_id, rec, seq = await self._leave(keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline])
-        return LeaveResult(decoded(outcome), decoded(room_id), decoded(rec) == "1", int(seq))  # type: ignore[arg-type]
+        outcome, room_id, rec, seq, profile = await self._leave(
+            keys=keys, args=[name, login, sid, now_ms, lease_ms, deadline]
+        )
+        return LeaveResult(
+            decoded(outcome), decoded(room_id), decoded(rec) == "1", int(seq), decoded(profile)  # type: ignore[arg-type]
+        )
 
     async def room_members(self, name: str) -> dict[str, str]:
         raw = await self._redis.hgetall(self._key("room", name, "members"))
         return {decoded(k): decoded(v) for k, v in raw.items()}
+
+    async def room_profiles(self, name: str) -> dict[str, str]:
+        raw = await self._redis.hgetall(self._profiles_key(name))
+        return {decoded(k): decoded(v) for k, v in raw.items()}
+
+    async def room_locked(self, name: str) -> bool:
+        return decoded(await self._redis.hget(self._key("room", name), "locked")) == "1"
+
+    async def room_lock(self, *, name: str, locked: bool) -> int | None:
+        seq = int(await self._lock(keys=[self._key("room", name)], args=["1" if locked else "0"]))
+        return None if seq < 0 else seq
 
     async def room_event_seq(self, name: str) -> int:
         return await self.room_chat_post(name=name, message_json=None, history_length=0)
@@ -128,7 +157,8 @@ class RedisLiveState:
         return int(await self._chat_post(keys=keys, args=[message_json or "", history_length]))
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
-        return bool(await self._forget(keys=[*self._room_keys(name), self._chat_key(name)], args=[name, room_id]))
+        keys = [*self._room_keys(name), self._chat_key(name), self._profiles_key(name)]
+        return bool(await self._forget(keys=keys, args=[name, room_id]))
 
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]:
         due = await self._redis.zrangebyscore(self._key("deadlines"), "-inf", now_ms, start=0, num=limit)

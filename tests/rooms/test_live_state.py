@@ -66,11 +66,11 @@ async def live(backend: str) -> AsyncIterator[Live]:
 
 async def join(
     state: LiveState, login: str = "alice", sid: str = "", *, room: str = "r", room_id: str = "",
-    record: bool = False, max_participants: int = 16, now: int = 1000,
+    record: bool = False, max_participants: int = 16, now: int = 1000, profile: str = "",
 ) -> JoinResult:
     return await state.room_join(
         name=room, login=login, sid=sid or f"sid-{login}", new_room_id=room_id or f"id-{login}", record=record,
-        max_participants=max_participants, now_ms=now,
+        max_participants=max_participants, now_ms=now, profile=profile,
     )
 
 
@@ -105,7 +105,8 @@ async def test_sessions_open_list_their_rooms_and_close(live: Live) -> None:
 async def test_the_first_join_creates_the_room_and_later_ones_share_it(live: Live) -> None:
     first = await join(live.state, "alice", room_id="first", record=True)
     assert first == JoinResult(
-        "joined", "first", record=True, created=True, reactivated=False, seq=1, members={"alice": "sid-alice"}
+        "joined", "first", record=True, created=True, reactivated=False, seq=1, members={"alice": "sid-alice"},
+        profiles={"alice": ""},
     )
     second = await join(live.state, "bob", room_id="ignored", record=False)
     assert second.outcome == "joined" and second.room_id == "first" and second.record
@@ -115,6 +116,42 @@ async def test_the_first_join_creates_the_room_and_later_ones_share_it(live: Liv
     assert again.outcome == "already" and again.seq == 2 and again.members == second.members
     assert await live.state.room_members("r") == second.members
     assert await live.state.room_members("elsewhere") == {}
+
+
+async def test_profiles_come_with_joins_and_go_with_leaves(live: Live) -> None:
+    await join(live.state, "alice", profile='{"display_name": "Alice"}')
+    bob = await join(live.state, "bob", profile='{"hidden": true}')
+    assert bob.profiles == {"alice": '{"display_name": "Alice"}', "bob": '{"hidden": true}'}
+    assert await live.state.room_profiles("r") == bob.profiles
+    left = await leave(live.state, "bob")
+    assert left.outcome == "left" and left.profile == '{"hidden": true}'
+    assert await live.state.room_profiles("r") == {"alice": '{"display_name": "Alice"}'}
+
+
+async def test_a_taken_login_names_its_holder(live: Live) -> None:
+    await join(live.state, "alice", "sid-first")
+    taken = await join(live.state, "alice", "sid-second")
+    assert taken.outcome == "login_taken" and taken.members == {"alice": "sid-first"}
+
+
+async def test_a_locked_room_refuses_joins_until_unlocked(live: Live) -> None:
+    assert await live.state.room_lock(name="r", locked=True) is None  # no such room
+    first = await join(live.state, "alice")
+    seq = await live.state.room_lock(name="r", locked=True)
+    assert seq == first.seq + 1 and await live.state.room_locked("r")
+    assert (await join(live.state, "bob")).outcome == "locked"
+    again = await join(live.state, "alice")
+    assert again.outcome == "already" and again.locked
+    assert await live.state.room_lock(name="r", locked=False) == seq + 1
+    joined = await join(live.state, "bob")
+    assert joined.outcome == "joined" and not joined.locked
+    # The lock ends with the room's life.
+    await live.state.room_lock(name="r", locked=True)
+    await leave(live.state, "alice")
+    await leave(live.state, "bob")
+    assert await live.state.room_forget(name="r", room_id="id-alice")
+    assert not await live.state.room_locked("r")
+    assert (await join(live.state, "carol")).outcome == "joined"
 
 
 async def test_two_concurrent_joins_for_one_login_exactly_one_wins(live: Live) -> None:
@@ -173,7 +210,9 @@ async def test_the_last_leave_finalizes_and_joins_wait_for_the_next_room(live: L
     assert await live.state.room_forget(name="r", room_id="first") is True
     assert await live.state.room_forget(name="r", room_id="first") is False
     fresh = await join(live.state, "bob", room_id="second")
-    assert fresh == JoinResult("joined", "second", created=True, seq=1, members={"bob": "sid-bob"})
+    assert fresh == JoinResult(
+        "joined", "second", created=True, seq=1, members={"bob": "sid-bob"}, profiles={"bob": ""}
+    )
     # The finalizer's lease is gone with the room.
     assert await live.state.rooms_claim_due(now_ms=10_000, lease_ms=LEASE_MS, limit=10) == []
 

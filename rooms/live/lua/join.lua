@@ -1,13 +1,15 @@
 -- One login joins a room: creates the room, or refuses (busy, login_taken,
 -- full), or adds the member and counts the event, in one step.
--- KEYS: room hash, members hash, deadlines zset, session's rooms set, chat list
--- ARGV: name, login, sid, new room id, record ('1'/'0'), max participants, now ms
--- Returns {outcome, room id, record, created, reactivated, seq, members (flat), chat}
-local room, members, deadlines, session_rooms, chat = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local name, login, sid, new_id, record, max, now =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+-- KEYS: room hash, members hash, deadlines zset, session's rooms set, chat list, profiles hash
+-- ARGV: name, login, sid, new room id, record ('1'/'0'), max participants, now ms, profile JSON
+-- Returns {outcome, room id, record, created, reactivated, seq, members (flat), chat, profiles (flat), locked}
+-- (login_taken: members holds only the holder)
+local room, members, deadlines, session_rooms, chat, profiles =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local name, login, sid, new_id, record, max, now, profile =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local status = redis.call('HGET', room, 'status')
-if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}, {}} end
+if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}, {}, {}, '0'} end
 local created = 0
 if not status then
   redis.call('HSET', room, 'id', new_id, 'status', 'active', 'record', record, 'created_ms', now)
@@ -20,12 +22,15 @@ local holder = redis.call('HGET', members, login)
 if holder then
   if holder == sid then
     local seq = tonumber(redis.call('HGET', room, 'seq') or '0')
-    return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1)}
+    return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1),
+            redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0'}
   end
-  return {'login_taken', id, rec, 0, 0, 0, {}, {}}
+  return {'login_taken', id, rec, 0, 0, 0, {login, holder}, {}, {}, '0'}
 end
-if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0, 0, {}, {}} end
+if redis.call('HGET', room, 'locked') == '1' then return {'locked', id, rec, 0, 0, 0, {}, {}, {}, '1'} end
+if redis.call('HLEN', members) >= max then return {'full', id, rec, 0, 0, 0, {}, {}, {}, '0'} end
 redis.call('HSET', members, login, sid)
+redis.call('HSET', profiles, login, profile)
 redis.call('SADD', session_rooms, name)
 local seq = redis.call('HINCRBY', room, 'seq', 1)
 local reactivated = 0
@@ -34,4 +39,5 @@ if status == 'idle' then
   redis.call('ZREM', deadlines, name)
   reactivated = 1
 end
-return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1)}
+return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1),
+        redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0'}
