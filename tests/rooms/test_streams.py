@@ -126,6 +126,37 @@ async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> Non
     await bob.close()
 
 
+async def test_a_moderator_mutes_another_participants_stream_on_the_server(settings) -> None:  # type: ignore[no-untyped-def]
+    from rooms.access_tokens import VideoGrants, token_mint
+
+    settings.API_KEYS = {"main": "a-long-random-secret-of-more-than-32-characters"}
+    alice, bob = await alice_and_bob_in("r")
+    moderator = await ProtocolClient.open()
+    grants = VideoGrants(room="r", room_join=True, room_admin=True)
+    await moderator.request("session.connect", token=token_mint(identity="mod", grants=grants))
+    await moderator.request("room.join", room="r")
+    camera = await publish(alice, "r")
+    player = await play(bob, camera.stream["id"])
+    await player.wait_for(lambda: len(player.counters) >= 10, 10)
+    refused = await bob.request("stream.mute", stream=camera.stream["id"], video=True)
+    assert refused["code"] == "forbidden"
+    reply = await moderator.request("stream.mute", stream=camera.stream["id"], video=True)
+    assert reply["type"] == "ok"
+    muted = await bob.event("room.muted")
+    assert muted["by"] == "mod" and muted["stream"]["muted"] == {"audio": False, "video": True}
+    assert (await alice.event("room.muted"))["by"] == "mod"
+    await asyncio.sleep(0.3)  # frames in flight drain
+    count = len(player.counters)
+    await asyncio.sleep(1)
+    assert len(player.counters) - count <= 1
+    await moderator.request("stream.mute", stream=camera.stream["id"], video=False)
+    await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
+    await camera.close()
+    await player.pc.close()
+    for client in (alice, bob, moderator):
+        await client.close()
+
+
 async def test_a_publish_whose_media_never_arrives_fails_no_media(settings) -> None:  # type: ignore[no-untyped-def]
     settings.MEDIA_START_TIMEOUT_MS = 1000
     alice = await ProtocolClient.connected("alice")
