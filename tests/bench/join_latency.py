@@ -148,6 +148,7 @@ def server_env(config: str, var_dir: Path) -> dict[str, str]:
     env = {**os.environ, "VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
     env["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     env["MEDIA_HOST_IP"] = "127.0.0.1"  # benchmark media stays on loopback
+    env.setdefault("ROOM_AUTH", "open")  # as `make run` serves
     if config == "redis":
         prefix = f"bench-join-{uuid.uuid4().hex[:8]}"
         env.update(REDIS_URL=REDIS_URL, DATABASE_URL=POSTGRES_URL, LIVE_STATE_PREFIX=prefix)

@@ -57,7 +57,9 @@ Run from the project root (Redis at 127.0.0.1:6379, PostgreSQL at
 
 Flags: ``--clients`` (500), ``--rooms`` (50), ``--rate`` messages per second
 per client (1), ``--duration`` seconds of sending (30), ``--warmup`` seconds
-(2), ``--client-procs`` (1), ``--json``, ``--compare``, ``--baseline-only``.
+(2), ``--client-procs`` (1), ``--json``, ``--compare``, ``--baseline-only``,
+``--tokens`` (ours without tokens, then ours with ``ROOM_AUTH=token``, every
+client connecting with a JWT it signs itself).
 
 The script starts and stops everything itself, deletes its Redis keys, and
 leaves in PostgreSQL only the finalized rooms, participants and chat rows of
@@ -96,6 +98,7 @@ if str(ROOT) not in sys.path:  # run as a script: make tests importable
     sys.path.insert(0, str(ROOT))
 
 # isort: split
+import jwt  # noqa: E402
 import redis  # noqa: E402
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 from websockets.asyncio.client import connect as connect_async  # noqa: E402
@@ -138,10 +141,17 @@ class Variant:
     name: str
     application: str
     env: tuple[tuple[str, str], ...] = ()
+    # Clients connect with access tokens signed with this secret (ROOM_AUTH=token).
+    token_secret: str = ""
 
 
 OURS = Variant("ours", "conference_site.asgi:application")
 STOCK = Variant("stock Channels", "tests.bench.stock_asgi:application", (("CHANNEL_LAYER", "lists"),))
+TOKEN_KEY, TOKEN_SECRET = "bench", "bench-only-secret-for-signing-access-tokens"
+TOKENS = Variant(
+    "ours, ROOM_AUTH=token", "conference_site.asgi:application",
+    (("ROOM_AUTH", "token"), ("API_KEYS", f"{TOKEN_KEY}:{TOKEN_SECRET}")), TOKEN_SECRET,
+)
 DEFAULT_CHANNEL_LAYER = "pubsub"  # conference_site.settings' default
 
 
@@ -178,6 +188,7 @@ class WorkerPlan:
     messages_per_client: int
     clients: tuple[ClientSpec, ...]
     room_sizes: dict[int, int]
+    token_secret: str = ""
 
 
 def server_of(index: int) -> int:
@@ -198,7 +209,7 @@ def room_name(run_id: str, room: int) -> str:
     return f"bench-{run_id}-{room}"
 
 
-def make_plans(cfg: Config, ports: Sequence[int], run_id: str) -> list[WorkerPlan]:
+def make_plans(cfg: Config, ports: Sequence[int], run_id: str, token_secret: str = "") -> list[WorkerPlan]:
     specs = [ClientSpec(i, ports[server_of(i)], room_of(i, cfg.rooms)) for i in range(cfg.clients)]
     sizes: dict[int, int] = {}
     for spec in specs:
@@ -213,6 +224,7 @@ def make_plans(cfg: Config, ports: Sequence[int], run_id: str) -> list[WorkerPla
             messages_per_client=cfg.messages_per_client,
             clients=tuple(s for s in specs if (s.index // SERVERS) % cfg.client_procs == w),
             room_sizes=sizes,
+            token_secret=token_secret,
         )
         for w in range(cfg.client_procs)
     ]
@@ -268,8 +280,9 @@ def decode_text(text: str) -> tuple[int, int, int] | None:
 class BenchClient:
     """One WebSocket client: requests matched by ``re``, ``room.message`` events recorded."""
 
-    def __init__(self, spec: ClientSpec, room: str, expected: int) -> None:
+    def __init__(self, spec: ClientSpec, room: str, expected: int, token_secret: str = "") -> None:
         self.spec = spec
+        self.token_secret = token_secret
         self.room = room
         self.expected = expected
         self.ws: ClientConnection | None = None
@@ -314,12 +327,24 @@ class BenchClient:
             return await future
 
     async def join(self) -> None:
-        reply = await self.request("session.connect", username=username(self.spec.index))
+        if self.token_secret:
+            reply = await self.request("session.connect", token=self.access_token())
+        else:
+            reply = await self.request("session.connect", username=username(self.spec.index))
         if reply.get("status") != "ESTABLISHED":
             raise RuntimeError(f"client {self.spec.index}: session.connect answered {reply}")
         reply = await self.request("room.join", room=self.room)
         if reply.get("type") != "room.state":
             raise RuntimeError(f"client {self.spec.index}: room.join answered {reply}")
+
+    def access_token(self) -> str:
+        """A token as the application around the server mints it, with a JWT library alone."""
+        now = int(time.time())
+        claims = {
+            "iss": TOKEN_KEY, "sub": username(self.spec.index), "nbf": now, "exp": now + 3600,
+            "video": {"room": self.room, "roomJoin": True},
+        }
+        return jwt.encode(claims, self.token_secret, algorithm="HS256")
 
     async def send_message(self, seq: int) -> None:
         sent_ns = time.time_ns()
@@ -462,7 +487,10 @@ async def receive_command(conn: Connection, within_s: float) -> tuple[str, Any]:
 
 async def run_worker(conn: Connection, plan: WorkerPlan) -> WorkerResult:
     clients = [
-        BenchClient(spec, room_name(plan.run_id, spec.room), plan.room_sizes[spec.room] * plan.messages_per_client)
+        BenchClient(
+            spec, room_name(plan.run_id, spec.room), plan.room_sizes[spec.room] * plan.messages_per_client,
+            plan.token_secret,
+        )
         for spec in plan.clients
     ]
     result = WorkerResult(worker=plan.worker)
@@ -564,6 +592,7 @@ def server_env(cfg: Config, variant: Variant, prefix: str, var_dir: Path) -> dic
         "CHAT_RATE_BURST": str(max(1000, int(cfg.rate * 100))),
         "ROOM_MAX_PARTICIPANTS": str(max(16, per_room + 1)),
         "LOG_LEVEL": "INFO",
+        "ROOM_AUTH": "open",
         **dict(variant.env),
     }
 
@@ -751,8 +780,8 @@ class Measurement:
     join_phase_s: float
 
 
-def measure(cfg: Config, servers: Sequence[Server], run_id: str) -> Measurement:
-    plans = make_plans(cfg, [s.port for s in servers], run_id)
+def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: str = "") -> Measurement:
+    plans = make_plans(cfg, [s.port for s in servers], run_id, token_secret)
     workers = start_workers(plans)
     finished = False
     try:
@@ -803,7 +832,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
             "config": variant.name,
             "application": variant.application,
             "channel_layer": channel_layer,
-            **summarize(cfg, measure(cfg, servers, run_id)),
+            **summarize(cfg, measure(cfg, servers, run_id, variant.token_secret)),
         }
         succeeded = True
     finally:
@@ -988,8 +1017,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         help="measure ours, then stock Channels (CHANNEL_LAYER=lists, Channels' dispatch) under the same load",
     )
     variants.add_argument("--baseline-only", action="store_true", help="measure only stock Channels (debugging)")
+    variants.add_argument(
+        "--tokens", action="store_true",
+        help="measure ours without tokens, then ours with ROOM_AUTH=token (every client connects with a JWT)",
+    )
     args = parser.parse_args(argv)
-    chosen = (OURS, STOCK) if args.compare else (STOCK,) if args.baseline_only else (OURS,)
+    chosen: tuple[Variant, ...] = (OURS,)
+    if args.compare:
+        chosen = (OURS, STOCK)
+    elif args.baseline_only:
+        chosen = (STOCK,)
+    elif args.tokens:
+        chosen = (OURS, TOKENS)
     cfg = Config(args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen)
     if cfg.clients < 1 or cfg.rooms < 1 or cfg.rooms > cfg.clients or cfg.client_procs < 1:
         parser.error("need clients >= rooms >= 1 and client-procs >= 1")
