@@ -7,8 +7,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from rooms import services
+from rooms import moderation, services
 from rooms.models import ChatMessage, Participant, Room, Stream
+
+
+def _operator(request: HttpRequest) -> tuple[str, str]:
+    """Who acts (for events and the audit trail), and from where."""
+    return f"user:{request.user.get_username()}", str(request.META.get("REMOTE_ADDR", ""))
 
 
 class HistoryInline:
@@ -58,14 +63,30 @@ class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
     readonly_fields = ("name", "live_id", "status", "record", "created_at", "idle_since", "finalized_at")
     date_hierarchy = "created_at"
     inlines = [ParticipantInline, ChatMessageInline]
-    actions = ["finalize_rooms"]
+    actions = ["finalize_rooms", "lock_rooms", "unlock_rooms"]
 
-    @admin.action(description="Finalize selected rooms (disconnect everyone)")
+    @admin.action(description="Finalize selected rooms (disconnect everyone)", permissions=["change"])
     def finalize_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         finalized = 0
         for room in queryset.exclude(status=Room.Status.FINALIZED):
             finalized += async_to_sync(services.room_finalize_now)(name=room.name, live_id=room.live_id)
         self.message_user(request, f"Finalized {finalized} room(s).", messages.SUCCESS)
+
+    @admin.action(description="Lock selected rooms (no new joins)", permissions=["change"])
+    def lock_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        self._lock(request, queryset, locked=True)
+
+    @admin.action(description="Unlock selected rooms", permissions=["change"])
+    def unlock_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        self._lock(request, queryset, locked=False)
+
+    def _lock(self, request: HttpRequest, queryset: QuerySet[Room], *, locked: bool) -> None:
+        by, address = _operator(request)
+        changed = sum(
+            async_to_sync(moderation.room_lock_set)(room=room.name, locked=locked, by=by, address=address)
+            for room in queryset.exclude(status=Room.Status.FINALIZED)
+        )
+        self.message_user(request, f"{'Locked' if locked else 'Unlocked'} {changed} room(s).", messages.SUCCESS)
 
 
 @admin.register(Participant)
@@ -76,6 +97,17 @@ class ParticipantAdmin(HistoryAdmin, admin.ModelAdmin[Participant]):
     readonly_fields = ("room", "login", "session", "joined_at", "left_at", "leave_reason")
     list_select_related = ("room",)
     inlines = [StreamInline]
+    actions = ["kick_participants"]
+
+    @admin.action(description="Remove selected participants from their rooms", permissions=["change"])
+    def kick_participants(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        by, address = _operator(request)
+        kicked = 0
+        for participant in queryset.filter(left_at__isnull=True).select_related("room"):
+            kicked += async_to_sync(moderation.participant_kick)(
+                room=participant.room.name, login=participant.login, by=by, address=address
+            )
+        self.message_user(request, f"Removed {kicked} participant(s).", messages.SUCCESS)
 
 
 @admin.register(Stream)
@@ -84,6 +116,25 @@ class StreamAdmin(HistoryAdmin, admin.ModelAdmin[Stream]):
     list_filter = ("kind", "codec", "record")
     search_fields = ("live_id", "participant__login", "participant__room__name")
     readonly_fields = ("participant", "live_id", "kind", "record", "codec", "started_at", "ended_at")
+    actions = ["mute_streams", "unmute_streams"]
+
+    @admin.action(description="Mute selected live streams (stop forwarding audio and video)", permissions=["change"])
+    def mute_streams(self, request: HttpRequest, queryset: QuerySet[Stream]) -> None:
+        self._mute(request, queryset, muted=True)
+
+    @admin.action(description="Unmute selected live streams", permissions=["change"])
+    def unmute_streams(self, request: HttpRequest, queryset: QuerySet[Stream]) -> None:
+        self._mute(request, queryset, muted=False)
+
+    def _mute(self, request: HttpRequest, queryset: QuerySet[Stream], *, muted: bool) -> None:
+        by, address = _operator(request)
+        changed = 0
+        for stream in queryset.filter(ended_at__isnull=True).select_related("participant__room"):
+            changed += async_to_sync(moderation.stream_mute_by)(
+                room=stream.participant.room.name, stream=stream.live_id, audio=muted, video=muted, by=by,
+                address=address,
+            )
+        self.message_user(request, f"{'Muted' if muted else 'Unmuted'} {changed} stream(s).", messages.SUCCESS)
 
 
 @admin.register(ChatMessage)

@@ -66,3 +66,53 @@ async def test_admin_finalize_action_ends_a_live_room(operator: User) -> None:
 async def test_admin_requires_staff() -> None:
     response = await AsyncClient().get("/admin/rooms/room/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+async def test_operators_moderate_from_the_admin_and_are_audited(operator: User) -> None:
+    from audit.models import AuditEntry
+    from rooms.models import Participant
+
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="moderated")
+    await bob.request("room.join", room="moderated")
+    room = await Room.objects.aget(name="moderated")
+    client = AsyncClient()
+    await client.aforce_login(operator)
+    locked = await client.post(
+        "/admin/rooms/room/", {"action": "lock_rooms", "_selected_action": [str(room.pk)]}, follow=True
+    )
+    assert "Locked 1 room(s)." in locked.content.decode()
+    assert (await bob.event("room.locked")) == {
+        "type": "room.locked", "room": "moderated", "locked": True, "by": "user:operator"
+    }
+    participant = await Participant.objects.aget(room=room, login="bob")
+    kicked = await client.post(
+        "/admin/rooms/participant/", {"action": "kick_participants", "_selected_action": [str(participant.pk)]},
+        follow=True,
+    )
+    assert "Removed 1 participant(s)." in kicked.content.decode()
+    assert (await bob.event("room.left"))["reason"] == "kicked"
+    assert (await alice.event("room.left"))["by"] == "user:operator"
+    assert (await bob.request("room.join", room="moderated"))["code"] == "room_locked"
+    entries = [(entry.actor, entry.action, entry.target) async for entry in AuditEntry.objects.order_by("pk")]
+    assert entries == [("user:operator", "room.lock", ""), ("user:operator", "room.kick", "bob")]
+    audit_page = await client.get("/admin/audit/auditentry/")
+    assert audit_page.status_code == 200 and "room.kick" in audit_page.content.decode()
+    assert (await client.get(f"/admin/audit/auditentry/{(await AuditEntry.objects.afirst()).pk}/delete/")).status_code == 403
+    await alice.close()
+    await bob.close()
+
+
+async def test_moderation_actions_need_the_change_permission() -> None:
+    viewer = await User.objects.acreate_user("viewer", password="a-long-viewer-password", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    await viewer.user_permissions.aadd(await Permission.objects.aget(codename="view_room"))
+    room = await Room.objects.acreate(name="quiet", live_id="quiet-1")
+    client = AsyncClient()
+    await client.aforce_login(viewer)
+    page = (await client.get("/admin/rooms/room/")).content.decode()
+    assert "quiet" in page and "lock_rooms" not in page and "finalize_rooms" not in page
+    refused = await client.post("/admin/rooms/room/", {"action": "lock_rooms", "_selected_action": [str(room.pk)]})
+    assert "Locked" not in refused.content.decode()
