@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from audit.services import audit_record
-from rooms import protocol
+from rooms import moderation, protocol
 from rooms.access_tokens import DEFAULT_TTL_S, grants_from_names, token_mint, token_verify
-from rooms.api_auth import ApiCaller, ApiError, api_caller, bad_request
+from rooms.api_auth import ApiCaller, ApiError, api_caller, bad_request, not_found
 from rooms.database import db_call
+from rooms.models import Participant, Room
 
 # A year: longer-lived tokens are a mistake, and would not fit every JWT library's integers.
 MAX_TOKEN_TTL_S = 366 * 24 * 3600
@@ -130,3 +132,144 @@ async def token_create(request: HttpRequest, caller: ApiCaller) -> JsonResponse:
         },
         status=201,
     )
+
+
+# --- Rooms and participants ---------------------------------------------------------
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _open_room_joins(room: str) -> dict[str, datetime] | None:
+    """When each login now in ``room`` joined it, or None if the room is not open."""
+    row = Room.objects.exclude(status=Room.Status.FINALIZED).filter(name=room).first()
+    if row is None:
+        return None
+    joins: dict[str, datetime] = {}
+    for login, joined_at in Participant.objects.filter(room=row, left_at__isnull=True).values_list(
+        "login", "joined_at"
+    ):
+        # A login that rejoined has one open row per join at most briefly: keep the latest.
+        joins[login] = max(joined_at, joins.get(login, joined_at))
+    return joins
+
+
+async def _open_room_joins_or_404(room: str) -> dict[str, datetime]:
+    joins = await db_call(_open_room_joins)(room)
+    if joins is None:
+        raise not_found(f"there is no live room named {room!r}")
+    return joins
+
+
+@api_endpoint("GET")
+async def rooms_list(request: HttpRequest, caller: ApiCaller) -> JsonResponse:
+    """Every live room (active or idle)."""
+    caller.require_every_room_admin()
+    rooms = await moderation.rooms_live()
+    return JsonResponse(
+        {
+            "rooms": [
+                {
+                    "name": room.name,
+                    "live_id": room.live_id,
+                    "status": room.status,
+                    "participants": room.participants,
+                    "record": room.record,
+                    "locked": room.locked,
+                    "created": _ms(room.created_at),
+                }
+                for room in rooms
+            ]
+        }
+    )
+
+
+@api_endpoint("GET")
+async def participants_list(request: HttpRequest, caller: ApiCaller, room: str) -> JsonResponse:
+    """Everyone in a live room now, hidden participants included (marked)."""
+    caller.require_room_admin(room)
+    joins = await _open_room_joins_or_404(room)
+    participants = await moderation.room_participants_live(room)
+    return JsonResponse(
+        {
+            "room": room,
+            "participants": [
+                {
+                    "identity": participant.identity,
+                    "display_name": participant.display_name,
+                    "metadata": participant.metadata,
+                    "hidden": participant.hidden,
+                    "joined": _ms(joins[participant.identity]) if participant.identity in joins else None,
+                    "streams": [stream.model_dump(mode="json") for stream in participant.streams],
+                }
+                for participant in participants
+            ],
+        }
+    )
+
+
+# --- Moderation -------------------------------------------------------------------
+
+
+@api_endpoint("POST")
+async def participant_kick(request: HttpRequest, caller: ApiCaller, room: str, identity: str) -> JsonResponse:
+    """Remove a participant from a room (it may join again unless the room is locked)."""
+    caller.require_room_admin(room)
+    if not await moderation.participant_kick(room=room, login=identity, by=caller.actor, address=caller.address or ""):
+        raise not_found(f"{identity!r} is not in room {room!r}")
+    return JsonResponse({"room": room, "identity": identity, "kicked": True})
+
+
+class MuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # true: stop forwarding; false: forward again; absent: leave as it is.
+    audio: StrictBool | None = None
+    video: StrictBool | None = None
+
+
+@api_endpoint("POST")
+async def stream_mute(request: HttpRequest, caller: ApiCaller, room: str, stream: str) -> JsonResponse:
+    """Mute or unmute a participant's stream for everyone: the server stops forwarding it."""
+    caller.require_room_admin(room)
+    wanted = body_parsed(request, MuteRequest)
+    if wanted.audio is None and wanted.video is None:
+        raise bad_request('say what to mute: {"audio": true|false, "video": true|false}, either or both')
+    if not await moderation.stream_mute_by(
+        room=room, stream=stream, audio=wanted.audio, video=wanted.video, by=caller.actor,
+        address=caller.address or "",
+    ):
+        raise not_found(f"there is no stream {stream!r} in room {room!r}")
+    for participant in await moderation.room_participants_live(room):
+        for published in participant.streams:
+            if published.id == stream:
+                return JsonResponse({"room": room, "stream": published.model_dump(mode="json")})
+    # Unpublished in the meantime: muted it was, and now it is gone.
+    raise not_found(f"stream {stream!r} ended while it was being muted")
+
+
+@api_endpoint("POST")
+async def room_end(request: HttpRequest, caller: ApiCaller, room: str) -> JsonResponse:
+    """End the meeting for everyone in it."""
+    caller.require_room_admin(room)
+    if not await moderation.room_end(room=room, by=caller.actor, address=caller.address or ""):
+        raise not_found(f"there is no live room named {room!r}")
+    return JsonResponse({"room": room, "ended": True})
+
+
+class LockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    locked: StrictBool
+
+
+@api_endpoint("POST")
+async def room_lock(request: HttpRequest, caller: ApiCaller, room: str) -> JsonResponse:
+    """Lock a room (nobody else may join) or unlock it."""
+    caller.require_room_admin(room)
+    wanted = body_parsed(request, LockRequest)
+    if not await moderation.room_lock_set(room=room, locked=wanted.locked, by=caller.actor,
+                                          address=caller.address or ""):
+        raise not_found(f"there is no live room named {room!r}")
+    return JsonResponse({"room": room, "locked": wanted.locked})

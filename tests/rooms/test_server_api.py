@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from unittest.mock import ANY
 
 import jwt
 import pytest
@@ -14,6 +15,10 @@ from django.test import AsyncClient
 
 from audit.models import AuditEntry
 from rooms.access_tokens import VideoGrants, grants_from_names, token_mint, token_verify
+from rooms.media.peer import use_host_address
+from rooms.models import Participant, Room
+from tests.media_clients import publish
+from tests.wsclient import ProtocolClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,3 +230,251 @@ async def test_a_token_minted_by_livekit_api_authenticates() -> None:
     assert response.status_code == 201, response.content
     entry = await AuditEntry.objects.aget()
     assert entry.actor == "key:main" and entry.detail["caller"] == "livekit-backend"
+
+
+# --- Rooms, participants and moderation, against real sessions ---------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def live_backend(request):  # type: ignore[no-untyped-def]
+    """The moderation cases run on in-memory live state and on real Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_live_state")
+    return request.param
+
+
+async def joined(identity: str, room: str, *, grants: list[str] | None = None, **claims: Any) -> ProtocolClient:
+    """A client connected with a token for ``room`` and joined to it."""
+    token = token_mint(
+        identity=identity, grants=grants_from_names(grants or ["publish", "subscribe", "chat"], room=room), **claims
+    )
+    client = await ProtocolClient.open()
+    await client.connect_session(identity, token=token)
+    state = await client.request("room.join", room=room)
+    assert state["type"] == "room.state", state
+    return client
+
+
+async def get(path: str, token: str | None) -> Any:
+    return await AsyncClient().get(path, headers=bearer(token) if token is not None else {})
+
+
+async def test_rooms_lists_live_rooms_with_their_counts(live_backend: str) -> None:
+    alice = await joined("alice", "weekly")
+    bob = await joined("bob", "weekly")
+    carol = await joined("carol", "standup")
+    ghost = await joined("ghost", "standup", grants=["hidden", "subscribe"])
+    response = await get("/api/rooms", admin_token())
+    assert response.status_code == 200
+    rows = {row.name: row async for row in Room.objects.all()}
+    assert answer(response) == {
+        "rooms": [
+            {
+                "name": name, "live_id": rows[name].live_id, "status": "ACTIVE", "participants": count,
+                "record": False, "locked": False, "created": int(rows[name].created_at.timestamp() * 1000),
+            }
+            for name, count in (("standup", 1), ("weekly", 2))
+        ]
+    }
+    for client in (alice, bob, carol, ghost):
+        await client.close()
+
+
+async def test_listing_rooms_needs_room_admin_for_every_room() -> None:
+    response = await get("/api/rooms", admin_token("weekly"))
+    assert response.status_code == 403
+    assert answer(response) == {"error": "forbidden", "message": 'needs the roomAdmin grant for every room (room "")'}
+    assert (await get("/api/rooms", None)).status_code == 401
+
+
+async def test_participants_with_display_name_metadata_join_time_and_streams(live_backend: str) -> None:
+    alice = await joined("alice", "weekly", name="Alice Ünal", metadata='{"seat": 4}')
+    bob = await joined("bob", "weekly")
+    ghost = await joined("ghost", "weekly", grants=["hidden", "subscribe"])
+    response = await get("/api/rooms/weekly/participants", admin_token("weekly"))
+    assert response.status_code == 200
+    joins = {row.login: row.joined_at async for row in Participant.objects.filter(left_at__isnull=True)}
+    assert answer(response) == {
+        "room": "weekly",
+        "participants": [
+            {"identity": "alice", "display_name": "Alice Ünal", "metadata": '{"seat": 4}', "hidden": False,
+             "joined": int(joins["alice"].timestamp() * 1000), "streams": []},
+            {"identity": "bob", "display_name": "", "metadata": "", "hidden": False,
+             "joined": int(joins["bob"].timestamp() * 1000), "streams": []},
+            {"identity": "ghost", "display_name": "", "metadata": "", "hidden": True,
+             "joined": int(joins["ghost"].timestamp() * 1000), "streams": []},
+        ],
+    }
+    for client in (alice, bob, ghost):
+        await client.close()
+
+
+async def test_participants_of_a_room_that_is_not_live_is_404() -> None:
+    response = await get("/api/rooms/nowhere/participants", admin_token())
+    assert response.status_code == 404
+    assert answer(response) == {"error": "not_found", "message": "there is no live room named 'nowhere'"}
+
+
+ROOM_ENDPOINTS = [
+    ("GET", "/api/rooms/weekly/participants", None),
+    ("POST", "/api/rooms/weekly/participants/alice/kick", None),
+    ("POST", "/api/rooms/weekly/streams/s1/mute", {"audio": True}),
+    ("POST", "/api/rooms/weekly/end", None),
+    ("POST", "/api/rooms/weekly/lock", {"locked": True}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROOM_ENDPOINTS)
+@pytest.mark.parametrize("case", ["another room", "without roomAdmin", "expired", "unknown key"])
+async def test_every_room_endpoint_refuses_a_token_that_does_not_administer_the_room(
+    method: str, path: str, body: Any, case: str
+) -> None:
+    alice = await joined("alice", "weekly")
+    token, status, code, words = REFUSED_TOKENS[case]
+    if method == "GET":
+        response = await get(path, token)
+    else:
+        response = await post(path, body, token)
+    assert response.status_code == status
+    assert answer(response)["error"] == code and words in answer(response)["message"]
+    # Nothing happened: alice is still in the room, and nothing was audited.
+    assert await alice.request("room.message", room="weekly", text="still here") == {
+        "type": "ok", "re": ANY, "message": ANY
+    }
+    assert not await AuditEntry.objects.aexists()
+    await alice.close()
+
+
+async def test_kick_removes_the_participant_and_tells_the_room(live_backend: str) -> None:
+    alice = await joined("alice", "weekly")
+    bob = await joined("bob", "weekly")
+    await alice.event("room.joined")
+    response = await post("/api/rooms/weekly/participants/bob/kick", None, admin_token("weekly"))
+    assert response.status_code == 200
+    assert answer(response) == {"room": "weekly", "identity": "bob", "kicked": True}
+    kicked = {
+        "type": "room.left", "room": "weekly", "participant": {"name": "bob"}, "reason": "kicked", "by": "key:main"
+    }
+    assert await bob.event("room.left") == kicked
+    assert await alice.event("room.left") == kicked
+    # Bob's connection is out of the room, and the API no longer lists him.
+    refused = await bob.request("room.message", room="weekly", text="am I here?")
+    assert refused["type"] == "error" and refused["code"] == "not_in_room"
+    listed = answer(await get("/api/rooms/weekly/participants", admin_token()))
+    assert [participant["identity"] for participant in listed["participants"]] == ["alice"]
+
+    entry = await AuditEntry.objects.aget()
+    assert (entry.actor, entry.action, entry.room, entry.target, entry.address) == (
+        "key:main", "room.kick", "weekly", "bob", "127.0.0.1"
+    )
+    again = await post("/api/rooms/weekly/participants/bob/kick", None, admin_token("weekly"))
+    assert again.status_code == 404
+    assert answer(again) == {"error": "not_found", "message": "'bob' is not in room 'weekly'"}
+    await alice.close()
+    await bob.close()
+
+
+async def test_lock_refuses_joins_until_unlocked(live_backend: str) -> None:
+    alice = await joined("alice", "weekly")
+    response = await post("/api/rooms/weekly/lock", {"locked": True}, admin_token("weekly"))
+    assert response.status_code == 200 and answer(response) == {"room": "weekly", "locked": True}
+    locked = await alice.event("room.locked")
+    assert locked == {"type": "room.locked", "room": "weekly", "locked": True, "by": "key:main"}
+    assert answer(await get("/api/rooms", admin_token()))["rooms"][0]["locked"] is True
+
+    bob = await ProtocolClient.open()
+    await bob.connect_session("bob", token=token_mint(identity="bob", grants=grants_from_names([], room="weekly")))
+    refused = await bob.request("room.join", room="weekly")
+    assert refused["type"] == "room.failed" and refused["code"] == "room_locked"
+
+    response = await post("/api/rooms/weekly/lock", {"locked": False}, admin_token("weekly"))
+    assert answer(response) == {"room": "weekly", "locked": False}
+    assert (await alice.event("room.locked"))["locked"] is False
+    assert (await bob.request("room.join", room="weekly"))["type"] == "room.state"
+    assert [entry.action async for entry in AuditEntry.objects.order_by("pk")] == ["room.lock", "room.unlock"]
+    await alice.close()
+    await bob.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [({}, "locked: Field required"), ({"locked": "yes"}, "locked: Input should be a valid boolean"),
+     (b"nope", "Invalid JSON")],
+)
+async def test_lock_needs_a_boolean(body: Any, words: str) -> None:
+    alice = await joined("alice", "weekly")
+    response = await post("/api/rooms/weekly/lock", body, admin_token())
+    assert response.status_code == 400 and words in answer(response)["message"]
+    await alice.close()
+
+
+async def test_lock_and_end_of_a_room_that_is_not_live_are_404() -> None:
+    for path, body in (("/api/rooms/nowhere/lock", {"locked": True}), ("/api/rooms/nowhere/end", None)):
+        response = await post(path, body, admin_token())
+        assert response.status_code == 404
+        assert answer(response) == {"error": "not_found", "message": "there is no live room named 'nowhere'"}
+
+
+async def test_end_finalizes_the_room_for_everyone(live_backend: str) -> None:
+    alice = await joined("alice", "weekly")
+    bob = await joined("bob", "weekly")
+    response = await post("/api/rooms/weekly/end", None, admin_token())
+    assert response.status_code == 200 and answer(response) == {"room": "weekly", "ended": True}
+    finalized = {"type": "room.finalized", "room": "weekly", "reason": "ended", "by": "key:main"}
+    assert await alice.event("room.finalized") == finalized
+    assert await bob.event("room.finalized") == finalized
+    room = await Room.objects.aget(name="weekly")
+    assert room.status == Room.Status.FINALIZED
+    assert answer(await get("/api/rooms", admin_token())) == {"rooms": []}
+    assert (await get("/api/rooms/weekly/participants", admin_token())).status_code == 404
+    entry = await AuditEntry.objects.aget()
+    assert (entry.actor, entry.action, entry.room) == ("key:main", "room.end", "weekly")
+    assert (await post("/api/rooms/weekly/end", None, admin_token())).status_code == 404
+    await alice.close()
+    await bob.close()
+
+
+@pytest.fixture
+def media(settings):  # type: ignore[no-untyped-def]
+    settings.MEDIA_HOST_IP = "127.0.0.1"
+    use_host_address("127.0.0.1")
+
+
+async def test_mute_stops_a_stream_for_everyone_and_answers_its_state(live_backend: str, media: None) -> None:
+    alice = await joined("alice", "weekly")
+    bob = await joined("bob", "weekly")
+    camera = await publish(alice, "weekly")
+    stream = camera.stream
+    await bob.event("room.published")
+    path = f"/api/rooms/weekly/streams/{stream['id']}/mute"
+
+    response = await post(path, {"audio": True}, admin_token("weekly"))
+    assert response.status_code == 200
+    muted = {**stream, "muted": {"audio": True, "video": False}}
+    assert answer(response) == {"room": "weekly", "stream": muted}
+    event = {"type": "room.muted", "room": "weekly", "stream": muted, "by": "key:main"}
+    assert await bob.event("room.muted") == event
+    assert await alice.event("room.muted") == event
+    listed = answer(await get("/api/rooms/weekly/participants", admin_token()))
+    assert listed["participants"][0]["streams"] == [muted]
+
+    response = await post(path, {"audio": False, "video": True}, admin_token("weekly"))
+    assert answer(response)["stream"]["muted"] == {"audio": False, "video": True}
+    entries = [(entry.action, entry.target, entry.detail) async for entry in AuditEntry.objects.order_by("pk")]
+    assert entries == [
+        ("stream.mute", f"alice/{stream['id']}", {"audio": True, "video": None}),
+        ("stream.mute", f"alice/{stream['id']}", {"audio": False, "video": True}),
+    ]
+
+    # A stream of another room is not this room's, whoever asks.
+    carol = await joined("carol", "standup")
+    other = await publish(carol, "standup")
+    response = await post(f"/api/rooms/weekly/streams/{other.stream['id']}/mute", {"audio": True}, admin_token())
+    assert response.status_code == 404
+    assert answer(response)["message"] == f"there is no stream {other.stream['id']!r} in room 'weekly'"
+    empty = await post(path, {}, admin_token())
+    assert empty.status_code == 400 and "say what to mute" in answer(empty)["message"]
+    for client in (alice, bob, carol):
+        await client.close()
+    await camera.close()
+    await other.close()
