@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -100,6 +101,18 @@ async def test_a_kick_through_the_api_of_one_process_removes_a_participant_of_th
     assert audit_rows(integration_database)[-1] == ("key:main", "room.kick", "weekly", "bob", "127.0.0.1")
     await alice.close()
     await bob.close()
+
+
+async def test_an_identity_in_any_script_is_named_in_the_path_percent_encoded(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    identity = "Алиса Ünal@home"
+    alice = await joined(a.ws_url, identity, "team.sync")
+    api_token = mint("backend", VideoGrants(room="team.sync", room_admin=True))
+    path = f"api/rooms/team.sync/participants/{quote(identity)}/kick"
+    status, answer = await call("POST", b.http_url + path, api_token)
+    assert (status, answer) == (200, {"room": "team.sync", "identity": identity, "kicked": True})
+    assert (await alice.event("room.left"))["participant"] == {"name": identity}
+    await alice.close()
 
 
 async def test_a_token_minted_through_the_api_joins_a_real_session(

@@ -478,3 +478,4 @@ async def test_mute_stops_a_stream_for_everyone_and_answers_its_state(live_backe
         await client.close()
     await camera.close()
     await other.close()
+
