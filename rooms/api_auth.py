@@ -22,6 +22,11 @@ from rooms.access_tokens import AccessClaims, TokenError, token_verify
 BEARER = "bearer"
 
 
+def api_json(payload: dict[str, Any], *, status: int = 200) -> JsonResponse:
+    """An answer of the API: UTF-8 JSON, non-ASCII text as itself (as the WebSocket protocol writes it)."""
+    return JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False})
+
+
 class ApiError(Exception):
     """A refused API request: its HTTP status, a stable code and a sentence."""
 
@@ -33,7 +38,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def response(self) -> JsonResponse:
-        response = JsonResponse({"error": self.code, "message": self.message}, status=self.status)
+        response = api_json({"error": self.code, "message": self.message}, status=self.status)
         for name, value in self.headers.items():
             response[name] = value
         return response

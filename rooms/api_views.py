@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from audit.services import audit_record
 from rooms import moderation, protocol
 from rooms.access_tokens import DEFAULT_TTL_S, grants_from_names, token_mint, token_verify
-from rooms.api_auth import ApiCaller, ApiError, api_caller, bad_request, not_found
+from rooms.api_auth import ApiCaller, ApiError, api_caller, api_json, bad_request, not_found
 from rooms.database import db_call
 from rooms.models import Participant, Room
 
@@ -122,7 +122,7 @@ async def token_create(request: HttpRequest, caller: ApiCaller) -> JsonResponse:
             "ttl_s": wanted.ttl_s, "token_id": minted.token_id,
         },
     )
-    return JsonResponse(
+    return api_json(
         {
             "token": token,
             "identity": identity,
@@ -167,7 +167,7 @@ async def rooms_list(request: HttpRequest, caller: ApiCaller) -> JsonResponse:
     """Every live room (active or idle)."""
     caller.require_every_room_admin()
     rooms = await moderation.rooms_live()
-    return JsonResponse(
+    return api_json(
         {
             "rooms": [
                 {
@@ -191,7 +191,7 @@ async def participants_list(request: HttpRequest, caller: ApiCaller, room: str) 
     caller.require_room_admin(room)
     joins = await _open_room_joins_or_404(room)
     participants = await moderation.room_participants_live(room)
-    return JsonResponse(
+    return api_json(
         {
             "room": room,
             "participants": [
@@ -218,7 +218,7 @@ async def participant_kick(request: HttpRequest, caller: ApiCaller, room: str, i
     caller.require_room_admin(room)
     if not await moderation.participant_kick(room=room, login=identity, by=caller.actor, address=caller.address or ""):
         raise not_found(f"{identity!r} is not in room {room!r}")
-    return JsonResponse({"room": room, "identity": identity, "kicked": True})
+    return api_json({"room": room, "identity": identity, "kicked": True})
 
 
 class MuteRequest(BaseModel):
@@ -244,7 +244,7 @@ async def stream_mute(request: HttpRequest, caller: ApiCaller, room: str, stream
     for participant in await moderation.room_participants_live(room):
         for published in participant.streams:
             if published.id == stream:
-                return JsonResponse({"room": room, "stream": published.model_dump(mode="json")})
+                return api_json({"room": room, "stream": published.model_dump(mode="json")})
     # Unpublished in the meantime: muted it was, and now it is gone.
     raise not_found(f"stream {stream!r} ended while it was being muted")
 
@@ -255,7 +255,7 @@ async def room_end(request: HttpRequest, caller: ApiCaller, room: str) -> JsonRe
     caller.require_room_admin(room)
     if not await moderation.room_end(room=room, by=caller.actor, address=caller.address or ""):
         raise not_found(f"there is no live room named {room!r}")
-    return JsonResponse({"room": room, "ended": True})
+    return api_json({"room": room, "ended": True})
 
 
 class LockRequest(BaseModel):
@@ -272,4 +272,4 @@ async def room_lock(request: HttpRequest, caller: ApiCaller, room: str) -> JsonR
     if not await moderation.room_lock_set(room=room, locked=wanted.locked, by=caller.actor,
                                           address=caller.address or ""):
         raise not_found(f"there is no live room named {room!r}")
-    return JsonResponse({"room": room, "locked": wanted.locked})
+    return api_json({"room": room, "locked": wanted.locked})

@@ -293,6 +293,7 @@ async def test_participants_with_display_name_metadata_join_time_and_streams(liv
     ghost = await joined("ghost", "weekly", grants=["hidden", "subscribe"])
     response = await get("/api/rooms/weekly/participants", admin_token("weekly"))
     assert response.status_code == 200
+    assert '"display_name": "Alice Ünal"'.encode() in response.content  # UTF-8 as itself, no \u escapes
     joins = {row.login: row.joined_at async for row in Participant.objects.filter(left_at__isnull=True)}
     assert answer(response) == {
         "room": "weekly",
