@@ -25,7 +25,8 @@ from rooms.api_auth import ApiCaller, ApiError, api_caller, api_json, bad_reques
 from rooms.database import db_call
 from rooms.models import Participant, Room
 
-# A year: longer-lived tokens are a mistake, and would not fit every JWT library's integers.
+# A token cannot be taken back before it expires (only its key can): the API
+# mints none that lives longer than a year.
 MAX_TOKEN_TTL_S = 366 * 24 * 3600
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -75,7 +76,7 @@ def body_parsed(request: HttpRequest, model: type[Body]) -> Body:
 
 def _room_checked(room: str) -> str:
     if not protocol.room_name_valid(room):
-        raise bad_request(f"{room!r} is not a room name (letters, digits, _ . -; not starting with .)")
+        raise bad_request(f"{room!r} is not a room name: 1-128 of A-Z a-z 0-9 - _ . not starting with '.' or '-'")
     return room
 
 
@@ -150,7 +151,8 @@ def _open_room_joins(room: str) -> dict[str, datetime] | None:
     for login, joined_at in Participant.objects.filter(room=row, left_at__isnull=True).values_list(
         "login", "joined_at"
     ):
-        # A login that rejoined has one open row per join at most briefly: keep the latest.
+        # Two open rows of one login (a replaced connection's closing as the
+        # new one's opens): the later is the current join.
         joins[login] = max(joined_at, joins.get(login, joined_at))
     return joins
 

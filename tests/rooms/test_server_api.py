@@ -201,6 +201,7 @@ async def test_grants_default_to_publish_subscribe_and_chat_as_room_token_does()
         ({**MINT, "identity": 7}, "identity: Input should be a valid string"),
         ({**MINT, "room": ".hidden"}, "'.hidden' is not a room name"),
         ({**MINT, "room": "a/b"}, "'a/b' is not a room name"),
+        ({**MINT, "room": "-flag"}, "'-flag' is not a room name: 1-128 of A-Z a-z 0-9 - _ . not starting with"),
         ({**MINT, "grants": ["publish", "fly"]}, "unknown grant fly"),
         ({**MINT, "sources": ["hologram"]}, "unknown source hologram"),
         ({**MINT, "ttl_s": 0}, "ttl_s: Input should be greater than or equal to 1"),
