@@ -8,6 +8,7 @@ PostgreSQL for several processes and hosts.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 from pathlib import Path
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "audit",
     "rooms",
     "recording",
@@ -106,6 +108,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "conference_site.urls"
@@ -147,6 +151,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Admin login is throttled by django-axes: its backend comes first and
+# refuses a username from an address after LOGIN_FAILURE_LIMIT failures, for
+# LOGIN_LOCKOUT_S seconds. Username and address together, so that one
+# attacker can neither lock an operator out from everywhere nor lock out every
+# operator behind the same proxy. A success resets the count, so people (and
+# tests) who mistype once and then log in start afresh. The address is
+# REMOTE_ADDR (django-ipware is not installed): behind a proxy, daphne's
+# --proxy-headers makes it the client's.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT: int = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=env.int("LOGIN_LOCKOUT_S", default=900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -307,7 +328,8 @@ RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")
 ON_MULTIPLE_RECORD_HOOK: str = env("ON_MULTIPLE_RECORD_HOOK")
 ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S: int = env.int("ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S", default=600)
 OFFLINE_MIXER_CONFIG: str = env("OFFLINE_MIXER_CONFIG")
-# How long a room's signed link to its records stays valid (seven days).
+# How long a room's records links stay valid after the room is finalized
+# (seven days); a link of a room still open is valid.
 RECORDS_LINK_MAX_AGE_S: int = env.int("RECORDS_LINK_MAX_AGE_S", default=7 * 24 * 3600)
 # Behind nginx: downloads are answered with X-Accel-Redirect to this internal
 # location (mapped to RECORDINGS_ROOT) and nginx sends the file.

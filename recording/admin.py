@@ -6,6 +6,8 @@ detail page is a view; the actions are the operator's only levers.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,6 +21,11 @@ from recording.models import Recording
 from recording.services import recording_file_path, recording_files_delete, recording_remix
 from recording.tasks import room_mix
 from recording.templatetags.recording_format import duration_ms
+
+
+def operator_actor(request: HttpRequest) -> str:
+    return f"user:{request.user.get_username()}"
+
 
 CAPTURED_FIELDS = (
     "room", "stream", "kind", "participant", "stream_live_id", "node", "status", "progress",
@@ -66,6 +73,16 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         # operators use; a recording itself is only ever viewed.
         return obj is None and super().has_change_permission(request)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Recording | None = None) -> bool:
+        # Rows are history: what an operator deletes is a recording's files,
+        # through the action that writes the audit trail.
+        return obj is None and super().has_delete_permission(request)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     @admin.display(description="progress", ordering="progress")
     def mixing_progress(self, recording: Recording) -> str:
         return f"{recording.progress}%" if recording.status == Recording.Status.MIXING else "—"
@@ -100,7 +117,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
     def remix(self, request: HttpRequest, queryset: QuerySet[Recording]) -> None:
         rooms = [recording for recording in queryset if recording.kind == Recording.Kind.ROOM]
         for recording in rooms:
-            recording_remix(recording=recording)
+            recording_remix(recording=recording, actor=operator_actor(request), address=request.META.get("REMOTE_ADDR"))
             room_mix.delay(recording.pk)
         self.message_user(request, f"Queued {len(rooms)} room recording(s) for mixing.", messages.SUCCESS)
         if skipped := queryset.count() - len(rooms):
@@ -112,5 +129,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
     def delete_files(self, request: HttpRequest, queryset: QuerySet[Recording]) -> None:
         recordings = list(queryset)
         for recording in recordings:
-            recording_files_delete(recording=recording)
+            recording_files_delete(
+                recording=recording, actor=operator_actor(request), address=request.META.get("REMOTE_ADDR")
+            )
         self.message_user(request, f"Deleted the files of {len(recordings)} recording(s).", messages.SUCCESS)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
 from recording.padding import record_pad
@@ -282,6 +283,10 @@ def _mix_failed(recording: Recording, reason: str) -> None:
 def _hook_run_once(recording: Recording) -> None:
     """Run ON_MULTIPLE_RECORD_HOOK with the mix's path and the room's name.
 
+    The name and the room's id also come in the environment (``ROOM_NAME``,
+    ``ROOM_ID``, ``RECORD_PATH``): a script need not parse argv, and a name
+    can never be taken for an option there.
+
     Claimed by a conditional update, so a repeated task never runs it twice
     (-1 marks a hook that is running, or whose worker died while it ran).
     """
@@ -295,6 +300,12 @@ def _hook_run_once(recording: Recording) -> None:
         completed = subprocess.run(
             [hook, str(output), recording.room.name], capture_output=True, check=False, cwd=output.parent,
             timeout=settings.ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S,
+            env={
+                **os.environ,
+                "ROOM_NAME": recording.room.name,
+                "ROOM_ID": recording.room.live_id,
+                "RECORD_PATH": str(output),
+            },
         )
         status, text = completed.returncode, (completed.stdout + completed.stderr).decode(errors="replace")
     except subprocess.TimeoutExpired as error:
@@ -305,19 +316,25 @@ def _hook_run_once(recording: Recording) -> None:
     Recording.objects.filter(pk=recording.pk).update(hook_exit_status=status, hook_output=text[-HOOK_OUTPUT_KEPT:])
 
 
-def recording_remix(recording: Recording) -> None:
+def recording_remix(*, recording: Recording, actor: str, address: str | None = None) -> None:
     """Make a room recording's mix due again (operator action); the caller queues ``room_mix``."""
     if recording.kind != Recording.Kind.ROOM:
         raise ValueError("only room recordings are mixed")
     Recording.objects.filter(pk=recording.pk).exclude(status=Recording.Status.MIXING).update(
         status=Recording.Status.PENDING_MIX, progress=0, failure_reason=""
     )
+    audit_record(actor=actor, action="admin.remix", target=str(recording.pk), room=recording.room.name, address=address)
 
 
-def recording_files_delete(recording: Recording) -> None:
-    """Delete a recording's files and keep its row as history."""
-    for relative in (recording.file_path, recording.sidecar_path):
+def recording_files_delete(*, recording: Recording, actor: str, address: str | None = None) -> None:
+    """Delete a recording's files and keep its row as history; the audit trail says who did it."""
+    deleted = [relative for relative in (recording.file_path, recording.sidecar_path) if relative]
+    for relative in deleted:
         path = recording_file_path(relative)
         if path is not None:
             path.unlink()
     Recording.objects.filter(pk=recording.pk).update(file_path="", sidecar_path="", size_bytes=None)
+    audit_record(
+        actor=actor, action="record.delete", target=str(recording.pk), room=recording.room.name, address=address,
+        detail={"files": deleted},
+    )

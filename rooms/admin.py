@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from rooms import moderation, services
+from rooms import history, moderation, services
 from rooms.models import ChatMessage, Participant, Room, Stream
 
 
@@ -60,10 +60,12 @@ class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
     list_display = ("name", "status", "record", "created_at", "idle_since", "finalized_at")
     list_filter = ("status", "record", "created_at")
     search_fields = ("name", "live_id", "participants__login")
-    readonly_fields = ("name", "live_id", "status", "record", "created_at", "idle_since", "finalized_at")
+    readonly_fields = (
+        "name", "live_id", "status", "record", "created_at", "idle_since", "finalized_at", "records_links_revoked_at",
+    )
     date_hierarchy = "created_at"
     inlines = [ParticipantInline, ChatMessageInline]
-    actions = ["finalize_rooms", "lock_rooms", "unlock_rooms"]
+    actions = ["finalize_rooms", "lock_rooms", "unlock_rooms", "revoke_records_links"]
 
     @admin.action(description="Finalize selected rooms (disconnect everyone)", permissions=["change"])
     def finalize_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
@@ -87,6 +89,22 @@ class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
             for room in queryset.exclude(status=Room.Status.FINALIZED)
         )
         self.message_user(request, f"{'Locked' if locked else 'Unlocked'} {changed} room(s).", messages.SUCCESS)
+
+    def has_revoke_records_links_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rooms.revoke_records_links")
+
+    @admin.action(
+        description="Revoke the links to the selected rooms' records", permissions=["revoke_records_links"]
+    )
+    def revoke_records_links(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        by, address = _operator(request)
+        rooms = list(queryset)
+        for room in rooms:
+            history.room_records_links_revoke(live_id=room.live_id, actor=by, address=address)
+        self.message_user(
+            request, f"Revoked the records links of {len(rooms)} room(s): links given before now no longer work.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Participant)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from rooms.models import ChatMessage, Participant, Room, Stream
 from rooms.signals import room_finalized
 
@@ -89,6 +90,15 @@ def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
         logger.info("room finalized: %s %s", name, live_id)
         transaction.on_commit(lambda: room_finalized.send(sender=Room, room=room))
     return True
+
+
+def room_records_links_revoke(*, live_id: str, actor: str, address: str | None = None) -> None:
+    """Links to the room's records issued until now stop working (``recording.access`` compares times)."""
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(live_id=live_id)
+        room.records_links_revoked_at = timezone.now()
+        room.save(update_fields=["records_links_revoked_at"])
+        audit_record(actor=actor, action="records_link.revoke", room=room.name, target=live_id, address=address)
 
 
 def stream_record_start(

@@ -27,9 +27,12 @@ class Room(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     idle_since = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    # Links to the room's records issued up to this moment no longer work.
+    records_links_revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("revoke_records_links", "Can revoke the links to a room's records")]
         constraints = [
             models.UniqueConstraint(
                 fields=["name"],

@@ -12,6 +12,8 @@ room_finalized = Signal()
 # of the nodes still alive; every other node is dead.
 media_nodes_dead = Signal()
 
-# Sent while a room.state reply is built; a receiver returns the relative URL
-# of the room's records page. Arguments: room_live_id (str).
+# Sent while a room.state reply is built for a session allowed the room's
+# records; a receiver returns the relative URL of the records page with a
+# grant for this room and identity. Arguments: room_live_id (str), identity
+# (str, the login).
 room_records_url = Signal()

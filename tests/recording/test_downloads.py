@@ -17,9 +17,9 @@ from recording.downloads import (
     ranged_file_response,
     requested_range,
 )
-from recording.links import room_records_token
 from recording.models import Recording
 from rooms.models import Room
+from tests.recording.records_access import operator_client, visitor_with_link
 
 # Every byte value, in an order where no two windows look alike.
 CONTENT = bytes((index * 7 + index // 256) % 256 for index in range(10_000))
@@ -80,9 +80,7 @@ def room_recording(
 
 @pytest.fixture
 def staff_client(db: None) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_user("operator", password="x", is_staff=True))
-    return client
+    return operator_client()
 
 
 def body(response) -> bytes:  # type: ignore[no-untyped-def]
@@ -232,19 +230,21 @@ def test_paths_out_of_the_root_are_not_served(
 def test_access_to_downloads(recordings_root: Path) -> None:
     mine = room_recording("mine", write(recordings_root, "mine.webm"))
     theirs = room_recording("theirs", write(recordings_root, "theirs.webm"))
-    visitor = Client()
-    token = room_records_token(mine.room.live_id)
+    visitor = visitor_with_link(mine.room.live_id)
 
-    allowed = visitor.get(download_url(mine), {"room": token}, headers={"range": "bytes=0-3"})
+    allowed = visitor.get(download_url(mine), headers={"range": "bytes=0-3"})
     assert (allowed.status_code, body(allowed)) == (206, CONTENT[:4])
     # Everything else is "not found", so that nobody learns what exists.
-    assert visitor.get(download_url(theirs), {"room": token}).status_code == 404
-    assert visitor.get(download_url(mine)).status_code == 404
-    assert visitor.get(download_url(mine), {"room": token + "x"}).status_code == 404
-    assert visitor.get("/records/999999/download/", {"room": token}).status_code == 404
-    not_staff = Client()
-    not_staff.force_login(User.objects.create_user("guest", password="x"))
-    assert not_staff.get(download_url(mine)).status_code == 404
+    assert visitor.get(download_url(theirs)).status_code == 404
+    assert Client().get(download_url(mine)).status_code == 404
+    assert visitor.get("/records/999999/download/").status_code == 404
+    forged = Client()
+    forged.cookies["records_access"] = visitor.cookies["records_access"].value + "x"
+    assert forged.get(download_url(mine)).status_code == 404
+    # Staff without the view permission see nothing either.
+    not_allowed = Client()
+    not_allowed.force_login(User.objects.create_user("guest", password="x", is_staff=True))
+    assert not_allowed.get(download_url(mine)).status_code == 404
 
 
 @pytest.mark.django_db
