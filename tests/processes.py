@@ -104,10 +104,13 @@ class ServerProcess:
             self.process.wait(10)
 
 
-def daphne(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
+def daphne(name: str, env: dict[str, str], log_dir: Path, *, access_log: bool = False) -> ServerProcess:
+    """A daphne; with ``access_log`` it writes every request line to ``<log_dir>/<name>-access.log``."""
     port = free_port()
-    args = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conference_site.asgi:application"]
-    return ServerProcess(name, args, env, log_dir / f"{name}.log", port=port)
+    args = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+    if access_log:
+        args += ["--access-log", str(log_dir / f"{name}-access.log")]
+    return ServerProcess(name, [*args, "conference_site.asgi:application"], env, log_dir / f"{name}.log", port=port)
 
 
 def celery_worker(

@@ -156,7 +156,7 @@ def hook(tmp_path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
     """An ON_MULTIPLE_RECORD_HOOK script that notes each call in a file."""
     calls = tmp_path / "hook-calls.txt"
     script = tmp_path / "on_multiple_record_hook.sh"
-    script.write_text(f'#!/bin/sh\necho "$1 $2" >> {calls}\necho "mixed $2"\nexit 3\n')
+    script.write_text(f'#!/bin/sh\necho "$1 $2 $ROOM_NAME" >> {calls}\necho "mixed $2"\nexit 3\n')
     script.chmod(0o755)
     return script, calls
 
@@ -203,12 +203,12 @@ async def test_room_multi_record_is_mixed_by_the_worker_then_the_hook_runs(
     assert {stream["codec_name"] for stream in info["streams"]} == {"h264", "aac"}
     assert 3.5 <= float(info["format"]["duration"]) <= 6.0
     assert mix["progress"] == 100 and mix["size_bytes"] == path.stat().st_size
-    # The hook ran once, with the mix's path and the room's name; its exit
-    # status and output are kept.
+    # The hook ran once, with the mix's path and the room's name (in argv and
+    # in ROOM_NAME); its exit status and output are kept.
     await wait_for_recordings(
         server_env["DATABASE_URL"], "mixed", lambda rows: any(row["hook_exit_status"] == 3 for row in rows), 10
     )
-    assert calls.read_text().splitlines() == [f"{path} mixed"]
+    assert calls.read_text().splitlines() == [f"{path} mixed mixed"]
     mix = next(row for row in recordings(server_env["DATABASE_URL"], "mixed") if row["kind"] == "room")
     assert mix["hook_output"].strip() == "mixed mixed"
 

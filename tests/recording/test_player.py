@@ -59,7 +59,7 @@ def test_the_player_seeks_in_a_file_served_by_daphne(
         f"room = Room.objects.create(name='player-{live_id[:6]}', live_id='{live_id}', status='FINALIZED'); "
         "Participant.objects.create(room=room, login='alice', session='s1'); "
         "Recording.objects.create(room=room, kind='room', status='READY', file_path='mix.webm'); "
-        f"print(room_records_url('{live_id}'))"
+        f"print(room_records_url(room_live_id='{live_id}', identity='alice'))"
     )).strip().splitlines()[-1]
     web = start_server("daphne", "web", env={"RECORDINGS_ROOT": str(root)})
 

@@ -142,7 +142,7 @@ def test_the_identity_cannot_be_changed() -> None:
     assert '<strong class="identity">alice</strong>' in visitor.get("/records/").content.decode()
 
 
-# --- the exchange for a cookie -----------------------------------------------------------------------------------------
+# --- the exchange for a cookie ---------------------------------------------------------------------------------------
 
 
 def test_the_cookie_is_http_only_strict_and_kept_to_the_records_pages() -> None:
@@ -298,7 +298,9 @@ def test_revoked_links_stop_working_and_new_ones_work(recordings_root: Path) -> 
     assert shown_recordings(bob) == [recording.pk]
 
     entry = AuditEntry.objects.get(action="records_link.revoke")
-    assert (entry.actor, entry.room, entry.target, entry.address) == ("user:moderator", "weekly", room.live_id, "127.0.0.1")
+    assert (entry.actor, entry.room, entry.target, entry.address) == (
+        "user:moderator", "weekly", room.live_id, "127.0.0.1"
+    )
 
 
 def test_revoking_needs_its_own_permission() -> None:

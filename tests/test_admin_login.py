@@ -1,0 +1,66 @@
+"""Admin login is throttled (django-axes): a username from one address is locked out after
+LOGIN_FAILURE_LIMIT failures, for LOGIN_LOCKOUT_S; a success resets the count."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from axes.models import AccessAttempt
+from django.contrib.auth.models import User
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a-long-operator-password"
+
+
+@pytest.fixture(autouse=True)
+def operators() -> None:
+    User.objects.create_user("operator", password=PASSWORD, is_staff=True)
+    User.objects.create_user("other", password=PASSWORD, is_staff=True)
+
+
+def log_in(client: Client, username: str, password: str) -> int:
+    """The status of a real post of the admin login form: 302 in, 200 form again, 429 locked out."""
+    response = client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+    return response.status_code
+
+
+def test_the_backend_of_axes_comes_first(settings) -> None:  # type: ignore[no-untyped-def]
+    assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
+    assert settings.AXES_FAILURE_LIMIT == 5
+
+
+def test_a_username_is_locked_out_after_the_failure_limit() -> None:
+    client = Client()
+    assert [log_in(client, "operator", "wrong") for _ in range(4)] == [200] * 4
+    locked = client.post("/admin/login/", {"username": "operator", "password": "wrong"})
+    assert locked.status_code == 429
+    assert "too many login attempts" in locked.content.decode()
+    # Even the right password is refused now, and nobody is logged in.
+    assert log_in(client, "operator", PASSWORD) == 429
+    assert client.get("/admin/").status_code == 302
+    # Another operator from the same address is not locked out.
+    assert log_in(Client(), "other", PASSWORD) == 302
+
+
+def test_the_lockout_ends_after_its_time(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+    client = Client()
+    for _ in range(5):
+        log_in(client, "operator", "wrong")
+    assert log_in(client, "operator", PASSWORD) == 429
+    AccessAttempt.objects.update(attempt_time=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=16))
+    assert log_in(client, "operator", PASSWORD) == 302
+
+
+def test_a_success_resets_the_count() -> None:
+    client = Client()
+    for _ in range(4):
+        assert log_in(client, "operator", "wrong") == 200
+    assert log_in(client, "operator", PASSWORD) == 302
+    client.logout()
+    for _ in range(4):
+        assert log_in(client, "operator", "wrong") == 200
+    assert log_in(client, "operator", PASSWORD) == 302
