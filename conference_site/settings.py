@@ -154,14 +154,14 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Admin login is throttled by django-axes: its backend comes first and
 # refuses a username from an address after LOGIN_FAILURE_LIMIT failures, for
-# LOGIN_LOCKOUT_S seconds. Username and address together, so that one
+# LOGIN_LOCKOUT_S seconds (conference_site.login_throttle). Username and address together, so that one
 # attacker can neither lock an operator out from everywhere nor lock out every
 # operator behind the same proxy. A success resets the count, so people (and
 # tests) who mistype once and then log in start afresh. The address is
 # REMOTE_ADDR (django-ipware is not installed): behind a proxy, daphne's
 # --proxy-headers makes it the client's.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "conference_site.login_throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT: int = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from axes.backends import AxesStandaloneBackend
 from axes.models import AccessAttempt
 from django.contrib.auth.models import User
-from django.test import Client
+from django.core.checks import run_checks
+from django.test import AsyncClient, Client
+from django.utils.module_loading import import_string
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +31,24 @@ def log_in(client: Client, username: str, password: str) -> int:
 
 
 def test_the_backend_of_axes_comes_first(settings) -> None:  # type: ignore[no-untyped-def]
-    assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
+    first = import_string(settings.AUTHENTICATION_BACKENDS[0])
+    assert issubclass(first, AxesStandaloneBackend)
     assert settings.AXES_FAILURE_LIMIT == 5
+    assert not [message for message in run_checks() if message.id and message.id.startswith("axes.")]
+
+
+def test_the_test_clients_login_still_works() -> None:
+    """authenticate() without a request (Client.login) is left to the model backend."""
+    client = Client()
+    assert client.login(username="operator", password="wrong") is False
+    assert client.login(username="operator", password=PASSWORD) is True
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_test_clients_login_still_works() -> None:
+    client = AsyncClient()
+    assert await client.alogin(username="operator", password=PASSWORD) is True
 
 
 def test_a_username_is_locked_out_after_the_failure_limit() -> None:
