@@ -35,7 +35,7 @@ def room_ended(sender: type[Room], room: Room, **kwargs: Any) -> None:
 
 
 @receiver(room_records_url, dispatch_uid="recording.room_records_url")
-def records_url(sender: type[Room], room_live_id: str, identity: str = "", **kwargs: Any) -> str:
+def records_url(sender: type[Room], room_live_id: str, identity: str, **kwargs: Any) -> str:
     return links.room_records_url(room_live_id=room_live_id, identity=identity)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from asgiref.sync import sync_to_async
 from axes.backends import AxesStandaloneBackend
 from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 from django.core.checks import run_checks
+from django.db import connections
 from django.test import AsyncClient, Client
 from django.utils.module_loading import import_string
 
@@ -49,6 +51,9 @@ def test_the_test_clients_login_still_works() -> None:
 async def test_the_async_test_clients_login_still_works() -> None:
     client = AsyncClient()
     assert await client.alogin(username="operator", password=PASSWORD) is True
+    # The login ran in the thread of sync_to_async: close its connection, or
+    # PostgreSQL's test database cannot be dropped at the end.
+    await sync_to_async(connections.close_all)()
 
 
 def test_a_username_is_locked_out_after_the_failure_limit() -> None:
