@@ -8,18 +8,36 @@ are safe to repeat.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.services import audit_record
 from rooms.models import ChatMessage, Participant, Room, Stream
-from rooms.signals import room_finalized
+from rooms.signals import (
+    participant_joined,
+    participant_left,
+    room_finalized,
+    room_started,
+    stream_published,
+    stream_unpublished,
+)
 
 logger = logging.getLogger(__name__)
+
+
+def _send_on_commit(signal: Signal, sender: type, **arguments: Any) -> None:
+    # Robust: a receiver that fails (a broker that is down, say) is logged,
+    # keeps no other receiver from running, and never turns an action that
+    # was recorded into an error for its caller.
+    transaction.on_commit(lambda: signal.send_robust(sender=sender, **arguments))
 
 
 def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -> Room:
@@ -36,7 +54,9 @@ def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -
             room_finalize(live_id=stale.live_id, name=stale.name, record=stale.record)
     try:
         with transaction.atomic():
-            return Room.objects.create(live_id=live_id, name=name, record=record)
+            room = Room.objects.create(live_id=live_id, name=name, record=record)
+            _send_on_commit(room_started, Room, room=room)
+            return room
     except IntegrityError:
         # Another process recorded the same live room first.
         return Room.objects.get(live_id=live_id)
@@ -51,15 +71,16 @@ def participant_record_join(
             Room.objects.filter(pk=room.pk, status=Room.Status.IDLE).update(
                 status=Room.Status.ACTIVE, idle_since=None
             )
-        Participant.objects.create(room=room, login=login, session=session)
+        participant = Participant.objects.create(room=room, login=login, session=session)
+        _send_on_commit(participant_joined, Participant, participant=participant)
 
 
 def participant_record_leave(*, live_id: str, login: str, session: str, reason: str, room_idle: bool) -> None:
     now = timezone.now()
     with transaction.atomic():
-        Participant.objects.filter(
-            room__live_id=live_id, login=login, session=session, left_at__isnull=True
-        ).update(left_at=now, leave_reason=reason)
+        _participants_leave(
+            Participant.objects.filter(room__live_id=live_id, login=login, session=session), left_at=now, reason=reason
+        )
         if room_idle:
             Room.objects.filter(live_id=live_id, status=Room.Status.ACTIVE).update(
                 status=Room.Status.IDLE, idle_since=now
@@ -83,12 +104,10 @@ def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
         )
         if not changed:
             return False
-        Participant.objects.filter(room=room, left_at__isnull=True).update(
-            left_at=now, leave_reason=Participant.LeaveReason.TIMEOUT
-        )
+        _participants_leave(Participant.objects.filter(room=room), left_at=now, reason=Participant.LeaveReason.TIMEOUT)
         room.refresh_from_db()
         logger.info("room finalized: %s %s", name, live_id)
-        transaction.on_commit(lambda: room_finalized.send(sender=Room, room=room))
+        _send_on_commit(room_finalized, Room, room=room)
     return True
 
 
@@ -101,6 +120,18 @@ def room_records_links_revoke(*, live_id: str, actor: str, address: str | None =
         audit_record(actor=actor, action="records_link.revoke", room=room.name, target=live_id, address=address)
 
 
+def _participants_leave(participants: QuerySet[Participant], *, left_at: datetime.datetime, reason: str) -> None:
+    """Close the open rows among ``participants``; each one this call closed is news (``participant_left``).
+
+    The conditional UPDATE comes first, so of two racing callers only one
+    closes a row (and SQLite sees a write before any read); the rows it
+    closed are the ones carrying its own ``left_at``.
+    """
+    if participants.filter(left_at__isnull=True).update(left_at=left_at, leave_reason=reason):
+        for participant in participants.filter(left_at=left_at).select_related("room"):
+            _send_on_commit(participant_left, Participant, participant=participant)
+
+
 def stream_record_start(
     *, live_id: str, session: str, login: str, stream_id: str, kind: str, record: bool, codec: str
 ) -> None:
@@ -110,13 +141,19 @@ def stream_record_start(
     if participant is None:
         logger.warning("stream %s started for %s, who is no longer in the room", stream_id, login)
         return
-    Stream.objects.get_or_create(
+    stream, created = Stream.objects.get_or_create(
         live_id=stream_id, defaults={"participant": participant, "kind": kind, "record": record, "codec": codec}
     )
+    if created:
+        _send_on_commit(stream_published, Stream, stream=stream)
 
 
 def stream_record_end(*, stream_id: str) -> None:
-    Stream.objects.filter(live_id=stream_id, ended_at__isnull=True).update(ended_at=timezone.now())
+    now = timezone.now()
+    with transaction.atomic():
+        if Stream.objects.filter(live_id=stream_id, ended_at__isnull=True).update(ended_at=now):
+            stream = Stream.objects.select_related("participant__room").get(live_id=stream_id)
+            _send_on_commit(stream_unpublished, Stream, stream=stream)
 
 
 def rooms_finalize_orphaned() -> int:

@@ -17,3 +17,23 @@ media_nodes_dead = Signal()
 # grant for this room and identity. Arguments: room_live_id (str), identity
 # (str, the login).
 room_records_url = Signal()
+
+# The facts below are sent by ``rooms.history`` after the transaction that
+# recorded them commits, so a receiver sees the rows. A receiver's error is
+# logged and never undoes or fails the action.
+
+# A room's first row was written. Arguments: room (rooms.models.Room).
+room_started = Signal()
+
+# A participant's row was written on join. Arguments: participant (rooms.models.Participant).
+participant_joined = Signal()
+
+# A participant's row was closed: leave, drop, or the room's finalization.
+# Arguments: participant (rooms.models.Participant, with left_at and leave_reason).
+participant_left = Signal()
+
+# A stream's first media arrived and its row was written. Arguments: stream (rooms.models.Stream).
+stream_published = Signal()
+
+# A stream's row was closed. Arguments: stream (rooms.models.Stream, with ended_at).
+stream_unpublished = Signal()
