@@ -23,6 +23,7 @@ from recording.mixer_config import mixer_config_load
 from recording.models import Recording
 from recording.padding import record_pad
 from recording.sidecar import SidecarError, sidecar_read, sidecars_room_start_ms
+from recording.signals import recording_failed, recording_ready
 from rooms.models import Room, Stream
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,17 @@ def recordings_root() -> Path:
 def room_directory(room: str) -> Path:
     """Where every record of the room named ``room`` goes: its streams' and its mixes, of every life of the name."""
     return recordings_root() / room
+
+
+def _recording_settled(recording_id: int, *, failed: bool) -> None:
+    """Tell listeners, once the transaction commits, that a recording reached READY or PARTIAL, or FAILED."""
+    signal = recording_failed if failed else recording_ready
+
+    def send() -> None:
+        # Robust: each receiver's error is logged; none reaches the service.
+        signal.send_robust(sender=Recording, recording=Recording.objects.select_related("room").get(pk=recording_id))
+
+    transaction.on_commit(send, robust=True)
 
 
 def recording_file(recording: Recording) -> Path | None:
@@ -92,16 +104,16 @@ def recording_stream_finish(
 ) -> None:
     """Close a stream record's row: READY, or FAILED with the reason."""
     stream = Stream.objects.filter(live_id=stream_id).first()
-    updated = Recording.objects.filter(
-        kind=Recording.Kind.STREAM, stream_live_id=stream_id,
-        status__in=(Recording.Status.RECORDING, Recording.Status.PARTIAL),
-    ).update(
+    record = Recording.objects.filter(kind=Recording.Kind.STREAM, stream_live_id=stream_id)
+    updated = record.filter(status__in=(Recording.Status.RECORDING, Recording.Status.PARTIAL)).update(
         status=Recording.Status.FAILED if failure else Recording.Status.READY,
         failure_reason=failure, file_path=file_path, size_bytes=size_bytes, duration_ms=duration_ms,
         ended_at=timezone.now(), stream=stream,
     )
     if not updated:
         logger.warning("stream record %s finished without an open row", stream_id)
+        return
+    _recording_settled(record.values_list("pk", flat=True).get(), failed=bool(failure))
 
 
 def recordings_of_dead_nodes_close(alive_nodes: set[str]) -> int:
@@ -191,10 +203,11 @@ def _record_close_unfinished(recording: Recording) -> None:
         if size
         else (Recording.Status.FAILED, "the media node stopped before anything was written")
     )
-    Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
+    if Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
         status=status, failure_reason=reason, size_bytes=size, ended_at=timezone.now(),
         duration_ms=_probe_duration_ms(path) if size and path is not None else None,
-    )
+    ):
+        _recording_settled(recording.pk, failed=status == Recording.Status.FAILED)
 
 
 def records_pad(records: list[Recording]) -> None:
@@ -268,6 +281,7 @@ def room_mix_run(recording_id: int) -> None:
         status=Recording.Status.READY, progress=100, file_path=str(target.relative_to(recordings_root())),
         size_bytes=target.stat().st_size, duration_ms=result.duration_ms, ended_at=timezone.now(),
     )
+    _recording_settled(recording.pk, failed=False)
     recording.refresh_from_db()
     _hook_run_once(recording)
 
@@ -278,6 +292,7 @@ def _mix_progress(recording_id: int, percent: int) -> None:
 
 def _mix_failed(recording: Recording, reason: str) -> None:
     Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED, failure_reason=reason)
+    _recording_settled(recording.pk, failed=True)
 
 
 def _hook_run_once(recording: Recording) -> None:
