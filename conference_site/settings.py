@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "audit",
     "rooms",
     "recording",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -337,6 +338,65 @@ RECORDS_LINK_MAX_AGE_S: int = env.int("RECORDS_LINK_MAX_AGE_S", default=7 * 24 *
 # location (mapped to RECORDINGS_ROOT) and nginx sends the file.
 RECORDS_ACCEL_REDIRECT: str = env.str("RECORDS_ACCEL_REDIRECT", default="")
 
+# --- Webhooks ---------------------------------------------------------------
+
+
+def _webhook_urls(raw: str) -> list[str]:
+    """WEBHOOK_URLS: comma-separated http(s) URLs, each with a host; empty turns webhooks off."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    urls = [url for url in (part.strip() for part in raw.split(",")) if url]
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ImproperlyConfigured(f"WEBHOOK_URLS: {url!r} is not an http:// or https:// URL")
+    if len(set(urls)) != len(urls):
+        raise ImproperlyConfigured("WEBHOOK_URLS names a URL twice")
+    return urls
+
+
+def _webhook_secret(raw: str, secret_key: str) -> str:
+    """WEBHOOK_SECRET: a Standard Webhooks secret, whsec_ and 24 to 64 bytes in base64.
+
+    Empty: one derived from SECRET_KEY (HMAC-SHA256 with a label of its own,
+    so it reveals nothing of the key), stable for as long as the key is;
+    ``manage.py webhook_secret`` prints it for the receiving application.
+    """
+    import base64
+    import binascii
+    import hashlib
+    import hmac
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not raw:
+        derived = hmac.new(secret_key.encode(), b"conference webhooks signing secret", hashlib.sha256).digest()
+        return "whsec_" + base64.b64encode(derived).decode()
+    encoded = raw.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        key = b""
+    if not raw.startswith("whsec_") or not 24 <= len(key) <= 64:
+        raise ImproperlyConfigured("WEBHOOK_SECRET must be whsec_ followed by 24 to 64 bytes in base64")
+    return raw
+
+
+WEBHOOK_URLS: list[str] = _webhook_urls(env.str("WEBHOOK_URLS", default=""))
+WEBHOOK_SECRET: str = _webhook_secret(env.str("WEBHOOK_SECRET", default="").strip(), SECRET_KEY)
+# One delivery attempt may take this long to connect, send and hear a status.
+WEBHOOK_TIMEOUT_S: float = env.float("WEBHOOK_TIMEOUT_S", default=5.0)
+# Retries wait this long after the first failed attempt, twice as long after
+# each next one (at most an hour), for WEBHOOK_RETRY_FOR_S after the event.
+WEBHOOK_RETRY_BASE_S: float = env.float("WEBHOOK_RETRY_BASE_S", default=5.0)
+WEBHOOK_RETRY_FOR_S: int = env.int("WEBHOOK_RETRY_FOR_S", default=24 * 3600)
+# Celery beat looks this often for deliveries whose retry was lost (a worker
+# that died), and forgets delivered ones older than WEBHOOK_LOG_KEEP_DAYS.
+WEBHOOK_SWEEP_INTERVAL_S: float = env.float("WEBHOOK_SWEEP_INTERVAL_S", default=30.0)
+WEBHOOK_LOG_KEEP_DAYS: int = env.int("WEBHOOK_LOG_KEEP_DAYS", default=30)
+
 # --- Celery -----------------------------------------------------------------
 # Without Redis the embedded default uses kombu's filesystem transport: a
 # broker that needs no server, shared by daphne and the worker via one folder.
@@ -375,6 +435,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = (
     if REDIS_URL
     else {}
 )
+if WEBHOOK_URLS:
+    CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+        "task": "webhooks.tasks.webhooks_sweep",
+        "schedule": WEBHOOK_SWEEP_INTERVAL_S,
+        "options": {"expires": WEBHOOK_SWEEP_INTERVAL_S},
+    }
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""The direction of dependencies: recording -> rooms -> rooms.media, no circles.
+"""The direction of dependencies: webhooks -> recording -> rooms -> rooms.media, no circles.
 
 Read from the source with ``ast``: every import counts, at module level or
 inside a function or an ``if TYPE_CHECKING:`` block alike.
@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("conference_site", "audit", "rooms", "recording")
+PACKAGES = ("conference_site", "audit", "rooms", "recording", "webhooks")
 
 
 @cache
@@ -94,6 +94,18 @@ def test_rooms_never_imports_recording() -> None:
     assert not wrong
 
 
+def test_nothing_of_rooms_or_recording_imports_webhooks() -> None:
+    """Webhooks only listen: rooms and recording send signals and never know who hears them."""
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if not _inside(module, "webhooks")
+        for imported in imports
+        if _inside(imported, "webhooks")
+    }
+    assert not wrong
+
+
 def test_the_audit_trail_imports_nothing_of_the_project() -> None:
     """Everything writes the audit trail; it depends on nothing, so it never closes a circle."""
     wrong = {
@@ -149,6 +161,7 @@ def test_the_graph_sees_the_imports_it_checks() -> None:
     assert "rooms.streams" in graph["rooms.dispatch"]  # ``from rooms import ... streams``
     assert "rooms.media.messages" in graph["rooms.media.node"]  # ``from rooms.media import messages``
     assert "recording.services" in graph["recording.tasks"]
+    assert {"rooms.signals", "recording.signals"} <= graph["webhooks.receivers"]
 
 
 if __name__ == "__main__":
