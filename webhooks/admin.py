@@ -57,9 +57,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
                     address=request.META.get("REMOTE_ADDR"),
                     detail={"url": delivery.url, "event": delivery.event, "status_before": delivery.status},
                 )
-            transaction.on_commit(
-                lambda: [tasks.webhook_queue_drain.delay(url, room_key) for url, room_key in queues], robust=True
-            )
+            transaction.on_commit(lambda: tasks.webhook_queues_drain(queues), robust=True)
         count = len(deliveries)
         noun = "delivery" if count == 1 else "deliveries"
         self.message_user(request, f"{count} {noun} queued again (same webhook-id).", messages.SUCCESS)

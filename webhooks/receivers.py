@@ -27,13 +27,10 @@ def _queue(event: Callable[[], events.WebhookEvent]) -> None:
     if not settings.WEBHOOK_URLS:
         return  # webhooks are off: not even the event is built
     built = event()
-    room_key = built.room.live_id
     with transaction.atomic():
-        urls = services.webhook_event_queue(built)
+        queues = [(url, built.room.live_id) for url in services.webhook_event_queue(built)]
         # Drains start once the deliveries are committed, so they find them.
-        transaction.on_commit(
-            lambda: [tasks.webhook_queue_drain.delay(url, room_key) for url in urls], robust=True
-        )
+        transaction.on_commit(lambda: tasks.webhook_queues_drain(queues), robust=True)
 
 
 @receiver(room_started, dispatch_uid="webhooks.room_started")

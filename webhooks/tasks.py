@@ -17,9 +17,14 @@ def webhook_queue_drain(url: str, room_key: str) -> None:
         webhook_queue_drain.apply_async((url, room_key), countdown=retry_in)
 
 
+def webhook_queues_drain(queues: list[tuple[str, str]]) -> None:
+    """Start a drain of each (url, room key) queue."""
+    for url, room_key in queues:
+        webhook_queue_drain.delay(url, room_key)
+
+
 @shared_task(ignore_result=True)
 def webhooks_sweep() -> None:
     """Celery beat: drain queues whose retry was lost; forget old delivered deliveries."""
-    for url, room_key in services.webhook_queues_due():
-        webhook_queue_drain.delay(url, room_key)
+    webhook_queues_drain(services.webhook_queues_due())
     services.webhook_log_prune()
