@@ -325,6 +325,16 @@ if ROOM_AUTH == "token" and not API_KEYS:
 
     raise ImproperlyConfigured("ROOM_AUTH=token needs API_KEYS (key:secret,...) to verify tokens with")
 
+# Tokens the pages get from /api/token: how long each lives (the pages
+# fetch a fresh one before it expires), and how long an invite link admits
+# guests unless its maker chose less.
+PAGE_TOKEN_TTL_S: int = env.int("PAGE_TOKEN_TTL_S", default=3600)
+INVITE_MAX_AGE_S: int = env.int("INVITE_MAX_AGE_S", default=24 * 3600)
+# People who are not operators log in here to get tokens for the pages.
+LOGIN_URL = "rooms:login"
+LOGIN_REDIRECT_URL = "rooms:landing"
+LOGOUT_REDIRECT_URL = "rooms:landing"
+
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
 RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")

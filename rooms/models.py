@@ -106,3 +106,44 @@ class ChatMessage(models.Model):
     @property
     def sent_at(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self.sent_at_ms / 1000, tz=datetime.UTC)
+
+
+class RoomInvite(models.Model):
+    """The row behind an invite link that may be used a limited number of
+    times; the link itself is a signed value naming this row (see
+    ``rooms.invites``). Invites without a use limit have no row."""
+
+    room = models.CharField(max_length=128)
+    # ``manage.py room_token --grant`` names: publish, subscribe, chat, ...
+    grants = models.JSONField(default=list)
+    max_uses = models.PositiveIntegerField()
+    # Logins admitted so far (each login counts once: a guest who reloads
+    # the page does not use the invite up).
+    uses = models.PositiveIntegerField(default=0)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("moderate_room", "Can moderate rooms from the pages: kick, mute, lock, end, invite guests")]
+        constraints = [
+            models.CheckConstraint(condition=Q(uses__lte=models.F("max_uses")), name="invite_uses_within_max")
+        ]
+
+    def __str__(self) -> str:
+        return f"invite to {self.room} ({self.uses}/{self.max_uses})"
+
+
+class RoomInviteUse(models.Model):
+    """A login admitted with an invite that has a use limit."""
+
+    invite = models.ForeignKey(RoomInvite, on_delete=models.CASCADE, related_name="admitted")
+    login = models.CharField(max_length=64)
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["invite", "login"], name="one_use_per_login")]
+
+    def __str__(self) -> str:
+        return f"{self.login} by {self.invite}"

@@ -15,6 +15,13 @@
  * returned, so chaining `.on()` after `connect()`, `join()`, `publish()` or
  * `play()` never misses an event.
  *
+ * With an access token (`token`, see docs/protocol.md, Access tokens) the
+ * login is the token's identity, `connection.grants()` says what the session
+ * may do, and a moderator (grant `roomAdmin`) may `room.kick(name)`,
+ * `room.lock(locked)`, `room.end()` and `remoteStream.mute({audio, video})`.
+ * `connection.refresh(token)` hands the server a fresh token before the
+ * current one expires.
+ *
  * After a network blip the connection reconnects with backoff, resumes its
  * previous session (so its login is not "taken" by its own ghost), joins its
  * rooms again, republishes its local streams and replays the remote streams
@@ -39,6 +46,10 @@ export const ROOM_EVENT = Object.freeze({
   MESSAGE: "MESSAGE",
   FAILED: "FAILED",
   FINALIZED: "FINALIZED",
+  /** A moderator locked or unlocked the room: (room, locked, by). */
+  LOCKED: "LOCKED",
+  /** A moderator removed this client from the room: (room, by). The room is left. */
+  KICKED: "KICKED",
 });
 
 export const STREAM_STATUS = Object.freeze({
@@ -53,6 +64,8 @@ export const STREAM_STATUS = Object.freeze({
 export const STREAM_EVENT = Object.freeze({
   /** The browser refused unmuted autoplay: the element now plays muted until `stream.unmuteElement()`. */
   AUTOPLAY_BLOCKED: "AUTOPLAY_BLOCKED",
+  /** A moderator muted or unmuted this local stream: (stream, {audio, video}, by). */
+  MODERATED: "MODERATED",
 });
 
 const PROTOCOL_VERSION = 1;
@@ -72,6 +85,10 @@ const ICE_GATHERING_TIMEOUT_MS = 5_000;
 const MEDIA_CONNECT_TIMEOUT_MS = 8_000;
 // Media node failures end the stream; the server says "publish again".
 const REPUBLISH_ON_FAILURE = new Set(["node_failed", "node_stopped"]);
+// Session ends after which reconnecting would be wrong: another tab holds the
+// session or the identity now (they would take it from each other forever),
+// or the token no longer admits this client.
+const FINAL_SESSION_ENDS = new Set(["resumed", "replaced", "token_expired"]);
 
 /** An error answered by the server (`code` is the protocol's error code). */
 export class RoomApiError extends Error {
@@ -218,6 +235,22 @@ function captureFailure(error) {
   }
 }
 
+/** A JWT's `exp` in ms since the epoch, or null if it cannot be read (the server checks it anyway). */
+function tokenExpiry(token) {
+  try {
+    const part = String(token).split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    const claims = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")));
+    return Number.isFinite(claims.exp) ? claims.exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Reject with the server's error, or resolve: a moderation request's reply. */
+function moderationDone(reply) {
+  if (reply.type === "error") throw new RoomApiError(reply.code, reply.message);
+}
+
 /** A chat message, as delivered by ROOM_EVENT.MESSAGE and `room.history()`. */
 function chatMessage(raw, ownName) {
   return Object.freeze({
@@ -235,6 +268,9 @@ class Connection extends Emitter {
   #url;
   #username;
   #token;
+  #identity = null;
+  #grants = null;
+  #expires = null;
   #reconnect;
   #mediaTimeoutMs;
   #socket = null;
@@ -270,14 +306,40 @@ class Connection extends Emitter {
     return this.#status;
   }
 
-  /** Why the session failed or ended: `invalid_username`, `unreachable`, `resumed`, `closed`, ... */
+  /**
+   * Why the session failed or ended: `invalid_username`, `unreachable`, `resumed`, `closed`,
+   * `token_required`, `token_invalid`, `token_expired`, `replaced`, ...
+   */
   reason() {
     return this.#reason;
   }
 
-  /** The login as the server knows it (surrounding whitespace trimmed). */
+  /** The login as the server knows it: the token's identity, or the username trimmed. */
   username() {
-    return this.#username.trim();
+    return this.#identity ?? this.#username.trim();
+  }
+
+  /** The session's grants (the token's `video` claim, camelCase), or null for a session without a token. */
+  grants() {
+    return this.#grants;
+  }
+
+  /** When the session's token expires (ms since the epoch), or null without a token. */
+  expires() {
+    return this.#expires;
+  }
+
+  /**
+   * Hand the server a fresh token for the same identity before the current one
+   * expires; the next reconnection uses it too. Rejects with a RoomApiError
+   * (`forbidden` for another identity, `token_*` for a bad token).
+   */
+  async refresh(token) {
+    const reply = await this._request("session.refresh", { token });
+    if (reply.type === "error") throw new RoomApiError(reply.code, reply.message);
+    this.#token = token;
+    const expires = tokenExpiry(token);
+    if (expires !== null) this.#expires = expires;
   }
 
   sessionId() {
@@ -387,8 +449,8 @@ class Connection extends Emitter {
   }
 
   async #handshake(connectTimer) {
-    const fields = { username: this.#username };
-    if (this.#token) fields.token = this.#token;
+    // With a token the login is the token's identity: a username would be ignored.
+    const fields = this.#token ? { token: this.#token } : { username: this.#username };
     if (this.#session) fields.resume = this.#session;
     let reply;
     try {
@@ -403,6 +465,9 @@ class Connection extends Emitter {
       const reconnected = this.#everEstablished;
       this.#session = reply.session;
       this.#iceServers = reply.ice_servers ?? [];
+      this.#identity = reply.identity ?? null;
+      this.#grants = reply.grants ?? null;
+      this.#expires = reply.expires ?? null;
       this.#everEstablished = true;
       this.#attempt = 0;
       this.#reason = null;
@@ -413,8 +478,8 @@ class Connection extends Emitter {
       this._emit(SESSION_STATUS.ESTABLISHED, this, { reconnected });
       return;
     }
-    // A refused login (invalid_username) will be refused again: do not retry.
-    this.#finish(SESSION_STATUS.FAILED, reply.reason ?? reply.code ?? "failed");
+    // A refused login (invalid_username) or token will be refused again: do not retry.
+    this.#finish(SESSION_STATUS.FAILED, reply.reason ?? reply.code ?? "failed", reply.message);
     this.#socket?.close(1000);
   }
 
@@ -446,9 +511,7 @@ class Connection extends Emitter {
   }
 
   #serverEndedSession(reason) {
-    // "resumed": another tab or window holds this session now. Resuming it
-    // back would make the two take it from each other forever.
-    if (reason === "resumed") this.#finish(SESSION_STATUS.DISCONNECTED, reason);
+    if (FINAL_SESSION_ENDS.has(reason)) this.#finish(SESSION_STATUS.DISCONNECTED, reason);
     // Any other reason: the socket closes next and the connection comes back.
   }
 
@@ -508,7 +571,7 @@ class Connection extends Emitter {
     this.#keepaliveTimer = null;
   }
 
-  #finish(status, reason) {
+  #finish(status, reason, message = undefined) {
     this.#finished = true;
     this.#status = status;
     this.#reason = reason;
@@ -518,7 +581,7 @@ class Connection extends Emitter {
     globalThis.removeEventListener?.("online", this.#onOnline);
     for (const room of [...this.#rooms.values()]) room._end();
     this.#rooms.clear();
-    this._emit(status, this, { reason });
+    this._emit(status, this, message ? { reason, message } : { reason });
   }
 }
 
@@ -528,6 +591,7 @@ class Room extends Emitter {
   #record;
   #videoCodec = "VP8";
   #recordsUrl = null;
+  #locked = false;
   #state = "JOINING";
   #everJoined = false;
   #participants = new Map();
@@ -559,6 +623,11 @@ class Room extends Emitter {
   /** The room's video codec: "VP8" or "H264". */
   videoCodec() {
     return this.#videoCodec;
+  }
+
+  /** Whether a moderator locked the room (nobody else can join). */
+  isLocked() {
+    return this.#locked;
   }
 
   /** JOINING, JOINED, LEFT or FAILED. */
@@ -602,6 +671,21 @@ class Room extends Emitter {
   /** A public chat message; resolves with its id, rejects with a RoomApiError. */
   sendMessage(text) {
     return this._sendMessage(text, null);
+  }
+
+  /** Moderator: remove `name` from the room (everyone gets LEFT with reason `kicked`). */
+  async kick(name) {
+    moderationDone(await this.#connection._request("room.kick", { room: this.#name, participant: name }));
+  }
+
+  /** Moderator: lock (`true`: nobody else can join) or unlock the room. */
+  async lock(locked = true) {
+    moderationDone(await this.#connection._request("room.lock", { room: this.#name, locked: Boolean(locked) }));
+  }
+
+  /** Moderator: end the meeting for everyone (FINALIZED with reason `ended`). */
+  async end() {
+    moderationDone(await this.#connection._request("room.end", { room: this.#name }));
   }
 
   /** Leave the room: streams end, the server answers once the leave is applied. */
@@ -674,7 +758,11 @@ class Room extends Emitter {
         this.#onJoined(message.participant);
         break;
       case "room.left":
-        this.#onLeft(message.participant.name, message.reason);
+        if (message.participant.name !== this.#connection.username()) {
+          this.#onLeft(message.participant.name, message.reason, message.by ?? null);
+        } else if (message.reason === "kicked") {
+          this.#onRemoved(message.by ?? null);
+        }
         break;
       case "room.published":
         this.#onPublished(message.stream);
@@ -683,7 +771,11 @@ class Room extends Emitter {
         this.#onUnpublished(message.stream);
         break;
       case "room.muted":
-        this.#onMuted(message.stream);
+        this.#onMuted(message.stream, message.by ?? null);
+        break;
+      case "room.locked":
+        this.#locked = Boolean(message.locked);
+        this._emit(ROOM_EVENT.LOCKED, this, this.#locked, message.by ?? null);
         break;
       case "room.message":
         this.#onMessage(message.message);
@@ -691,7 +783,7 @@ class Room extends Emitter {
       case "room.finalized":
         this._end();
         this.#connection._forgetRoom(this);
-        this._emit(ROOM_EVENT.FINALIZED, this, message.reason);
+        this._emit(ROOM_EVENT.FINALIZED, this, message.reason, message.by ?? null);
         break;
       default:
         break;
@@ -752,6 +844,7 @@ class Room extends Emitter {
     this.#record = Boolean(state.record);
     if (state.video_codec) this.#videoCodec = String(state.video_codec).toUpperCase();
     if (state.records_url) this.#recordsUrl = String(state.records_url);
+    this.#locked = Boolean(state.locked);
   }
 
   #remember(raw) {
@@ -771,12 +864,19 @@ class Room extends Emitter {
     this._emit(ROOM_EVENT.JOINED, participant);
   }
 
-  #onLeft(name, reason) {
+  #onLeft(name, reason, by = null) {
     const participant = this.#participants.get(name);
     if (!participant) return;
     for (const stream of participant.getStreams()) stream._ended(STREAM_STATUS.STOPPED);
     this.#participants.delete(name);
-    this._emit(ROOM_EVENT.LEFT, participant, reason);
+    this._emit(ROOM_EVENT.LEFT, participant, reason, by);
+  }
+
+  /** A moderator removed this client: the server no longer counts it in the room. */
+  #onRemoved(by) {
+    this._end();
+    this.#connection._forgetRoom(this);
+    this._emit(ROOM_EVENT.KICKED, this, by);
   }
 
   #onPublished(raw) {
@@ -802,13 +902,18 @@ class Room extends Emitter {
     this._emit(ROOM_EVENT.UNPUBLISHED, participant, stream);
   }
 
-  #onMuted(raw) {
-    if (this.#isOwn(raw)) return;
+  #onMuted(raw, by) {
+    if (this.#isOwn(raw)) {
+      // Our own mutes come back as events too; only a moderator's change news.
+      if (by === null || by === this.#connection.username()) return;
+      for (const local of this.#locals) if (local.id() === raw.id) local._moderated(raw.muted, by);
+      return;
+    }
     const participant = this.#participants.get(raw.participant);
     if (!participant) return;
     const stream = participant._stream(raw.id) ?? participant._add(raw);
     stream._update(raw);
-    this._emit(ROOM_EVENT.MUTED, participant, stream);
+    this._emit(ROOM_EVENT.MUTED, participant, stream, by);
   }
 
   #onMessage(raw) {
@@ -964,6 +1069,17 @@ class RemoteStream extends Emitter {
         // The server ends plays with the session anyway.
       }
     }
+  }
+
+  /**
+   * Moderator: mute or unmute this stream for everyone (`{audio: true}` mutes
+   * its microphone); the server stops forwarding the muted kinds.
+   */
+  async mute({ audio, video } = {}) {
+    const fields = { stream: this.id() };
+    if (audio !== undefined) fields.audio = Boolean(audio);
+    if (video !== undefined) fields.video = Boolean(video);
+    moderationDone(await this.#connection()._request("stream.mute", fields));
   }
 
   /** Unmute the element after an AUTOPLAY_BLOCKED (call it from a user gesture). */
@@ -1328,6 +1444,16 @@ class LocalStream extends Emitter {
     this._emit(status, this);
   }
 
+  /** @internal A moderator changed what this stream sends to others: follow it, so the page shows it. */
+  _moderated(muted, by) {
+    for (const kind of ["audio", "video"]) {
+      if (typeof muted?.[kind] !== "boolean") continue;
+      this.#muted[kind] = muted[kind];
+      for (const track of this.#media?.getTracks() ?? []) if (track.kind === kind) track.enabled = !muted[kind];
+    }
+    this._emit(STREAM_EVENT.MODERATED, this, { ...this.#muted }, by);
+  }
+
   /** @internal A stream.status event of this publish. */
   _serverStatus(message) {
     if (message.status === STREAM_STATUS.PUBLISHING) {
@@ -1378,7 +1504,9 @@ export const RoomApi = Object.freeze({
   STREAM_EVENT,
   /**
    * Open a session: `urlServer` is the ws(s):// URL of /ws/rooms/.
-   * Options: `token` (grants), `reconnect` (default true), `mediaTimeoutMs`
+   * Options: `username` (the login), or `token` (an access token: its
+   * identity is the login, its grants what the session may do; required by
+   * a server with ROOM_AUTH=token), `reconnect` (default true), `mediaTimeoutMs`
    * (default 8000: a publish or play whose media has not connected by then
    * is FAILED with info `ice_failed`).
    */

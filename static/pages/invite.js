@@ -1,4 +1,4 @@
-/** The room name in the page URL (?roomName=) and the invite link. */
+/** The room name in the page URL (?roomName=), a guest's invitation (?invite=) and the invite links. */
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 const COPIED_FEEDBACK_MS = 2000;
@@ -26,13 +26,21 @@ export function roomNameFromUrl() {
   return name;
 }
 
-export function inviteUrl(roomName) {
+/** The guest invitation this page was opened with (`?invite=`), or null. */
+export function inviteFromUrl() {
+  return new URL(window.location.href).searchParams.get("invite") || null;
+}
+
+/** The link to this page's room; with `invite`, a guest's invite link. */
+export function inviteUrl(roomName, invite = null) {
   const url = new URL(window.location.pathname, window.location.origin);
   url.searchParams.set("roomName", roomName);
+  if (invite) url.searchParams.set("invite", invite);
   return url.href;
 }
 
-async function copyText(text) {
+/** Copy `text` to the clipboard; rejects when the browser refuses. */
+export async function copyText(text) {
   if (navigator.clipboard && window.isSecureContext) {
     await navigator.clipboard.writeText(text);
     return;

@@ -7,12 +7,18 @@ const ROOM_FAILURES = {
     `“${room}” is not a valid room name: use up to 128 letters, digits, “-”, “_” and “.” (not starting with “.”).`,
   forbidden: (room) => `You may not join room “${room}”.`,
   try_again: (room) => `Room “${room}” is closing. Join again in a moment.`,
+  room_locked: () => "This room is locked.",
 };
 
 const SESSION_ENDS = {
   invalid_username: () => "Logins are 1–64 letters, digits, spaces and “-”, “_”, “.”, “@”.",
   resumed: () => "This session was taken over by another window.",
   bad_url: () => "The server address is not valid.",
+  token_expired: () => "Your access has expired. Reload to join again.",
+  replaced: () => "You joined this room from another tab or device.",
+  token_required: () => "This room needs an invitation: open the invite link you were sent, or log in.",
+  token_invalid: () => "Your access was not accepted. Reload to join again.",
+  token_not_yet_valid: () => "Your access is not valid yet: check this computer's clock, then reload.",
 };
 
 const CAPTURE_FAILURES = {
@@ -41,6 +47,30 @@ const CHAT_FAILURES = {
   bad_request: "That message cannot be sent (too long or empty).",
   not_connected: "Not connected: the message was not sent.",
 };
+
+const MODERATION_FAILURES = {
+  forbidden: "You are not a moderator of this room.",
+  unknown_participant: "That participant has already left.",
+  unknown_stream: "That stream has already ended.",
+  unknown_room: "The room has already ended.",
+  not_connected: "Not connected: try again in a moment.",
+};
+
+/** What a participant removed by a moderator reads. */
+export function kickedText(by) {
+  return by ? `You were removed from the room by ${by}.` : "You were removed from the room.";
+}
+
+/** What everyone reads when the room closes under them. */
+export function finalizedText(reason, by) {
+  if (reason === "ended") return by ? `The meeting was ended by ${by}.` : "The meeting was ended.";
+  return "An operator closed this room.";
+}
+
+/** A moderator's action that the server refused. */
+export function moderationFailureText(what, code, message) {
+  return `${what} did not work: ${MODERATION_FAILURES[code] ?? message ?? code}`;
+}
 
 export function roomFailureText(code, room, login) {
   const text = ROOM_FAILURES[code];

@@ -5,23 +5,31 @@
  * and diagnostics.
  */
 
-import { ROOM_EVENT, RoomApi, SESSION_STATUS, STREAM_STATUS } from "../roomapi.js";
+import { ROOM_EVENT, RoomApi, SESSION_STATUS, STREAM_EVENT, STREAM_STATUS } from "../roomapi.js";
+import { PageAccess } from "./access.js";
 import { ChatLog } from "./chat-log.js";
-import { roomNameFromUrl, showInvite } from "./invite.js";
+import { inviteFromUrl, roomNameFromUrl, showInvite } from "./invite.js";
 import {
   chatFailureText,
+  finalizedText,
+  kickedText,
   playFailureText,
   roomFailureText,
   sessionEndText,
   streamFailureText,
   unreachableText,
 } from "./messages.js";
+import { ModeratorMenu } from "./moderation.js";
 import { setBadge, VideoTiles } from "./video-tiles.js";
 
 const CAMERA_CONSTRAINTS = { audio: true, video: { width: { ideal: 640 }, height: { ideal: 480 } } };
 const SCREEN_CONSTRAINTS = { video: true, audio: false };
 const LOGIN_STORAGE_KEY = "conference.login";
 const ACTIVE = new Set([STREAM_STATUS.PENDING, STREAM_STATUS.PUBLISHING]);
+// A fresh token is fetched this long before the current one expires (or a
+// quarter of its life, for short-lived ones); a failed fetch is retried.
+const TOKEN_REFRESH_LEAD_MS = 60_000;
+const TOKEN_REFRESH_RETRY_MS = 10_000;
 
 function serverUrl() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
@@ -36,6 +44,8 @@ function byId(id) {
 
 function pageElements(screenShare) {
   return {
+    main: byId("room-page"),
+    invited: byId("invited"),
     joinForm: byId("join-form"),
     login: byId("login"),
     record: byId("record"),
@@ -58,6 +68,15 @@ function pageElements(screenShare) {
     chatLog: byId("chat-log"),
     invite: byId("invite"),
     inviteCopy: byId("invite-copy"),
+    moderation: {
+      section: byId("moderation"),
+      lock: byId("lock-room"),
+      end: byId("end-room"),
+      invite: byId("guest-invite-copy"),
+      inviteLine: byId("guest-invite-line"),
+      inviteLink: byId("guest-invite"),
+      lockedNote: byId("room-locked"),
+    },
   };
 }
 
@@ -84,10 +103,16 @@ class RoomPage {
   #chat;
   #tiles;
   #roomName;
+  #access;
+  #moderation;
+  // The session's current access token (null without one) and its refresh.
+  #token = null;
+  #refreshTimer = null;
 
   constructor({ layout, screenShare }) {
     this.#ui = pageElements(screenShare);
     this.#roomName = roomNameFromUrl();
+    this.#access = new PageAccess(this.#ui.main, inviteFromUrl());
     this.#chat = new ChatLog(this.#ui.chatLog);
     this.#tiles = new VideoTiles(this.#ui.tiles, {
       layout,
@@ -109,8 +134,19 @@ class RoomPage {
         this.#remoteStreams().find((stream) => stream.participant().name() === login && stream.kind() === kind) ??
         null,
     };
+    this.#moderation = new ModeratorMenu(this.#ui.moderation, {
+      tiles: this.#tiles,
+      access: this.#access,
+      onError: (text) => this.#showError(text),
+    });
     showInvite(this.#ui.invite, this.#ui.inviteCopy, this.#roomName);
-    if (!this.#ui.login.value) this.#ui.login.value = rememberedLogin();
+    if (this.#loggedInWithToken()) {
+      // A logged-in user joins as themselves.
+      this.#ui.login.value = this.#access.user();
+    } else if (!this.#ui.login.value) {
+      this.#ui.login.value = rememberedLogin();
+    }
+    this.#ui.invited.hidden = !(this.#access.invite() && !this.#access.user());
     this.#wire();
     this.#showLeft();
   }
@@ -138,22 +174,44 @@ class RoomPage {
     window.addEventListener("pagehide", () => this.state.room?.leave().catch(() => {}));
   }
 
-  #join() {
+  /** Whether joining uses the logged-in user's own token (the login is theirs, not typed). */
+  #loggedInWithToken() {
+    return this.#access.user() !== null && this.#access.joinsWithToken();
+  }
+
+  async #join() {
     const ui = this.#ui;
-    const login = ui.login.value.trim();
+    const login = this.#loggedInWithToken() ? this.#access.user() : ui.login.value.trim();
     if (!login) {
       this.#showError("Enter a login to join.");
       ui.login.focus();
       return;
     }
-    rememberLogin(login);
+    if (!this.#loggedInWithToken()) rememberLogin(login);
     this.#clearError();
     ui.join.textContent = "Leave";
     ui.login.disabled = true;
     ui.record.disabled = true;
     setBadge(ui.status, SESSION_STATUS.PENDING);
-    const connection = RoomApi.connect({ urlServer: serverUrl(), username: login });
+    let granted = null;
+    if (this.#access.joinsWithToken()) {
+      ui.join.disabled = true; // until the token is here: one join at a time
+      try {
+        granted = await this.#access.token({ room: this.#roomName, login });
+      } catch (error) {
+        this.#showError(error.message);
+        setBadge(ui.status, SESSION_STATUS.FAILED);
+        this.#showLeft();
+        return;
+      }
+      ui.join.disabled = false;
+      // A join asking to record without the grant would be refused.
+      if (!granted.grants?.roomRecord) ui.record.checked = false;
+    }
+    this.#token = granted?.token ?? null;
+    const connection = RoomApi.connect({ urlServer: serverUrl(), username: login, token: this.#token });
     this.state.connection = connection;
+    if (granted) this.#refreshBeforeExpiry(connection, granted.expires);
     connection
       .on(SESSION_STATUS.ESTABLISHED, (session, info) => this.#onEstablished(session, info))
       .on(SESSION_STATUS.FAILED, (session, info) => this.#onSessionDown(session, info))
@@ -167,6 +225,29 @@ class RoomPage {
     // After a reconnection the SDK joins again by itself.
     if (reconnected) this.#chat.system("reconnected");
     else this.#joinRoom(connection);
+  }
+
+  /** Fetch a fresh token before `expires` and hand it to the session, again and again. */
+  #refreshBeforeExpiry(connection, expires) {
+    clearTimeout(this.#refreshTimer);
+    const lifetime = expires - Date.now();
+    const delay = Math.max(1000, lifetime - Math.min(TOKEN_REFRESH_LEAD_MS, lifetime / 4));
+    const attempt = async () => {
+      if (connection !== this.state.connection) return;
+      try {
+        const fresh = await this.#access.token({ room: this.#roomName, login: connection.username() });
+        await connection.refresh(fresh.token);
+        this.#token = fresh.token;
+        this.#refreshBeforeExpiry(connection, fresh.expires);
+      } catch (error) {
+        console.warn("roomapi page: token refresh failed", error);
+        // Otherwise the session ends at expiry, and the page says so.
+        if (expires - Date.now() > 2 * TOKEN_REFRESH_RETRY_MS) {
+          this.#refreshTimer = setTimeout(attempt, TOKEN_REFRESH_RETRY_MS);
+        }
+      }
+    };
+    this.#refreshTimer = setTimeout(attempt, delay);
   }
 
   #onSessionDown(connection, info) {
@@ -187,24 +268,48 @@ class RoomPage {
       .on(ROOM_EVENT.STATE, () => this.#onRoomState(room))
       .on(ROOM_EVENT.JOINED, (participant) => {
         this.#tiles.addParticipant(participant);
+        this.#moderation.participantShown(participant);
         this.#chat.system(`${participant.name()} joined`);
         this.#refreshRecipients();
       })
-      .on(ROOM_EVENT.LEFT, (participant) => {
+      .on(ROOM_EVENT.LEFT, (participant, reason, by) => {
         this.#tiles.removeParticipant(participant.name());
-        this.#chat.system(`${participant.name()} left`);
+        this.#chat.system(
+          reason === "kicked" ? `${participant.name()} was removed by ${by}` : `${participant.name()} left`,
+        );
         this.#refreshRecipients();
       })
-      .on(ROOM_EVENT.PUBLISHED, (participant, stream) => this.#tiles.showStream(participant, stream))
-      .on(ROOM_EVENT.UNPUBLISHED, (participant, stream) => this.#tiles.endStream(participant, stream))
-      .on(ROOM_EVENT.MUTED, (participant, stream) => this.#tiles.showMuted(participant, stream))
+      .on(ROOM_EVENT.PUBLISHED, (participant, stream) => {
+        this.#tiles.showStream(participant, stream);
+        this.#moderation.participantShown(participant);
+      })
+      .on(ROOM_EVENT.UNPUBLISHED, (participant, stream) => {
+        this.#tiles.endStream(participant, stream);
+        this.#moderation.streamChanged(participant);
+      })
+      .on(ROOM_EVENT.MUTED, (participant, stream, by) => {
+        this.#tiles.showMuted(participant, stream);
+        this.#moderation.streamChanged(participant);
+        if (by) {
+          const muted = stream.muted();
+          this.#chat.system(`${participant.name()} was ${muted.audio || muted.video ? "muted" : "unmuted"} by ${by}`);
+        }
+      })
+      .on(ROOM_EVENT.LOCKED, (lockedRoom, isLocked, by) => {
+        this.#moderation.lockedChanged(isLocked);
+        this.#chat.system(`${by} ${isLocked ? "locked" : "unlocked"} the room`);
+      })
       .on(ROOM_EVENT.MESSAGE, (message) => this.#chat.message(message))
       .on(ROOM_EVENT.FAILED, (failed, code) => {
         this.#showError(roomFailureText(code, failed.name(), connection.username()));
         this.#leave();
       })
-      .on(ROOM_EVENT.FINALIZED, () => {
-        this.#showError("An operator closed this room.");
+      .on(ROOM_EVENT.KICKED, (kicked, by) => {
+        this.#showError(kickedText(by));
+        this.#leave();
+      })
+      .on(ROOM_EVENT.FINALIZED, (finalized, reason, by) => {
+        this.#showError(finalizedText(reason, by));
         this.#leave();
       });
   }
@@ -218,6 +323,8 @@ class RoomPage {
     const names = participants.map((participant) => participant.name());
     this.#chat.system(names.length ? `participants: ${names.join(", ")}` : "room is empty");
     for (const participant of participants) this.#tiles.addParticipant(participant);
+    this.#moderation.attach(room, { token: () => this.#token });
+    if (room.isLocked()) this.#chat.system("the room is locked");
     this.#refreshRecipients();
     ui.record.checked = room.record();
     ui.chatInput.disabled = false;
@@ -239,6 +346,10 @@ class RoomPage {
     for (const status of Object.values(STREAM_STATUS)) camera.on(status, show);
     camera.on(STREAM_STATUS.FAILED, () => {
       if (this.state.camera === camera) this.#showError(streamFailureText(camera.info(), "camera"));
+    });
+    camera.on(STREAM_EVENT.MODERATED, (stream, muted, by) => {
+      show();
+      this.#chat.system(`${by} ${muted.audio || muted.video ? "muted" : "unmuted"} you`);
     });
     this.#showCamera(camera);
   }
@@ -355,6 +466,9 @@ class RoomPage {
     const ui = this.#ui;
     const camera = this.state.camera;
     Object.assign(this.state, { connection: null, room: null, camera: null, screen: null });
+    clearTimeout(this.#refreshTimer);
+    this.#token = null;
+    this.#moderation.detach();
     this.#tiles.clear();
     ui.localVideo.srcObject = null;
     if (camera) setBadge(ui.localStatus, camera.status() === STREAM_STATUS.FAILED ? "FAILED" : "UNPUBLISHED");
@@ -371,7 +485,7 @@ class RoomPage {
     this.#refreshRecipients();
     ui.join.textContent = "Join";
     ui.join.disabled = false;
-    ui.login.disabled = false;
+    ui.login.disabled = this.#loggedInWithToken();
     ui.record.disabled = false;
   }
 

@@ -3,6 +3,8 @@
  * and holds one slot per stream kind: a `video[data-stream-kind]` and its
  * `.stream-status` (NONE, PENDING, PLAYING, STOPPED, FAILED). The camera
  * slot is always there; a screen slot comes and goes with the share.
+ * The caption holds the name and what the participant muted; a moderator
+ * sees the moderator menu in the tile's corner.
  */
 
 import { STREAM_EVENT, STREAM_STATUS } from "../roomapi.js";
@@ -80,6 +82,8 @@ class StreamSlot {
 
 class ParticipantTile {
   element;
+  /** Filled by the moderator menu (pages/moderation.js) when this session moderates the room. */
+  menu;
   #name;
   #streams;
   #flags;
@@ -100,8 +104,12 @@ class ParticipantTile {
     label.textContent = name;
     this.#flags = document.createElement("span");
     this.#flags.className = "flags";
+    this.menu = document.createElement("span");
+    this.menu.className = "moderator-menu";
+    this.menu.setAttribute("role", "group");
+    this.menu.setAttribute("aria-label", `Moderate ${name}`);
     caption.append(label, " ", this.#flags);
-    this.element.append(this.#streams, caption);
+    this.element.append(this.#streams, caption, this.menu);
     this.#slot("camera");
   }
 
@@ -177,6 +185,11 @@ export class VideoTiles {
     for (const stream of participant.getStreams()) tile.show(stream);
     this.refresh();
     return tile;
+  }
+
+  /** The element of `name`'s tile that holds moderator buttons, or null. */
+  menuOf(name) {
+    return this.#tiles.get(name)?.menu ?? null;
   }
 
   removeParticipant(name) {

@@ -180,3 +180,90 @@ def test_stylesheet_and_icon_are_served() -> None:
     for asset in ("/static/site.css", "/static/favicon.svg"):
         assert asset in page
         assert Client().get(asset).status_code == 200, asset
+
+
+MODERATION_IDS = {"moderation", "lock-room", "end-room", "guest-invite-copy", "guest-invite", "room-locked"}
+
+
+class MainData(HTMLParser):
+    """The data-* attributes of the room page's <main>: what its script reads before joining."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self.hidden_ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "main":
+            self.data = {name: value or "" for name, value in attrs if name.startswith("data-")}
+        if "hidden" in attributes and attributes.get("id"):
+            self.hidden_ids.add(str(attributes["id"]))
+
+
+def main_data(client: Client, path: str) -> MainData:
+    response = client.get(path)
+    assert response.status_code == 200
+    parsed = MainData()
+    parsed.feed(response.content.decode())
+    return parsed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ROOM_PAGES)
+def test_room_page_tells_its_script_how_to_get_a_token(path: str, settings) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+
+    settings.ROOM_AUTH = "token"
+    settings.API_KEYS = {"k": "s" * 40}
+    client = Client(enforce_csrf_checks=True)
+    page = main_data(client, path)
+    # The moderator menu is there, hidden until the session's grants say roomAdmin.
+    assert set(outline(path).ids) >= MODERATION_IDS
+    assert "moderation" in page.hidden_ids
+    assert page.data["data-room-auth"] == "token"
+    assert page.data["data-tokens"] == "true"
+    assert page.data["data-user"] == ""
+    assert page.data["data-token-url"] == "/api/token"
+    assert page.data["data-invites-url"] == "/api/invites"
+    # The page posts with the CSRF cookie's token in a header.
+    assert client.cookies["csrftoken"].value
+    assert page.data["data-csrf-token"]
+
+    client.force_login(User.objects.create_user("alice"))
+    assert main_data(client, path).data["data-user"] == "alice"
+
+
+@pytest.mark.django_db
+def test_room_page_in_open_mode_without_keys_joins_with_a_login_as_ever(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ROOM_AUTH = "open"
+    settings.API_KEYS = {}
+    page = main_data(Client(), "/conference/")
+    assert (page.data["data-room-auth"], page.data["data-tokens"]) == ("open", "false")
+
+
+@pytest.mark.django_db
+def test_people_log_in_on_the_login_page_and_come_back_to_their_room() -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("bob", password="a-long-password-1")
+    client = Client()
+    login_page = client.get("/conference/?roomName=weekly").content.decode()
+    assert 'href="/login/?next=/conference/%3FroomName%3Dweekly"' in login_page
+    assert client.get("/login/").status_code == 200
+    wrong = client.post("/login/", {"username": "bob", "password": "nope", "next": "/conference/?roomName=weekly"})
+    assert "did not match" in wrong.content.decode()
+    credentials = {"username": "bob", "password": "a-long-password-1", "next": "/conference/?roomName=weekly"}
+    response = client.post("/login/", credentials)
+    assert response.status_code == 302 and response["Location"] == "/conference/?roomName=weekly"
+    assert 'id="account-name">bob<' in client.get("/conference/").content.decode()
+
+
+def test_sdk_has_the_moderation_and_token_methods() -> None:
+    source = served_script("/static/roomapi.js")
+    for method in ("async kick(name)", "async lock(locked", "async end()", "async mute({ audio, video }"):
+        assert method in source, method
+    for method in ("async refresh(token)", "grants()", "expires()"):
+        assert method in source, method
+    for event in ("LOCKED", "KICKED", "MODERATED"):
+        assert re.search(rf'^\s+{event}: "{event}",$', source, re.MULTILINE), event
