@@ -222,6 +222,7 @@ class RoomPage {
     if (connection !== this.state.connection) return;
     setBadge(this.#ui.status, connection.status());
     this.#clearError();
+    this.#ui.invited.hidden = true;
     // After a reconnection the SDK joins again by itself.
     if (reconnected) this.#chat.system("reconnected");
     else this.#joinRoom(connection);

@@ -1,0 +1,156 @@
+"""Pages on a server that admits only access tokens (ROOM_AUTH=token): people
+with an account log in and join as themselves, guests join with an invite
+link a moderator made, and only a moderator's page has the moderator menu,
+whose actions the others' pages tell in plain words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.room_page import RoomPage
+from tests.processes import ServerProcess, manage
+
+pytestmark = pytest.mark.integration
+
+API_KEYS = "e2e:" + "pages-e2e-secret-" * 3
+# alice is staff (a moderator of every room), carol has an account and no more.
+ACCOUNTS = {"alice": True, "carol": False}
+CREATE_ACCOUNTS = f"""
+from django.contrib.auth.models import User
+for name, staff in {ACCOUNTS!r}.items():
+    user, _ = User.objects.get_or_create(username=name)
+    user.is_staff = staff
+    user.set_password(name + "-password-1")
+    user.save()
+"""
+
+
+@pytest.fixture
+def server(start_server: Callable[..., ServerProcess], server_env: dict[str, str]) -> ServerProcess:
+    manage(server_env, "shell", "-c", CREATE_ACCOUNTS)
+    return start_server("daphne", "web", env={"ROOM_AUTH": "token", "API_KEYS": API_KEYS})
+
+
+def logged_in_page(page: Page, server: ServerProcess, name: str, room: str) -> RoomPage:
+    """``name`` logs in on the login page, which sends them back to the room."""
+    page.goto(f"{server.http_url}login/?next={quote(f'/conference/?roomName={room}', safe='/')}")
+    page.fill("#id_username", name)
+    page.fill("#id_password", f"{name}-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/conference/?roomName={room}")
+    expect(page.locator("#account-name")).to_have_text(name)
+    # The login is the account's, not typed.
+    expect(page.locator("#login")).to_have_value(name)
+    expect(page.locator("#login")).to_be_disabled()
+    return RoomPage(page, name)
+
+
+def join_as_account(room_page: RoomPage) -> None:
+    room_page.page.click("#join")
+    expect(room_page.page.locator("#status")).to_have_text("ESTABLISHED")
+    expect(room_page.page.locator("#chat-input")).to_be_enabled()
+    room_page.wait_publishing()
+
+
+def session_grants(room_page: RoomPage) -> dict[str, object]:
+    grants: dict[str, object] = room_page.page.evaluate("window.conference.connection.grants()")
+    return grants
+
+
+def invite_link(moderator: RoomPage) -> str:
+    moderator.page.click("#guest-invite-copy")
+    link = moderator.page.locator("#guest-invite")
+    expect(link).to_be_visible()
+    href = link.get_attribute("href")
+    assert href and "invite=" in href, href
+    return href
+
+
+def test_a_moderator_invites_a_guest_and_removes_them(
+    server: ServerProcess, open_page: Callable[[str], Page], artifacts: Path
+) -> None:
+    alice = logged_in_page(open_page("alice"), server, "alice", "e2e-mod")
+    join_as_account(alice)
+    expect(alice.page.locator("#moderation")).to_be_visible()
+    assert session_grants(alice)["roomAdmin"] is True
+    link = invite_link(alice)
+
+    bob = RoomPage(open_page("bob"), "bob")
+    bob.page.goto(link)
+    expect(bob.page.locator("#invited")).to_be_visible()
+    bob.join()
+    grants = session_grants(bob)
+    assert (grants["room"], grants["roomJoin"], grants["roomAdmin"]) == ("e2e-mod", True, False)
+    # The guest has no moderator menu, neither for the room nor in alice's tile.
+    expect(bob.page.locator("#moderation")).to_be_hidden()
+    expect(bob.page.locator('[data-participant="alice"] .moderator-menu button')).to_have_count(0)
+    bob.expect_camera_of("alice")
+    alice.expect_camera_of("bob")
+    expect(alice.page.locator('[data-participant="bob"] .moderator-menu button')).to_have_text(
+        ["Mute", "Remove from room"]
+    )
+    alice.screenshot(artifacts, "moderator-menu")
+
+    alice.page.click('[data-participant="bob"] button.moderate-kick')
+    expect(bob.page.locator("#error")).to_have_text("You were removed from the room by alice.")
+    expect(bob.page.locator("#join")).to_have_text("Join")
+    expect(bob.page.locator("[data-participant]")).to_have_count(0)
+    bob.screenshot(artifacts, "removed")
+    alice.wait_system_line("bob was removed by alice")
+    expect(alice.page.locator('[data-participant="bob"]')).to_have_count(0)
+
+
+def test_an_account_joins_with_its_token_and_a_moderator_mutes_locks_and_ends_the_meeting(
+    server: ServerProcess, open_page: Callable[[str], Page], artifacts: Path
+) -> None:
+    # Without an account or an invite link, a token-only server admits nobody: the page says why.
+    stranger = RoomPage(open_page("bob"), "bob").open(server.http_url, "/conference/", "e2e-lock")
+    stranger.page.fill("#login", "bob")
+    stranger.page.click("#join")
+    expect(stranger.page.locator("#error")).to_have_text(
+        "This room needs an invitation: open the invite link you were sent, or log in."
+    )
+    expect(stranger.page.locator("#join")).to_have_text("Join")
+
+    carol = logged_in_page(open_page("carol"), server, "carol", "e2e-lock")
+    join_as_account(carol)
+    grants = session_grants(carol)
+    assert (grants["room"], grants["canPublish"], grants["roomAdmin"]) == ("e2e-lock", True, False)
+    expect(carol.page.locator("#moderation")).to_be_hidden()
+    alice = logged_in_page(open_page("alice"), server, "alice", "e2e-lock")
+    join_as_account(alice)
+    alice.expect_camera_of("carol")
+
+    # Mute: the server stops forwarding carol's microphone; her own page follows.
+    alice.page.click('[data-participant="carol"] button.moderate-mute')
+    expect(alice.page.locator('[data-participant="carol"] .flags')).to_have_text("mic off")
+    expect(alice.page.locator('[data-participant="carol"] button.moderate-mute')).to_have_text("Unmute")
+    carol.wait_system_line("alice muted you")
+    expect(carol.page.locator("#mute-audio")).to_have_attribute("aria-pressed", "true")
+
+    # Lock: a guest with a fresh invite link is told the room is locked.
+    link = invite_link(alice)
+    alice.page.click("#lock-room")
+    expect(alice.page.locator("#lock-room")).to_have_text("Unlock room")
+    carol.wait_system_line("alice locked the room")
+    guest = RoomPage(open_page("bob"), "bob")
+    guest.page.goto(link)
+    guest.page.fill("#login", "bob")
+    guest.page.click("#join")
+    expect(guest.page.locator("#error")).to_have_text("This room is locked.")
+    expect(alice.page.locator("[data-participant]")).to_have_count(1)
+
+    # End: everyone's page says who ended it.
+    alice.page.click("#end-room")
+    expect(alice.page.locator("#end-room")).to_have_text("Click again to end for everyone")
+    alice.page.click("#end-room")
+    expect(carol.page.locator("#error")).to_have_text("The meeting was ended by alice.")
+    expect(alice.page.locator("#error")).to_have_text("The meeting was ended by alice.")
+    for page in (alice, carol):
+        expect(page.page.locator("#join")).to_have_text("Join")
+    carol.screenshot(artifacts, "meeting-ended")
