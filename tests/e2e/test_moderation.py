@@ -18,6 +18,9 @@ from tests.processes import ServerProcess, manage
 pytestmark = pytest.mark.integration
 
 API_KEYS = "e2e:" + "pages-e2e-secret-" * 3
+# Short-lived page tokens: the pages renew theirs every few seconds while the
+# tests run (the server would end a session 10 s after an unrenewed expiry).
+PAGE_TOKEN_TTL_S = 5
 # alice is staff (a moderator of every room), carol has an account and no more.
 ACCOUNTS = {"alice": True, "carol": False}
 CREATE_ACCOUNTS = f"""
@@ -33,7 +36,8 @@ for name, staff in {ACCOUNTS!r}.items():
 @pytest.fixture
 def server(start_server: Callable[..., ServerProcess], server_env: dict[str, str]) -> ServerProcess:
     manage(server_env, "shell", "-c", CREATE_ACCOUNTS)
-    return start_server("daphne", "web", env={"ROOM_AUTH": "token", "API_KEYS": API_KEYS})
+    env = {"ROOM_AUTH": "token", "API_KEYS": API_KEYS, "PAGE_TOKEN_TTL_S": PAGE_TOKEN_TTL_S}
+    return start_server("daphne", "web", env=env)
 
 
 def logged_in_page(page: Page, server: ServerProcess, name: str, room: str) -> RoomPage:
@@ -60,6 +64,13 @@ def join_as_account(room_page: RoomPage) -> None:
 def session_grants(room_page: RoomPage) -> dict[str, object]:
     grants: dict[str, object] = room_page.page.evaluate("window.conference.connection.grants()")
     return grants
+
+
+def expect_token_renewed(room_page: RoomPage) -> None:
+    """The page fetched a fresh token and the server took it (session.refresh answered ok)."""
+    first = room_page.page.evaluate("window.conference.connection.expires()")
+    assert first is not None
+    room_page.page.wait_for_function("(first) => window.conference.connection.expires() > first", arg=first)
 
 
 def invite_link(moderator: RoomPage) -> str:
@@ -91,6 +102,9 @@ def test_a_moderator_invites_a_guest_and_removes_them(
     expect(bob.page.locator('[data-participant="alice"] .moderator-menu button')).to_have_count(0)
     bob.expect_camera_of("alice")
     alice.expect_camera_of("bob")
+    # Both renew their tokens: the account from its login, the guest with the invite link again.
+    expect_token_renewed(alice)
+    expect_token_renewed(bob)
     expect(alice.page.locator('[data-participant="bob"] .moderator-menu button')).to_have_text(
         ["Mute", "Remove from room"]
     )
