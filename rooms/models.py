@@ -50,6 +50,7 @@ class Participant(models.Model):
         LEAVE = "leave", "leave"
         DISCONNECT = "disconnect", "disconnect"
         TIMEOUT = "timeout", "timeout"
+        KICKED = "kicked", "removed by a moderator"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
     login = models.CharField(max_length=64)

@@ -161,7 +161,7 @@ async def membership_end(
         live_id=result.room_id,
         login=info.username,
         session=info.sid,
-        reason=Participant.LeaveReason.DISCONNECT if reason == "disconnect" else Participant.LeaveReason.LEAVE,
+        reason=_LEAVE_REASONS[reason],
         room_idle=result.outcome == "idle",
     )
     if result.outcome == "left":
@@ -175,6 +175,13 @@ async def membership_end(
             )
     elif result.outcome == "finalize":
         await _room_finalize_claimed(state, ClaimedRoom(room, result.room_id, result.record, was_idle=False))
+
+
+_LEAVE_REASONS = {
+    "leave": Participant.LeaveReason.LEAVE,
+    "disconnect": Participant.LeaveReason.DISCONNECT,
+    "kicked": Participant.LeaveReason.KICKED,
+}
 
 
 # --- Profiles -------------------------------------------------------------------

@@ -151,6 +151,10 @@ async def test_a_kicked_participant_is_out_and_may_return_unless_the_room_is_loc
     assert (await other.event("room.left")) == told
     out = await guest.request("room.message", room="weekly", text="let me back")
     assert out["code"] == "not_in_room"
+    from rooms.models import Participant
+
+    row = await Participant.objects.aget(login="guest", room__name="weekly")
+    assert row.leave_reason == Participant.LeaveReason.KICKED and row.left_at is not None
     assert (await moderator.request("room.kick", room="weekly", participant="guest"))["code"] == "unknown_participant"
 
     back = await guest.request("room.join", room="weekly")
