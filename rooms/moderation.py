@@ -111,6 +111,10 @@ async def rooms_live() -> list[RoomSummary]:
     state = process_context().live_state
     summaries = []
     for row in await db_call(_open_rooms)():
+        # The history may hold open rows the live state no longer knows (a
+        # live state lost, or another deployment on the same database).
+        if await state.room_status(row.name) is None:
+            continue
         participants = await room_participants_live(row.name)
         summaries.append(
             RoomSummary(

@@ -115,6 +115,10 @@ class MemoryLiveState:
         room = self._rooms.get(name)
         return dict(room.profiles) if room else {}
 
+    async def room_status(self, name: str) -> str | None:
+        room = self._rooms.get(name)
+        return room.status if room else None
+
     async def room_locked(self, name: str) -> bool:
         room = self._rooms.get(name)
         return room is not None and room.locked

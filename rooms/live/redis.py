@@ -142,6 +142,10 @@ class RedisLiveState:
         raw = await self._redis.hgetall(self._profiles_key(name))
         return {decoded(k): decoded(v) for k, v in raw.items()}
 
+    async def room_status(self, name: str) -> str | None:
+        status = await self._redis.hget(self._key("room", name), "status")
+        return decoded(status) if status is not None else None
+
     async def room_locked(self, name: str) -> bool:
         return decoded(await self._redis.hget(self._key("room", name), "locked")) == "1"
 

@@ -136,7 +136,9 @@ async def test_a_taken_login_names_its_holder(live: Live) -> None:
 
 async def test_a_locked_room_refuses_joins_until_unlocked(live: Live) -> None:
     assert await live.state.room_lock(name="r", locked=True) is None  # no such room
+    assert await live.state.room_status("r") is None
     first = await join(live.state, "alice")
+    assert await live.state.room_status("r") == "active"
     seq = await live.state.room_lock(name="r", locked=True)
     assert seq == first.seq + 1 and await live.state.room_locked("r")
     assert (await join(live.state, "bob")).outcome == "locked"
