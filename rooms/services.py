@@ -243,6 +243,7 @@ async def room_join(
     deadline = time.monotonic() + JOIN_WAIT_SECONDS
     pause = 0.005
     profile = _profile_json(session)
+    replaced: set[str] = set()
     while True:
         result = await state.room_join(
             name=room,
@@ -254,10 +255,14 @@ async def room_join(
             now_ms=now_ms(),
             profile=profile,
         )
-        if result.outcome == "login_taken" and session.claims is not None:
+        holder = result.members.get(session.username)
+        if result.outcome == "login_taken" and session.claims is not None and holder and holder not in replaced:
             # A signed identity is one person: their newer connection wins
             # (a reloaded tab, another device), and the older one is told.
-            await session_drop(sid=result.members[session.username], reason="replaced")
+            # Once per holder: one whose session is already gone is a ghost
+            # the sweep removes, and the join answers login_taken meanwhile.
+            replaced.add(holder)
+            await session_drop(sid=holder, reason="replaced")
             continue
         if result.outcome != "busy":
             break

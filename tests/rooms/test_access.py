@@ -297,3 +297,19 @@ async def test_concurrent_joins_of_one_identity_leave_exactly_one_in_the_room() 
     for client in clients:
         await client.close()
     await watcher.close()
+
+
+async def test_a_ghost_holder_whose_session_is_gone_is_not_replaced_forever() -> None:
+    from rooms.live.context import process_context
+
+    # A membership left behind by a session the live state no longer has
+    # (its process died and has not been swept yet).
+    state = process_context().live_state
+    await state.room_join(
+        name="weekly", login="alice", sid="ghost-session", new_room_id="ghost-room", record=False,
+        max_participants=16, now_ms=0,
+    )
+    alice = await connected("alice")
+    refused = await alice.request("room.join", room="weekly", timeout=5)
+    assert refused["type"] == "room.failed" and refused["code"] == "login_taken"
+    await alice.close()
