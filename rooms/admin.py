@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from audit.services import audit_record
 from rooms import history, moderation, services
 from rooms.models import ChatMessage, Participant, Room, Stream
 
@@ -69,9 +70,12 @@ class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
 
     @admin.action(description="Finalize selected rooms (disconnect everyone)", permissions=["change"])
     def finalize_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        by, address = _operator(request)
         finalized = 0
         for room in queryset.exclude(status=Room.Status.FINALIZED):
-            finalized += async_to_sync(services.room_finalize_now)(name=room.name, live_id=room.live_id)
+            if async_to_sync(services.room_finalize_now)(name=room.name, live_id=room.live_id):
+                finalized += 1
+                audit_record(actor=by, action="admin.finalize", room=room.name, target=room.live_id, address=address)
         self.message_user(request, f"Finalized {finalized} room(s).", messages.SUCCESS)
 
     @admin.action(description="Lock selected rooms (no new joins)", permissions=["change"])

@@ -52,6 +52,10 @@ async def test_admin_finalize_action_ends_a_live_room(operator: User) -> None:
     )
     assert response.status_code == 200
     assert "Finalized 1 room(s)." in response.content.decode()
+    from audit.models import AuditEntry
+
+    entry = await AuditEntry.objects.aget(action="admin.finalize")
+    assert (entry.actor, entry.room, entry.target) == ("user:operator", "ended", room.live_id)
     for client_ in (alice, bob):
         event = await client_.event("room.finalized")
         assert event == {"type": "room.finalized", "room": "ended", "reason": "operator"}
