@@ -10,13 +10,8 @@ from django.http import HttpRequest
 from audit.models import AuditEntry
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
-    list_display = ("at", "actor", "action", "room", "target", "address")
-    list_filter = ("action",)
-    search_fields = ("actor", "room", "target", "address")
-    date_hierarchy = "at"
-    readonly_fields = ("at", "actor", "action", "room", "target", "address", "detail")
+class ReadOnlyAdmin:
+    """Rows written by the server: listed and searched, never added, changed or deleted by hand."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -26,3 +21,12 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin, admin.ModelAdmin[AuditEntry]):
+    list_display = ("at", "actor", "action", "room", "target", "address")
+    list_filter = ("action",)
+    search_fields = ("actor", "room", "target", "address")
+    date_hierarchy = "at"
+    readonly_fields = ("at", "actor", "action", "room", "target", "address", "detail")

@@ -20,6 +20,8 @@ import jwt
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from rooms.validation import validation_problems
+
 ALGORITHM = "HS256"
 # Clocks of the minting application and this server may disagree this much.
 CLOCK_SKEW_S = 10
@@ -218,9 +220,7 @@ def token_verify(token: str, *, now: float | None = None) -> AccessClaims:
     try:
         claims = _Claims.model_validate(payload)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
-        )
+        problems = validation_problems(error, whole="claims")
         raise TokenError("token_invalid", f"the token's claims are not valid: {problems}") from None
     return AccessClaims(
         api_key=claims.iss,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from audit.services import audit_record
 from rooms import moderation, protocol
@@ -24,6 +24,7 @@ from rooms.access_tokens import DEFAULT_TTL_S, grants_from_names, token_mint, to
 from rooms.api_auth import ApiCaller, ApiError, api_caller, api_json, bad_request, not_found
 from rooms.database import db_call
 from rooms.models import Participant, Room
+from rooms.validation import BodyInvalid, json_body
 
 # A token cannot be taken back before it expires (only its key can): the API
 # mints none that lives longer than a year.
@@ -65,13 +66,9 @@ def api_endpoint(*methods: str) -> Callable[[ApiView], Endpoint]:
 def body_parsed(request: HttpRequest, model: type[Body]) -> Body:
     """The JSON body as ``model``, or ApiError 400 naming what is wrong."""
     try:
-        return model.model_validate_json(request.body or b"{}")
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
-            for item in error.errors(include_url=False)
-        )
-        raise bad_request(problems) from None
+        return json_body(request, model)
+    except BodyInvalid as invalid:
+        raise bad_request(invalid.problems) from None
 
 
 def _room_checked(room: str) -> str:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from rooms.server_messages import ErrorReply, StreamKind
+from rooms.validation import validation_problems
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -234,12 +235,5 @@ def parse_client_message(content: object) -> AnyClientMessage:
     try:
         return _client_message_adapter.validate_python(content)
     except ValidationError as error:
-        raise MessageError(_describe(error), request_id) from None
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        location = ".".join(str(part) for part in item["loc"][1:]) or "frame"
-        parts.append(f"{location}: {item['msg']}")
-    return "; ".join(parts)
+        # The first part of each location is the message type (the union's tag).
+        raise MessageError(validation_problems(error, whole="frame", skip=1), request_id) from None

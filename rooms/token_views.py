@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, JsonResponse
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from audit.services import audit_record
 from rooms import protocol
@@ -22,6 +22,7 @@ from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
 from rooms.invites import DEFAULT_INVITE_GRANTS, invite_create
 from rooms.page_tokens import TokenRefused, page_token_for_guest, page_token_for_user, user_is_moderator
+from rooms.validation import BodyInvalid, json_body
 
 # Session key: room -> the login this browser was admitted with as a guest.
 GUEST_LOGINS = "rooms.guest_logins"
@@ -52,13 +53,9 @@ def _refusal(status: int, code: str, message: str) -> JsonResponse:
 
 def _body(request: HttpRequest, model: type[Body]) -> Body:
     try:
-        return model.model_validate_json(request.body or b"{}")
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
-            for item in error.errors(include_url=False)
-        )
-        raise TokenRefused(400, "bad_request", problems) from None
+        return json_body(request, model)
+    except BodyInvalid as invalid:
+        raise TokenRefused(400, "bad_request", invalid.problems) from None
 
 
 def _room_checked(room: str) -> str:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from audit.admin import ReadOnlyAdmin
 from audit.services import audit_record
 from webhooks import services, tasks
 from webhooks.models import WebhookDelivery
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
+class WebhookDeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin[WebhookDelivery]):
     list_display = (
         "created_at", "event", "room", "url", "status", "attempts", "last_status_code", "last_error_short",
         "next_attempt_at", "delivered_at",
@@ -32,15 +31,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
     @admin.display(description="last error")
     def last_error_short(self, delivery: WebhookDelivery) -> str:
         return delivery.last_error[:80]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("webhooks.resend_webhookdelivery")
