@@ -4,13 +4,14 @@ players through the consumer and the in-process media node."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
 from rooms.models import Stream
-from tests.media_clients import loopback_peer, play, publish
+from tests.media_clients import Player, loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
 from tests.wsclient import ProtocolClient
 
@@ -105,6 +106,16 @@ async def test_unknown_stream_and_forbidden_unpublish() -> None:
     await bob.close()
 
 
+async def assert_video_paused_until(player: Player, unmute: Awaitable[object]) -> None:
+    """No frames reach ``player`` for a second (after those in flight), then they flow again after ``unmute``."""
+    await asyncio.sleep(0.3)  # frames in flight drain
+    count = len(player.counters)
+    await asyncio.sleep(1)
+    assert len(player.counters) - count <= 1
+    await unmute
+    await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
+
+
 async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> None:
     alice, bob = await alice_and_bob_in("r")
     camera = await publish(alice, "r")
@@ -114,12 +125,7 @@ async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> Non
     assert reply["status"] == "PUBLISHING"
     muted = await bob.event("room.muted")
     assert muted["stream"]["muted"] == {"audio": False, "video": True}
-    await asyncio.sleep(0.3)  # frames in flight drain
-    count = len(player.counters)
-    await asyncio.sleep(1)
-    assert len(player.counters) - count <= 1
-    await alice.request("stream.mute", stream=camera.stream["id"], video=False)
-    await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
+    await assert_video_paused_until(player, alice.request("stream.mute", stream=camera.stream["id"], video=False))
     await camera.close()
     await player.pc.close()
     await alice.close()
@@ -145,12 +151,9 @@ async def test_a_moderator_mutes_another_participants_stream_on_the_server(setti
     muted = await bob.event("room.muted")
     assert muted["by"] == "mod" and muted["stream"]["muted"] == {"audio": False, "video": True}
     assert (await alice.event("room.muted"))["by"] == "mod"
-    await asyncio.sleep(0.3)  # frames in flight drain
-    count = len(player.counters)
-    await asyncio.sleep(1)
-    assert len(player.counters) - count <= 1
-    await moderator.request("stream.mute", stream=camera.stream["id"], video=False)
-    await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
+    await assert_video_paused_until(
+        player, moderator.request("stream.mute", stream=camera.stream["id"], video=False)
+    )
     await camera.close()
     await player.pc.close()
     for client in (alice, bob, moderator):
