@@ -9,7 +9,10 @@ does not tell whether a recording exists.
 A room's link is ``/records/#access=<token>``. The fragment never reaches
 the server, so the page's script posts the token to ``records_access``,
 which answers with the grant in an HttpOnly cookie limited to ``/records/``;
-no request line, and so no access log, ever holds it.
+no request line, and so no access log, ever holds it. With ``ROOM_AUTH=token``
+the exchange also needs a proof of the link's identity
+(``recording.link_identity``): the meeting pages post the link themselves
+with their access token.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from recording.access import (
     records_viewer,
 )
 from recording.downloads import downloadable_file, ranged_file_response
+from recording.link_identity import LINK_IDENTITY, records_link_identity_refusal
 from recording.links import RecordsGrant, records_grants_cookie
 from recording.models import Recording
 from rooms.models import Participant, Room
@@ -131,10 +135,19 @@ REFUSAL_MESSAGES = {
 @require_POST
 @never_cache
 def records_access(request: HttpRequest) -> HttpResponse:
-    """Take a link's token from the POST body and answer with its grant in the cookie (204), or 403."""
+    """Take a link's token from the POST body and answer with its grant in the cookie (204), or 403.
+
+    With ``ROOM_AUTH=token`` the request must prove the link's identity: an
+    ``Authorization: Bearer`` access token of that identity, or a login.
+    """
     grant = records_link_grant(request.POST.get("access", ""))
     if isinstance(grant, GrantRefusal):
         return JsonResponse({"error": str(grant), "message": REFUSAL_MESSAGES[grant]}, status=403)
+    identity_refusal = records_link_identity_refusal(request, grant)
+    if identity_refusal is not None:
+        return JsonResponse(
+            {"error": LINK_IDENTITY, "message": identity_refusal}, status=403, json_dumps_params={"ensure_ascii": False}
+        )
     response = HttpResponse(status=204)
     _grants_cookie_set(response, [*records_viewer(request).grants, grant])
     return response
