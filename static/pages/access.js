@@ -1,7 +1,8 @@
 /**
  * What the page asks the Django side for: an access token for its room
- * (POST /api/token) and, for moderators, an invitation for guests
- * (POST /api/invites). The server renders what the page needs on the
+ * (POST /api/token), for moderators an invitation for guests
+ * (POST /api/invites), and the records of a room it was in
+ * (POST /records/access/). The server renders what the page needs on the
  * `<main data-*>` element: ROOM_AUTH, whether it can sign tokens, who is
  * logged in, the endpoints and the CSRF token.
  */
@@ -21,6 +22,7 @@ export class PageAccess {
   #user;
   #tokenUrl;
   #invitesUrl;
+  #recordsAccessUrl;
   #csrfToken;
   #invite;
 
@@ -31,6 +33,7 @@ export class PageAccess {
     this.#user = data.user || null;
     this.#tokenUrl = data.tokenUrl;
     this.#invitesUrl = data.invitesUrl;
+    this.#recordsAccessUrl = data.recordsAccessUrl;
     this.#csrfToken = data.csrfToken ?? "";
     this.#invite = invite;
   }
@@ -55,6 +58,29 @@ export class PageAccess {
     return this.#tokens && (this.#user !== null || this.#invite !== null);
   }
 
+  /**
+   * Whether a link to a room's records needs a proof of whom it was issued
+   * to: with ROOM_AUTH=token the server honours it only with that
+   * identity's access token (or a login), so the page exchanges it itself;
+   * in open mode a link is a bearer link that anyone can open.
+   */
+  recordsLinkNeedsProof() {
+    return this.#roomAuth === "token";
+  }
+
+  /**
+   * Open a room's records for this browser: post the grant of `recordsUrl`
+   * (`/records/#access=<grant>`) with `token`, this identity's access token,
+   * as its proof. The answer sets the records cookie (Path=/records/), so
+   * the plain URL returned, `/records/`, now shows the room's records.
+   */
+  async openRecords({ recordsUrl, token }) {
+    const url = new URL(recordsUrl, window.location.href);
+    const grant = new URLSearchParams(url.hash.slice(1)).get("access") ?? "";
+    await this.#send(this.#recordsAccessUrl, new URLSearchParams({ access: grant }), {}, token);
+    return url.pathname;
+  }
+
   /** `{token, identity, grants, expires}` for `room`: the user's own, or a guest's for `login`. */
   token({ room, login }) {
     const body = { room };
@@ -69,15 +95,19 @@ export class PageAccess {
     return this.#post(this.#invitesUrl, body, token);
   }
 
-  async #post(url, body, bearer = null) {
-    const headers = { "Content-Type": "application/json", "X-CSRFToken": this.#csrfToken };
+  #post(url, body, bearer = null) {
+    return this.#send(url, JSON.stringify(body), { "Content-Type": "application/json" }, bearer);
+  }
+
+  async #send(url, body, contentHeaders, bearer) {
+    const headers = { ...contentHeaders, "X-CSRFToken": this.#csrfToken };
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
     let response;
     try {
       response = await fetch(url, {
         method: "POST",
         headers,
-        body: JSON.stringify(body),
+        body,
         credentials: "same-origin",
         cache: "no-store",
       });
@@ -88,7 +118,7 @@ export class PageAccess {
     try {
       answer = await response.json();
     } catch {
-      // A proxy's or CSRF failure's HTML page.
+      // A proxy's or CSRF failure's HTML page, or no body (204).
     }
     if (!response.ok) {
       throw new AccessError(

@@ -30,6 +30,9 @@ const ACTIVE = new Set([STREAM_STATUS.PENDING, STREAM_STATUS.PUBLISHING]);
 // quarter of its life, for short-lived ones); a failed fetch is retried.
 const TOKEN_REFRESH_LEAD_MS = 60_000;
 const TOKEN_REFRESH_RETRY_MS = 10_000;
+// The records link is exchanged with a token that has at least this long
+// left; a token closer to its expiry is renewed first.
+const RECORDS_TOKEN_MARGIN_MS = 15_000;
 
 function serverUrl() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
@@ -105,9 +108,12 @@ class RoomPage {
   #roomName;
   #access;
   #moderation;
-  // The session's current access token (null without one) and its refresh.
+  // The session's current access token (null without one), its expiry (ms) and its refresh.
   #token = null;
+  #tokenExpires = null;
   #refreshTimer = null;
+  // The records link the page is showing (or opening).
+  #recordsUrl = null;
 
   constructor({ layout, screenShare }) {
     this.#ui = pageElements(screenShare);
@@ -209,6 +215,7 @@ class RoomPage {
       if (!granted.grants?.roomRecord) ui.record.checked = false;
     }
     this.#token = granted?.token ?? null;
+    this.#tokenExpires = granted?.expires ?? null;
     const connection = RoomApi.connect({ urlServer: serverUrl(), username: login, token: this.#token });
     this.state.connection = connection;
     if (granted) this.#refreshBeforeExpiry(connection, granted.expires);
@@ -239,6 +246,7 @@ class RoomPage {
         const fresh = await this.#access.token({ room: this.#roomName, login: connection.username() });
         await connection.refresh(fresh.token);
         this.#token = fresh.token;
+        this.#tokenExpires = fresh.expires;
         this.#refreshBeforeExpiry(connection, fresh.expires);
       } catch (error) {
         console.warn("roomapi page: token refresh failed", error);
@@ -469,6 +477,7 @@ class RoomPage {
     Object.assign(this.state, { connection: null, room: null, camera: null, screen: null });
     clearTimeout(this.#refreshTimer);
     this.#token = null;
+    this.#tokenExpires = null;
     this.#moderation.detach();
     this.#tiles.clear();
     ui.localVideo.srcObject = null;
@@ -490,12 +499,51 @@ class RoomPage {
     ui.record.disabled = false;
   }
 
-  /** Participants keep a link to the room's records once they are out of it. */
+  /**
+   * Participants keep a link to the room's records once they are out of it.
+   * In open mode it is the link itself, which anyone holding it can open.
+   * With ROOM_AUTH=token the server honours the link only with a proof of
+   * this identity, so the page exchanges it now with its own access token
+   * (the records cookie is then set in this browser) and shows /records/.
+   */
   #showRecordsLink(room) {
     const url = room?.recordsUrl();
     const holder = document.getElementById("records-link");
     if (!url || !holder) return;
-    holder.querySelector("a").href = url;
+    this.#recordsUrl = url;
+    if (!this.#access.recordsLinkNeedsProof()) {
+      this.#recordsLinkShown(holder, { href: url });
+      return;
+    }
+    // Taken now: leaving forgets the session's token.
+    const proof = { token: this.#token, expires: this.#tokenExpires, login: this.state.connection?.username() };
+    this.#openRecords(url, proof).then(
+      (href) => {
+        if (this.#recordsUrl === url) this.#recordsLinkShown(holder, { href });
+      },
+      (error) => {
+        if (this.#recordsUrl === url) this.#recordsLinkShown(holder, { problem: error.message });
+      },
+    );
+  }
+
+  /** Exchange the records link `url` with a token of this identity; the plain URL to show. */
+  async #openRecords(url, { token, expires, login }) {
+    let proof = token;
+    if (!proof || !expires || expires - Date.now() < RECORDS_TOKEN_MARGIN_MS) {
+      proof = (await this.#access.token({ room: this.#roomName, login })).token;
+    }
+    return this.#access.openRecords({ recordsUrl: url, token: proof });
+  }
+
+  #recordsLinkShown(holder, { href = null, problem = null }) {
+    const link = holder.querySelector("a");
+    link.hidden = href === null;
+    if (href !== null) link.href = href;
+    holder.querySelector(".records-link-note").hidden = problem !== null;
+    const said = holder.querySelector(".records-link-problem");
+    said.textContent = problem === null ? "" : `The room's records could not be opened: ${problem}`;
+    said.hidden = problem === null;
     holder.hidden = false;
   }
 

@@ -1,13 +1,15 @@
 """Pages on a server that admits only access tokens (ROOM_AUTH=token): people
 with an account log in and join as themselves, guests join with an invite
 link a moderator made, and only a moderator's page has the moderator menu,
-whose actions the others' pages tell in plain words."""
+whose actions the others' pages tell in plain words. When the meeting ends
+a page allowed the records opens them with its own token; the link itself
+opens nothing for another identity."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -80,6 +82,25 @@ def invite_link(moderator: RoomPage) -> str:
     href = link.get_attribute("href")
     assert href and "invite=" in href, href
     return href
+
+
+def invite_link_with_grants(moderator: RoomPage, server: ServerProcess, room: str, grants: list[str]) -> str:
+    """An invite link with ``grants``, made through /api/invites as a moderator's page can."""
+    status, answer = moderator.page.evaluate(
+        """async ([room, grants]) => {
+          const main = document.getElementById("room-page");
+          const response = await fetch(main.dataset.invitesUrl, {
+            method: "POST",
+            headers: {"Content-Type": "application/json", "X-CSRFToken": main.dataset.csrfToken},
+            body: JSON.stringify({room, grants}),
+            credentials: "same-origin",
+          });
+          return [response.status, await response.json()];
+        }""",
+        [room, grants],
+    )
+    assert status == 201, answer
+    return f"{server.http_url}conference/?{urlencode({'roomName': room, 'invite': answer['invite']})}"
 
 
 def test_a_moderator_invites_a_guest_and_removes_them(
@@ -168,3 +189,55 @@ def test_an_account_joins_with_its_token_and_a_moderator_mutes_locks_and_ends_th
     for page in (alice, carol):
         expect(page.page.locator("#join")).to_have_text("Join")
     carol.screenshot(artifacts, "meeting-ended")
+
+
+def test_the_records_link_at_the_end_opens_the_rooms_records_for_its_identity_only(
+    server: ServerProcess, open_page: Callable[[str], Page], artifacts: Path
+) -> None:
+    room = "e2e-records"
+    alice = logged_in_page(open_page("alice"), server, "alice", room)
+    alice.page.check("#record")  # the room is recorded: its records page lists the recording
+    join_as_account(alice)
+    # bob is a guest (no account: only his page's token can prove who he is) allowed the records.
+    bob = RoomPage(open_page("bob"), "bob")
+    bob.page.goto(invite_link_with_grants(alice, server, room, ["publish", "subscribe", "chat", "record"]))
+    bob.join()
+    assert session_grants(bob)["roomRecord"] is True
+    bobs_link = bob.page.evaluate("window.conference.room.recordsUrl()")
+    assert bobs_link.startswith("/records/#access="), bobs_link
+
+    # The end: bob's page exchanges the link itself, with his (renewed) token, and shows /records/.
+    alice.page.click("#end-room")
+    with bob.page.expect_request(lambda request: request.url.endswith("/records/access/")) as exchange:
+        alice.page.click("#end-room")
+    headers = exchange.value.all_headers()
+    assert exchange.value.method == "POST"
+    assert headers["authorization"].startswith("Bearer ")
+    response = exchange.value.response()
+    assert response is not None and response.status == 204
+    expect(bob.page.locator("#error")).to_have_text("The meeting was ended by alice.")
+    records = bob.page.locator("#records-link a")
+    expect(records).to_be_visible()
+    expect(records).to_have_attribute("href", "/records/")
+    expect(alice.page.locator("#records-link a")).to_have_attribute("href", "/records/")
+    records.click()
+    expect(bob.page.locator("h1")).to_contain_text("Records of room")
+    expect(bob.page.locator("h1")).to_contain_text(room)
+    expect(bob.page.locator(".identity")).to_have_text("bob")
+    expect(bob.page.locator("tr[id^=recording-]")).not_to_have_count(0)
+    bob.screenshot(artifacts, "records-after-the-end")
+
+    # bob's link opened by another identity, logged in as carol: refused, and the page says whose it is.
+    carol = logged_in_page(open_page("carol"), server, "carol", room)
+    carol.page.goto(server.http_url + bobs_link.lstrip("/"))
+    expect(carol.page.locator("#records-access-status")).to_have_text(
+        "This link was issued to bob, not to carol: open it from bob's meeting page, or log in as bob."
+    )
+    expect(carol.page.locator("h1")).to_have_text("Records")
+    # And by a browser with no identity at all.
+    stranger = open_page("carol")
+    stranger.goto(server.http_url + bobs_link.lstrip("/"))
+    expect(stranger.locator("#records-access-status")).to_have_text(
+        "This link was issued to bob: open it from bob's meeting page, or log in as bob."
+    )
+    assert stranger.request.get(f"{server.http_url}records/").status == 403
