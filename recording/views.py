@@ -2,9 +2,10 @@
 
 Access (``recording.access``): users with the view permission see every
 recording; the grants in a visitor's cookie show their rooms'. Without
-either the list answers 403 with a link to the admin login (an operator who
-is simply logged out finds the way in); a download answers 404 so that it
-does not tell whether a recording exists.
+either the list answers 403 with a link to the site's login (an operator who
+is simply logged out finds the way in, and so does a participant whose link
+needs a login under its identity, see below); a download answers 404 so
+that it does not tell whether a recording exists.
 
 A room's link is ``/records/#access=<token>``. The fragment never reaches
 the server, so the page's script posts the token to ``records_access``,
@@ -26,7 +27,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, render, resolve_url
 from django.urls import reverse
 from django.utils.text import get_valid_filename
 from django.views.decorators.cache import cache_control, never_cache
@@ -73,7 +74,8 @@ def _download_url(recording: Recording) -> str | None:
 
 
 def _forbidden(request: HttpRequest, *, links_refused: bool) -> HttpResponse:
-    login_url = f"{reverse('admin:login')}?{urlencode({REDIRECT_FIELD_NAME: reverse('recording:records')})}"
+    # The site's login, not the admin's: it takes users who are not staff.
+    login_url = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({REDIRECT_FIELD_NAME: reverse('recording:records')})}"
     context = {"links_refused": links_refused, "login_url": login_url}
     return render(request, "recording/forbidden.html", context, status=403)
 

@@ -203,8 +203,8 @@ def test_the_records_link_at_the_end_opens_the_rooms_records_for_its_identity_on
     bob.page.goto(invite_link_with_grants(alice, server, room, ["publish", "subscribe", "chat", "record"]))
     bob.join()
     assert session_grants(bob)["roomRecord"] is True
-    bobs_link = bob.page.evaluate("window.conference.room.recordsUrl()")
-    assert bobs_link.startswith("/records/#access="), bobs_link
+    bobs_link, alices_link = (page.page.evaluate("window.conference.room.recordsUrl()") for page in (bob, alice))
+    assert bobs_link.startswith("/records/#access=") and alices_link.startswith("/records/#access="), bobs_link
 
     # The end: bob's page exchanges the link itself, with his (renewed) token, and shows /records/.
     alice.page.click("#end-room")
@@ -241,3 +241,8 @@ def test_the_records_link_at_the_end_opens_the_rooms_records_for_its_identity_on
         "This link was issued to bob: open it from bob's meeting page, or log in as bob."
     )
     assert stranger.request.get(f"{server.http_url}records/").status == 403
+    # A link opened directly by a browser logged in under its identity: the records page opens it.
+    alice_elsewhere = logged_in_page(open_page("alice"), server, "alice", room)
+    alice_elsewhere.page.goto(server.http_url + alices_link.lstrip("/"))
+    expect(alice_elsewhere.page.locator("h1")).to_contain_text(room)
+    expect(alice_elsewhere.page.locator(".identity")).to_have_text("alice")

@@ -224,7 +224,7 @@ def test_nobody_else_sees_anything(recordings_root: Path) -> None:
     recording = mix_of(room_named("weekly", "alice"), recordings_root)
     anonymous = Client().get("/records/")
     assert anonymous.status_code == 403
-    assert 'href="/admin/login/?next=%2Frecords%2F"' in anonymous.content.decode()
+    assert 'href="/login/?next=%2Frecords%2F"' in anonymous.content.decode()
     assert "weekly" not in anonymous.content.decode()
     assert download(Client(), recording) == 404
 
