@@ -164,8 +164,20 @@ def test_the_graph_sees_the_imports_it_checks() -> None:
     assert {"rooms.signals", "recording.signals"} <= graph["webhooks.receivers"]
 
 
+def import_list() -> str:
+    """Every import between project modules, one line per importing module."""
+    return "\n".join(
+        f"{module} → {', '.join(sorted(imports))}" for module, imports in sorted(project_imports().items()) if imports
+    )
+
+
+def test_the_architecture_page_lists_the_imports_the_code_has() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    after = page.split("python -m tests.test_dependencies", 1)[1]
+    documented = after.split("```\n", 1)[1].split("\n```", 1)[0]
+    assert documented == import_list(), "regenerate it: python -m tests.test_dependencies"
+
+
 if __name__ == "__main__":
     # The import list of docs/architecture.md: python -m tests.test_dependencies
-    for module, imports in sorted(project_imports().items()):
-        if imports:
-            print(f"{module} → {', '.join(sorted(imports))}")
+    print(import_list())
