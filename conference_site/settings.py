@@ -286,6 +286,35 @@ def _port_range(raw: str) -> tuple[int, int] | None:
 MEDIA_UDP_PORTS: tuple[int, int] | None = _port_range(env.str("MEDIA_UDP_PORTS", default=""))
 # A publish whose first media has not arrived by then is FAILED no_media.
 MEDIA_START_TIMEOUT_MS: int = env.int("MEDIA_START_TIMEOUT_MS", default=10_000)
+# Where a media node sends ICE connectivity checks: at most this many
+# distinct destinations per peer connection (the offer's candidates beyond
+# it are dropped, checks from more sources go unanswered) ...
+MEDIA_MAX_REMOTE_CANDIDATES: int = env.int("MEDIA_MAX_REMOTE_CANDIDATES", default=16)
+if MEDIA_MAX_REMOTE_CANDIDATES < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("MEDIA_MAX_REMOTE_CANDIDATES must be at least 1")
+
+
+def _networks(raw: list[str]) -> list[str]:
+    """MEDIA_DENIED_PEER_NETWORKS: comma-separated CIDRs (10.0.0.0/8,fd00::/8)."""
+    import ipaddress
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    networks = []
+    for item in (part.strip() for part in raw):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(f"MEDIA_DENIED_PEER_NETWORKS: {item!r} is not a network (CIDR)") from None
+    return networks
+
+
+# ... and never to these networks (an operator's internal ones).
+MEDIA_DENIED_PEER_NETWORKS: list[str] = _networks(env.list("MEDIA_DENIED_PEER_NETWORKS", default=[]))
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
 
 # --- Who may do what ----------------------------------------------------------

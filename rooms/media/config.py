@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
+from rooms.media.ice import DEFAULT_CANDIDATE_POLICY, CandidatePolicy
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -20,6 +22,9 @@ class NodeConfig:
     ice_servers: tuple[dict[str, Any], ...]
     # A publish whose first media takes longer fails with no_media.
     media_start_timeout_ms: int
+    # Where the node may send connectivity checks (MEDIA_MAX_REMOTE_CANDIDATES,
+    # MEDIA_DENIED_PEER_NETWORKS).
+    candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY
 
     @classmethod
     def from_settings(cls) -> NodeConfig:
@@ -29,4 +34,8 @@ class NodeConfig:
             video_codec=settings.ROOM_VIDEO_CODEC,
             ice_servers=tuple(settings.ICE_SERVERS),
             media_start_timeout_ms=settings.MEDIA_START_TIMEOUT_MS,
+            candidates=CandidatePolicy.from_strings(
+                max_remote_candidates=settings.MEDIA_MAX_REMOTE_CANDIDATES,
+                denied_networks=settings.MEDIA_DENIED_PEER_NETWORKS,
+            ),
         )

@@ -16,11 +16,25 @@ pair that won was interface address → 127.0.0.1: media left loopback. A
 server that gathers only loopback can only be meant to talk to loopback, so
 it drops the offer's other candidates and leaves checks from other sources
 unanswered; the browser then selects 127.0.0.1 → 127.0.0.1.
+
+Everywhere, an offer names the addresses the node sends connectivity
+checks to, and aioice also sends checks to every address a check came
+from. Left alone, a 600-candidate offer made the node send STUN to 600
+destinations: a scanner and reflector driven by anyone who may publish.
+So an offer keeps only candidates at valid unicast addresses outside the
+operator's denied networks, at most ``CandidatePolicy.max_remote_candidates``
+destinations of them, and each peer connection answers checks only from
+those destinations or, while fewer than the cap are known, from one more
+(a peer-reflexive candidate): the node never sends to more destinations
+per peer connection than the cap.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
@@ -29,13 +43,16 @@ from aiortc import RTCPeerConnection
 
 
 def check_aioice_internals() -> None:
-    """Fail loudly if the installed aioice/aiortc moved what loopback confinement wraps."""
+    """Fail loudly if the installed aioice/aiortc moved what ``confine_checks`` wraps and reads."""
     from aiortc.rtcicetransport import RTCIceTransport
 
     uses_connection = "_connection" in RTCIceTransport.__init__.__code__.co_names
-    if not hasattr(aioice.ice.Connection, "request_received") or not uses_connection:
+    connection = aioice.ice.Connection
+    keeps_candidates = "_remote_candidates" in connection.__init__.__code__.co_names
+    canonical_hosts = "_network_host" in connection.check_incoming.__code__.co_names
+    if not (hasattr(connection, "request_received") and uses_connection and keeps_candidates and canonical_hosts):
         raise RuntimeError(
-            "aioice/aiortc lack the ICE internals loopback confinement wraps; "
+            "aioice/aiortc lack the ICE internals the media node wraps; "
             "install the pinned versions from requirements.txt"
         )
 
@@ -63,42 +80,131 @@ def is_mdns_name(host: str) -> bool:
     return host.lower().rstrip(".").endswith(".local")
 
 
-def offer_candidates_kept(sdp: str, *, loopback_only: bool) -> str:
-    """``sdp`` with only the ``a=candidate`` lines the node can pair with.
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# "This network" (RFC 1122 3.2.1.3): no host answers there; the kernel may
+# send 0.x.y.z to the local machine.
+THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+@dataclass(frozen=True)
+class CandidatePolicy:
+    """Which remote addresses a peer connection may send checks to."""
+
+    # Distinct destinations (address, port) per offer and per peer connection.
+    max_remote_candidates: int = 16
+    # Networks no check goes to (an operator's internal networks).
+    denied_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_strings(cls, *, max_remote_candidates: int, denied_networks: Sequence[str]) -> CandidatePolicy:
+        return cls(
+            max_remote_candidates=max_remote_candidates,
+            denied_networks=tuple(ipaddress.ip_network(network.strip()) for network in denied_networks),
+        )
+
+    def allows(self, host: str) -> bool:
+        """Whether checks may go to ``host``: a unicast IP literal outside the denied networks."""
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False  # mDNS and other names: see the module's docstring
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            # ::ffff:a.b.c.d reaches a.b.c.d: judge that address.
+            address = address.ipv4_mapped
+        if address.is_multicast or address.is_unspecified or address == LIMITED_BROADCAST:
+            return False
+        if address in THIS_NETWORK:
+            return False
+        return not any(address in network for network in self.denied_networks)
+
+
+DEFAULT_CANDIDATE_POLICY = CandidatePolicy()
+
+
+def offer_candidates_kept(sdp: str, *, loopback_only: bool, policy: CandidatePolicy = DEFAULT_CANDIDATE_POLICY) -> str:
+    """``sdp`` with only the ``a=candidate`` lines the node may send checks to.
 
     Loopback only: loopback addresses. Otherwise: every address literal, no
-    mDNS names. When a candidate was dropped, ``a=end-of-candidates`` goes
-    too: a remote without candidates left would otherwise fail ICE at once,
-    before the browser's checks (peer-reflexive candidates) arrive.
+    mDNS names. Either way only UDP candidates at addresses ``policy``
+    allows, and of those at most ``policy.max_remote_candidates`` distinct
+    destinations across the whole offer, the highest priorities first (a
+    destination repeated in another m-section counts once). When a
+    candidate was dropped, ``a=end-of-candidates`` goes too: a remote
+    without candidates left would otherwise fail ICE at once, before the
+    browser's checks (peer-reflexive candidates) arrive.
     """
+    lines = sdp.splitlines(keepends=True)
+    eligible: dict[tuple[str, int], int] = {}  # destination -> its highest priority
+    for line in lines:
+        candidate = _candidate(line)
+        if candidate is None:
+            continue
+        destination, priority = candidate
+        address = destination[0]
+        if loopback_only and not is_loopback(address):
+            continue
+        if not policy.allows(address):
+            continue
+        eligible[destination] = max(priority, eligible.get(destination, priority))
+    ranked = sorted(eligible, key=lambda destination: -eligible[destination])
+    destinations = set(ranked[: policy.max_remote_candidates])
 
     def kept(line: str) -> bool:
         if not _is_candidate_line(line):
             return True
-        address = _candidate_address(line)
-        return is_loopback(address) if loopback_only else not is_mdns_name(address)
+        candidate = _candidate(line)
+        return candidate is not None and candidate[0] in destinations
 
-    lines = sdp.splitlines(keepends=True)
-    candidates = [line for line in lines if kept(line)]
-    if len(candidates) == len(lines):
+    kept_lines = [line for line in lines if kept(line)]
+    if len(kept_lines) == len(lines):
         return sdp
-    return "".join(line for line in candidates if not line.startswith("a=end-of-candidates"))
+    return "".join(line for line in kept_lines if not line.startswith("a=end-of-candidates"))
 
 
-def answer_loopback_checks_only(pc: RTCPeerConnection) -> None:
-    """Leave STUN checks to ``pc`` unanswered unless they come from loopback.
+def confine_checks(
+    pc: RTCPeerConnection, *, loopback_only: bool, policy: CandidatePolicy = DEFAULT_CANDIDATE_POLICY
+) -> None:
+    """Leave STUN checks to ``pc`` unanswered unless their source may be sent to.
+
+    aioice answers a check from any source and then checks that source
+    itself (a peer-reflexive candidate), retransmitting. So a check is
+    answered only from a destination ``pc`` already has (the offer's
+    candidates, or one learned before), or from a new one while ``pc`` has
+    fewer than ``policy.max_remote_candidates``; always from an address
+    ``policy`` allows and, when the node gathers on loopback only, from
+    loopback. The destinations are shared by all of ``pc``'s ICE transports.
 
     Call it after the remote description is applied (every ICE transport
-    exists then) and before the answer leaves (no check can arrive earlier).
+    exists then, with the offer's candidates) and before the answer leaves
+    (no check can arrive earlier).
     """
-    for transport in _ice_transports(pc):
+    transports = _ice_transports(pc)
+    destinations = {
+        (candidate._network_host, candidate.port)
+        for transport in transports
+        for candidate in transport._connection._remote_candidates
+    }
+
+    def admitted(addr: tuple[str, int]) -> bool:
+        destination = (addr[0], addr[1])
+        if destination in destinations:
+            return True
+        if loopback_only and not is_loopback(addr[0]):
+            return False
+        if not policy.allows(addr[0]) or len(destinations) >= policy.max_remote_candidates:
+            return False
+        destinations.add(destination)
+        return True
+
+    for transport in transports:
         connection = transport._connection
         answer = connection.request_received
 
         def request_received(
             message: aioice.stun.Message, addr: tuple[str, int], protocol: Any, answer: Any = answer
         ) -> None:
-            if is_loopback(addr[0]):
+            if admitted(addr):
                 answer(message, addr, protocol)
 
         connection.request_received = request_received  # type: ignore[method-assign]
@@ -115,7 +221,21 @@ def _is_candidate_line(line: str) -> bool:
     return line.startswith("a=candidate:")
 
 
-def _candidate_address(line: str) -> str:
+def _candidate(line: str) -> tuple[tuple[str, int], int] | None:
+    """The destination (address, port) and priority of a UDP candidate line, else None."""
+    if not _is_candidate_line(line):
+        return None
     # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
     fields = line.split()
-    return fields[4] if len(fields) > 4 else ""
+    if len(fields) < 6 or fields[1] != "1" or fields[2].lower() != "udp":
+        return None  # the node's ICE has one component (RTP and RTCP muxed) and gathers UDP only
+    try:
+        priority, port = int(fields[3]), int(fields[5])
+    except ValueError:
+        return None
+    if not 0 < port < 65536:
+        return None
+    address = fields[4]
+    with suppress(ValueError):
+        address = str(ipaddress.ip_address(address))  # the form aioice compares sources in
+    return (address, port), priority

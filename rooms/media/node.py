@@ -146,6 +146,7 @@ class MediaNode:
                 offer_sdp=command.sdp,
                 video_codec=self.config.video_codec,
                 ice_servers=self._ice_servers,
+                candidates=self.config.candidates,
                 on_first_media=first_media,
             )
         except MediaError as error:
@@ -247,6 +248,7 @@ class MediaNode:
                 offer_sdp=command.sdp,
                 video_codec=self.config.video_codec,
                 ice_servers=self._ice_servers,
+                candidates=self.config.candidates,
                 on_first_frame=first_frame,
             )
         except MediaError as error:

@@ -33,7 +33,13 @@ from aiortc.rtp import RtcpSrPacket
 from aiortc.sdp import SessionDescription
 
 from rooms.media.forward import ForwardTrack
-from rooms.media.ice import answer_loopback_checks_only, gathers_loopback_only, offer_candidates_kept
+from rooms.media.ice import (
+    DEFAULT_CANDIDATE_POLICY,
+    CandidatePolicy,
+    confine_checks,
+    gathers_loopback_only,
+    offer_candidates_kept,
+)
 from rooms.media.keyframes import KeyframeRequester, is_keyframe
 from rooms.media.messages import FailureReason
 from rooms.media.tap import EncodedFrameTap, FrameSink, rtp_timestamp_origin, watch_sender_reports
@@ -172,6 +178,7 @@ class PublishedStream:
         video_codec: str,
         ice_servers: list[RTCIceServer],
         on_first_media: Callable[[], None] | None = None,
+        candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY,
     ) -> tuple[PublishedStream, str]:
         offer = _parse(offer_sdp)
         kinds = offered_kinds(offer)
@@ -196,7 +203,7 @@ class PublishedStream:
             # PUBLISHING means something playable: the first video keyframe,
             # or for a stream without video its first audio.
             stream.taps["video" if "video" in kinds else "audio"].add_sink(stream._watch_first_media)
-            await _apply_offer(pc, offer_sdp)
+            await _apply_offer(pc, offer_sdp, candidates)
             video_ssrc = stream.ssrcs.get("video")
             if video_ssrc is not None:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
@@ -276,6 +283,7 @@ class PlayedStream:
         video_codec: str,
         ice_servers: list[RTCIceServer],
         on_first_frame: Callable[[], None] | None = None,
+        candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY,
     ) -> tuple[PlayedStream, str]:
         offer = _parse(offer_sdp)
         kinds = offered_kinds(offer)
@@ -299,7 +307,7 @@ class PlayedStream:
                 else:
                     transceiver.setCodecPreferences(audio_capabilities((published.codecs[kind],)))
                 played.tracks[kind] = track
-            await _apply_offer(pc, offer_sdp)
+            await _apply_offer(pc, offer_sdp, candidates)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             await pc.close()
@@ -318,16 +326,15 @@ class PlayedStream:
         await self.pc.close()
 
 
-async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str) -> None:
+async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str, candidates: CandidatePolicy) -> None:
     loopback_only = gathers_loopback_only()
-    offer_sdp = offer_candidates_kept(offer_sdp, loopback_only=loopback_only)
+    offer_sdp = offer_candidates_kept(offer_sdp, loopback_only=loopback_only, policy=candidates)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
     except OperationError as error:
         # aiortc's way of saying an m-section shares no codec with us.
         raise MediaError("codec_not_supported", str(error)) from None
-    if loopback_only:
-        answer_loopback_checks_only(pc)
+    confine_checks(pc, loopback_only=loopback_only, policy=candidates)
 
 
 def _parse(sdp: str) -> SessionDescription:
