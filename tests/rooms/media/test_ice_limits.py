@@ -8,7 +8,9 @@ arrive, on real UDP sockets bound to many loopback addresses."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -26,6 +28,7 @@ from aiortc import RTCPeerConnection
 
 from rooms.media.ice import CandidatePolicy, offer_candidates_kept
 from rooms.media.peer import PlayedStream, PublishedStream, use_host_address
+from tests import netns
 from tests.media_clients import loopback_peer
 from tests.processes import ROOT
 from tests.rooms.media.test_ice import MEDIA_SECTION, binding_request, first_candidate_port, publisher_offer
@@ -62,16 +65,9 @@ def host_address(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-def quick_retransmissions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every STUN transaction runs its whole course (7 tries) in about 2.5 s, not 40 s."""
-    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.02)
-
-
-@pytest.fixture
-def stun_sent(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, int]]:
-    """Every STUN message aioice sends, by destination: also those to
-    addresses no socket of the test could listen on."""
+def stun_sent(patch: pytest.MonkeyPatch) -> Counter[tuple[str, int]]:
+    """Every STUN message aioice sends from now on, by destination: also
+    those to addresses no socket of the test could listen on."""
     sent: Counter[tuple[str, int]] = Counter()
     send_stun = aioice.ice.StunProtocol.send_stun
 
@@ -79,8 +75,23 @@ def stun_sent(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, int]]:
         sent[(addr[0], addr[1])] += 1
         send_stun(self, message, addr)
 
-    monkeypatch.setattr(aioice.ice.StunProtocol, "send_stun", counted)
+    patch.setattr(aioice.ice.StunProtocol, "send_stun", counted)
     return sent
+
+
+def check_changes(patch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set whenever a candidate pair of any connection changes state from now on."""
+    changed = asyncio.Event()
+    check_state = aioice.ice.Connection.check_state
+
+    def noted(
+        self: aioice.ice.Connection, pair: aioice.ice.CandidatePair, state: aioice.ice.CandidatePair.State
+    ) -> None:
+        check_state(self, pair, state)
+        changed.set()
+
+    patch.setattr(aioice.ice.Connection, "check_state", noted)
+    return changed
 
 
 @dataclass
@@ -144,22 +155,6 @@ def all_checks_done(stream: PublishedStream | PlayedStream) -> bool:
         pair.state in (aioice.ice.CandidatePair.State.FAILED, aioice.ice.CandidatePair.State.SUCCEEDED)
         for pair in pairs
     )
-
-
-@pytest.fixture
-def check_changes(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Set whenever a candidate pair of any connection changes state."""
-    changed = asyncio.Event()
-    check_state = aioice.ice.Connection.check_state
-
-    def noted(
-        self: aioice.ice.Connection, pair: aioice.ice.CandidatePair, state: aioice.ice.CandidatePair.State
-    ) -> None:
-        check_state(self, pair, state)
-        changed.set()
-
-    monkeypatch.setattr(aioice.ice.Connection, "check_state", noted)
-    return changed
 
 
 async def until(predicate: Callable[[], bool], changed: asyncio.Event, timeout: float) -> None:
@@ -240,45 +235,94 @@ def test_a_destination_repeated_in_another_section_counts_once() -> None:
 # --- what the node actually sends -------------------------------------------------------
 
 
-async def test_an_offer_of_600_candidates_reaches_at_most_the_cap_of_destinations(
-    host_address: None, quick_retransmissions: None, stun_sent: Counter[tuple[str, int]], check_changes: asyncio.Event
-) -> None:
-    """300 candidates at sockets of the test on 300 loopback addresses, 100
-    at sockets on a denied network, 200 invalid ones: the node's checks
-    reach at most the cap of addresses, never a denied one, and in all
-    carry fewer bytes than the offer itself."""
-    use_host_address("127.0.0.1")
-    publisher, offer = await publisher_offer()
-    with listeners(loopback_hosts("127.1.0.0/16", 300) + loopback_hosts(str(DENIED), 100)) as sockets:
-        invalid = list(INVALID_HOSTS.values())
-        lines = [candidate(i, host, port) for i, (host, port) in enumerate(sockets.addresses)]
-        lines += [candidate(400 + i, invalid[i % len(invalid)], 40000 + i) for i in range(200)]
-        hostile = with_candidates(offer, lines)
-        assert hostile.count("a=candidate:") == 600
-        published, _answer = await PublishedStream.accept(
-            stream_id="s1", offer_sdp=hostile, video_codec="VP8", ice_servers=[], candidates=POLICY
-        )
-        try:
-            # Nothing more is sent once every check has run its course.
-            await until(lambda: all_checks_done(published), check_changes, 30)
-            sockets.drain()
-        finally:
-            await published.close()
-            await publisher.close()
+@dataclass
+class Reach:
+    """Where the node's STUN went after a hostile offer, as "host:port" keys."""
 
-    requests = sockets.requests()
-    reached = set(requests)
+    offer_bytes: int
+    valid: list[str]  # the sockets of the offer's valid candidates
+    requests: dict[str, int]  # socket -> STUN requests that arrived there
+    received_bytes: int  # at every socket of the test
+    denied_datagrams: int  # at the sockets on the denied network
+    sent: dict[str, int]  # destination -> STUN messages aioice sent (also where no socket listens)
+
+
+def key(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+async def hostile_offer_reach(server_ip: str) -> Reach:
+    """Publish an offer of 600 candidates to a node gathering on
+    ``server_ip``: 300 at sockets on 300 loopback addresses, 100 at sockets
+    on a denied network, 200 invalid ones; count what arrives where, once
+    every check has run its course (retransmissions sped up so that takes
+    about 2.5 s, not 40 s)."""
+    use_host_address(server_ip)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aioice.stun, "RETRY_RTO", 0.02)
+        sent = stun_sent(patch)
+        changed = check_changes(patch)
+        publisher, offer = await publisher_offer()
+        with listeners(loopback_hosts("127.1.0.0/16", 300) + loopback_hosts(str(DENIED), 100)) as sockets:
+            invalid = list(INVALID_HOSTS.values())
+            lines = [candidate(i, host, port) for i, (host, port) in enumerate(sockets.addresses)]
+            lines += [candidate(400 + i, invalid[i % len(invalid)], 40000 + i) for i in range(200)]
+            hostile = with_candidates(offer, lines)
+            assert hostile.count("a=candidate:") == 600
+            published, _answer = await PublishedStream.accept(
+                stream_id="s1", offer_sdp=hostile, video_codec="VP8", ice_servers=[], candidates=POLICY
+            )
+            try:
+                # Nothing more is sent once every check has run its course.
+                await until(lambda: all_checks_done(published), changed, 30)
+                sockets.drain()
+            finally:
+                await published.close()
+                await publisher.close()
+    return Reach(
+        offer_bytes=len(hostile.encode()),
+        valid=[key(address) for address in sockets.addresses[:300]],
+        requests={key(address): len(requests) for address, requests in sockets.requests().items()},
+        received_bytes=sum(len(data) for datagrams in sockets.received.values() for data in datagrams),
+        denied_datagrams=sum(
+            len(datagrams) for address, datagrams in sockets.received.items()
+            if ipaddress.ip_address(address[0]) in DENIED
+        ),
+        sent={key(address): count for address, count in sent.items()},
+    )
+
+
+def assert_bounded(reach: Reach) -> None:
+    reached = set(reach.requests)
     assert 0 < len(reached) <= CAP, len(reached)
-    assert reached <= set(sockets.addresses[:300])
-    assert not [address for address in sockets.received if ipaddress.ip_address(address[0]) in DENIED]
+    assert reached <= set(reach.valid)
+    assert reach.denied_datagrams == 0
     # Counted at the sender too: nowhere else, and every try of every check arrived.
-    assert set(stun_sent) == reached
-    assert sum(stun_sent.values()) == sum(len(r) for r in requests.values())
+    assert set(reach.sent) == reached, set(reach.sent) - reached
+    assert sum(reach.sent.values()) == sum(reach.requests.values())
     tries = 1 + aioice.stun.RETRY_MAX
-    assert max(len(r) for r in requests.values()) <= tries
-    sent_bytes = sum(len(data) for datagrams in sockets.received.values() for data in datagrams)
-    assert sent_bytes <= CAP * tries * 150, sent_bytes
-    assert sent_bytes < len(hostile.encode()), (sent_bytes, len(hostile))
+    assert max(reach.requests.values()) <= tries
+    assert reach.received_bytes <= CAP * tries * 150, reach.received_bytes
+    assert reach.received_bytes < reach.offer_bytes, (reach.received_bytes, reach.offer_bytes)
+
+
+async def test_an_offer_of_600_candidates_reaches_at_most_the_cap_of_destinations(host_address: None) -> None:
+    """On a loopback node: at most the cap of addresses, never a denied one,
+    and in all fewer bytes than the offer itself."""
+    assert_bounded(await hostile_offer_reach("127.0.0.1"))
+
+
+def test_off_loopback_an_offer_of_600_candidates_reaches_at_most_the_cap_of_destinations() -> None:
+    """The same with the node gathering on a real interface address (no
+    loopback confinement), in a network namespace of the test's own."""
+    with netns.machine() as machine:
+        probe = subprocess.run(
+            machine.command(sys.executable, "-m", "tests.rooms.media.test_ice_limits", machine.address),
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+    assert probe.returncode == 0, probe.stderr
+    reach = Reach(**json.loads(probe.stdout.splitlines()[-1]))
+    assert_bounded(reach)
 
 
 async def test_a_play_offer_keeps_at_most_the_cap_of_destinations(host_address: None) -> None:
@@ -306,12 +350,15 @@ async def test_a_play_offer_keeps_at_most_the_cap_of_destinations(host_address: 
 
 
 async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked(
-    host_address: None, quick_retransmissions: None, stun_sent: Counter[tuple[str, int]], check_changes: asyncio.Event
+    host_address: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An offer with no usable candidate (mDNS only): the node learns
     peer-reflexive candidates from checks, but from no more than the cap of
     sources, never from a denied one, and sends checks to no other."""
     use_host_address("127.0.0.1")
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.02)
+    sent = stun_sent(monkeypatch)
+    changed = check_changes(monkeypatch)
     cap = 4
     publisher, offer = await publisher_offer()
     hidden = with_candidates(offer, [candidate(1, "4f0c2a1e-7d1b.local", 50000)])
@@ -334,7 +381,7 @@ async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked
                 while _responses(sockets, last) < 2:
                     data = await asyncio.get_running_loop().sock_recv(last_admitted, 4096)
                     sockets.received.setdefault(last, []).append(data)
-            await until(lambda: all_checks_done(published), check_changes, 30)
+            await until(lambda: all_checks_done(published), changed, 30)
             sockets.drain()
         finally:
             await published.close()
@@ -345,7 +392,7 @@ async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked
     admitted = set(sockets.addresses[2:2 + cap])
     assert answered == admitted
     assert set(sockets.requests()) <= admitted
-    assert set(stun_sent) <= admitted
+    assert set(sent) <= admitted
 
 
 def _responses(sockets: Listeners, address: tuple[str, int]) -> int:
@@ -387,3 +434,8 @@ def test_a_bad_setting_stops_the_start(environment: dict[str, str]) -> None:
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert next(iter(environment)) in result.stderr
+
+
+if __name__ == "__main__":
+    # The probe, run inside the namespace: python -m tests.rooms.media.test_ice_limits SERVER_IP
+    print(json.dumps(dataclasses.asdict(asyncio.run(hostile_offer_reach(sys.argv[1])))))
