@@ -50,7 +50,8 @@ def check_aioice_internals() -> None:
     connection = aioice.ice.Connection
     keeps_candidates = "_remote_candidates" in connection.__init__.__code__.co_names
     canonical_hosts = "_network_host" in connection.check_incoming.__code__.co_names
-    if not (hasattr(connection, "request_received") and uses_connection and keeps_candidates and canonical_hosts):
+    wrapped = all(hasattr(connection, name) for name in ("request_received", "_valid_username"))
+    if not (wrapped and uses_connection and keeps_candidates and canonical_hosts):
         raise RuntimeError(
             "aioice/aiortc lack the ICE internals the media node wraps; "
             "install the pinned versions from requirements.txt"
@@ -171,9 +172,10 @@ def confine_checks(
     itself (a peer-reflexive candidate), retransmitting. So a check is
     answered only from a destination ``pc`` already has (the offer's
     candidates, or one learned before), or from a new one while ``pc`` has
-    fewer than ``policy.max_remote_candidates``; always from an address
-    ``policy`` allows and, when the node gathers on loopback only, from
-    loopback. The destinations are shared by all of ``pc``'s ICE transports.
+    fewer than ``policy.max_remote_candidates`` and the check carries
+    ``pc``'s credentials; always from an address ``policy`` allows and, when
+    the node gathers on loopback only, from loopback. The destinations are
+    shared by all of ``pc``'s ICE transports.
 
     Call it after the remote description is applied (every ICE transport
     exists then, with the offer's candidates) and before the answer leaves
@@ -186,13 +188,18 @@ def confine_checks(
         for candidate in transport._connection._remote_candidates
     }
 
-    def admitted(addr: tuple[str, int]) -> bool:
+    def admitted(connection: aioice.ice.Connection, message: aioice.stun.Message, addr: tuple[str, int]) -> bool:
         destination = (addr[0], addr[1])
         if destination in destinations:
             return True
         if loopback_only and not is_loopback(addr[0]):
             return False
         if not policy.allows(addr[0]) or len(destinations) >= policy.max_remote_candidates:
+            return False
+        # Only the peer's own checks may take a place: anyone else's (a
+        # scanner's, a forged one) would fill the places and leave the
+        # peer's checks unanswered. They get no 401 either.
+        if not _authenticated(connection, message):
             return False
         destinations.add(destination)
         return True
@@ -202,12 +209,28 @@ def confine_checks(
         answer = connection.request_received
 
         def request_received(
-            message: aioice.stun.Message, addr: tuple[str, int], protocol: Any, answer: Any = answer
+            message: aioice.stun.Message,
+            addr: tuple[str, int],
+            protocol: Any,
+            answer: Any = answer,
+            connection: aioice.ice.Connection = connection,
         ) -> None:
-            if admitted(addr):
+            if admitted(connection, message, addr):
                 answer(message, addr, protocol)
 
         connection.request_received = request_received  # type: ignore[method-assign]
+
+
+def _authenticated(connection: aioice.ice.Connection, message: aioice.stun.Message) -> bool:
+    """Whether ``message`` is a binding request signed with ``connection``'s
+    credentials, as aioice itself checks before answering (RFC 8489 9.1.3)."""
+    return (
+        message.message_method == aioice.stun.Method.BINDING
+        and "USERNAME" in message.attributes
+        and "MESSAGE-INTEGRITY" in message.attributes
+        and connection._valid_username(message.attributes["USERNAME"])
+        and message.check_message_integrity(connection.local_password.encode("utf8"))
+    )
 
 
 def _ice_transports(pc: RTCPeerConnection) -> set[Any]:

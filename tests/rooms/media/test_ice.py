@@ -63,13 +63,14 @@ def first_candidate_port(sdp: str) -> int:
     return int(match.group(1))
 
 
-def binding_request(answer_sdp: str, offer_sdp: str) -> bytes:
-    """A binding request the server must take as its peer's, credentials and all."""
+def binding_request(answer_sdp: str, offer_sdp: str, password: str | None = None) -> bytes:
+    """A binding request the server must take as its peer's, credentials and
+    all (signed with ``password`` instead: one it must not)."""
     request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
     request.attributes["USERNAME"] = f"{sdp_attribute(answer_sdp, 'ice-ufrag')}:{sdp_attribute(offer_sdp, 'ice-ufrag')}"
     request.attributes["PRIORITY"] = 1853824767
     request.attributes["ICE-CONTROLLING"] = secrets.randbits(64)
-    request.add_message_integrity(sdp_attribute(answer_sdp, "ice-pwd").encode())
+    request.add_message_integrity((password or sdp_attribute(answer_sdp, "ice-pwd")).encode())
     request.add_fingerprint()
     return bytes(request)
 

@@ -354,7 +354,9 @@ async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked
 ) -> None:
     """An offer with no usable candidate (mDNS only): the node learns
     peer-reflexive candidates from checks, but from no more than the cap of
-    sources, never from a denied one, and sends checks to no other."""
+    sources, never from a denied one nor from checks without the
+    credentials (those take no place and get no answer at all), and sends
+    checks to no other."""
     use_host_address("127.0.0.1")
     monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.02)
     sent = stun_sent(monkeypatch)
@@ -362,21 +364,24 @@ async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked
     cap = 4
     publisher, offer = await publisher_offer()
     hidden = with_candidates(offer, [candidate(1, "4f0c2a1e-7d1b.local", 50000)])
-    with listeners(loopback_hosts(str(DENIED), 2) + loopback_hosts("127.3.0.0/16", 20)) as sockets:
+    denied, forgers, peers = 2, 10, 20
+    hosts = loopback_hosts(str(DENIED), denied) + loopback_hosts("127.4.0.0/16", forgers)
+    with listeners(hosts + loopback_hosts("127.3.0.0/16", peers)) as sockets:
         published, answer = await PublishedStream.accept(
             stream_id="s1", offer_sdp=hidden, video_codec="VP8", ice_servers=[],
             candidates=CandidatePolicy(max_remote_candidates=cap, denied_networks=(DENIED,)),
         )
         try:
             server = ("127.0.0.1", first_candidate_port(answer))
-            for s in sockets.sockets:
-                s.sendto(binding_request(answer, hidden), server)
+            for index, s in enumerate(sockets.sockets):
+                forged = denied <= index < denied + forgers
+                s.sendto(binding_request(answer, hidden, password="forged" * 4 if forged else None), server)
             # A check from a source already admitted is answered again: once
             # the last source's second check is answered, every first one has
             # been handled.
-            last_admitted = sockets.sockets[2 + cap - 1]
+            last_admitted = sockets.sockets[denied + forgers + cap - 1]
             last_admitted.sendto(binding_request(answer, hidden), server)
-            last = sockets.addresses[2 + cap - 1]
+            last = sockets.addresses[denied + forgers + cap - 1]
             async with asyncio.timeout(10):
                 while _responses(sockets, last) < 2:
                     data = await asyncio.get_running_loop().sock_recv(last_admitted, 4096)
@@ -389,10 +394,11 @@ async def test_checks_from_more_sources_than_the_cap_go_unanswered_and_unchecked
 
     answered = {address for address, datagrams in sockets.received.items()
                 if any(aioice.stun.parse_message(d).message_class == aioice.stun.Class.RESPONSE for d in datagrams)}
-    admitted = set(sockets.addresses[2:2 + cap])
+    admitted = set(sockets.addresses[denied + forgers:denied + forgers + cap])
     assert answered == admitted
-    assert set(sockets.requests()) <= admitted
-    assert set(sent) <= admitted
+    assert set(sockets.received) == admitted  # nothing else, not even an error
+    assert set(sockets.requests()) == admitted
+    assert set(sent) == admitted
 
 
 def _responses(sockets: Listeners, address: tuple[str, int]) -> int:
