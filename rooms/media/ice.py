@@ -76,11 +76,6 @@ def gathers_loopback_only() -> bool:
     return bool(addresses) and all(is_loopback(address) for address in addresses)
 
 
-def is_mdns_name(host: str) -> bool:
-    """Whether ``host`` is an mDNS name a browser put in place of its address."""
-    return host.lower().rstrip(".").endswith(".local")
-
-
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # "This network" (RFC 1122 3.2.1.3): no host answers there; the kernel may
 # send 0.x.y.z to the local machine.
@@ -127,7 +122,7 @@ def offer_candidates_kept(sdp: str, *, loopback_only: bool, policy: CandidatePol
     """``sdp`` with only the ``a=candidate`` lines the node may send checks to.
 
     Loopback only: loopback addresses. Otherwise: every address literal, no
-    mDNS names. Either way only UDP candidates at addresses ``policy``
+    mDNS or other names. Either way only UDP candidates at addresses ``policy``
     allows, and of those at most ``policy.max_remote_candidates`` distinct
     destinations across the whole offer, the highest priorities first (a
     destination repeated in another m-section counts once). When a
