@@ -121,8 +121,8 @@ DEFAULT_CANDIDATE_POLICY = CandidatePolicy()
 def offer_candidates_kept(sdp: str, *, loopback_only: bool, policy: CandidatePolicy = DEFAULT_CANDIDATE_POLICY) -> str:
     """``sdp`` with only the ``a=candidate`` lines the node may send checks to.
 
-    Loopback only: loopback addresses. Otherwise: every address literal, no
-    mDNS or other names. Either way only UDP candidates at addresses ``policy``
+    Loopback only: loopback addresses. Otherwise: every address literal but
+    loopback ones, no mDNS or other names. Either way only UDP candidates at addresses ``policy``
     allows, and of those at most ``policy.max_remote_candidates`` distinct
     destinations across the whole offer, the highest priorities first (a
     destination repeated in another m-section counts once). When a
@@ -138,7 +138,9 @@ def offer_candidates_kept(sdp: str, *, loopback_only: bool, policy: CandidatePol
             continue
         destination, priority = candidate
         address = destination[0]
-        if loopback_only and not is_loopback(address):
+        # A node on real interfaces never aims checks at the machine's own
+        # loopback services because an offer names them.
+        if is_loopback(address) != loopback_only:
             continue
         if not policy.allows(address):
             continue

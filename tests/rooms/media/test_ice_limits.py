@@ -35,7 +35,11 @@ from tests.rooms.media.test_ice import MEDIA_SECTION, binding_request, first_can
 
 CAP = 16
 DENIED = ipaddress.ip_network("127.99.0.0/16")
-POLICY = CandidatePolicy(max_remote_candidates=CAP, denied_networks=(DENIED,))
+# Off loopback (in a namespace) the offer's sockets sit on a network routed
+# to the namespace's own lo: a node on real interfaces sends nothing to loopback.
+TARGETS_OFF_LOOPBACK = ipaddress.ip_network("10.240.0.0/16")
+DENIED_OFF_LOOPBACK = ipaddress.ip_network("10.241.0.0/16")
+POLICY = CandidatePolicy(max_remote_candidates=CAP, denied_networks=(DENIED, DENIED_OFF_LOOPBACK))
 # Candidates no check may go to, whatever the mode.
 INVALID_HOSTS = {
     "multicast": "224.0.0.251",
@@ -198,7 +202,7 @@ def test_candidates_that_cannot_pair_are_dropped(line: str) -> None:
 
 def test_valid_unicast_addresses_outside_the_denied_networks_are_kept() -> None:
     kept = [candidate(1, "192.0.2.10", 40000), candidate(2, "10.1.2.3", 40001), candidate(3, "2001:db8::1", 40002),
-            candidate(4, "127.98.0.1", 40003), candidate(5, "169.254.1.1", 40004)]
+            candidate(5, "169.254.1.1", 40004)]
     sdp = MEDIA_SECTION + "".join(kept) + "a=end-of-candidates\r\n"
 
     assert offer_candidates_kept(sdp, loopback_only=False, policy=POLICY) == sdp
@@ -251,7 +255,7 @@ def key(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-async def hostile_offer_reach(server_ip: str) -> Reach:
+async def hostile_offer_reach(server_ip: str, off_loopback: bool = False) -> Reach:
     """Publish an offer of 600 candidates to a node gathering on
     ``server_ip``: 300 at sockets on 300 loopback addresses, 100 at sockets
     on a denied network, 200 invalid ones; count what arrives where, once
@@ -263,7 +267,8 @@ async def hostile_offer_reach(server_ip: str) -> Reach:
         sent = stun_sent(patch)
         changed = check_changes(patch)
         publisher, offer = await publisher_offer()
-        with listeners(loopback_hosts("127.1.0.0/16", 300) + loopback_hosts(str(DENIED), 100)) as sockets:
+        targets, denied = (TARGETS_OFF_LOOPBACK, DENIED_OFF_LOOPBACK) if off_loopback else ("127.1.0.0/16", DENIED)
+        with listeners(loopback_hosts(str(targets), 300) + loopback_hosts(str(denied), 100)) as sockets:
             invalid = list(INVALID_HOSTS.values())
             lines = [candidate(i, host, port) for i, (host, port) in enumerate(sockets.addresses)]
             lines += [candidate(400 + i, invalid[i % len(invalid)], 40000 + i) for i in range(200)]
@@ -286,7 +291,7 @@ async def hostile_offer_reach(server_ip: str) -> Reach:
         received_bytes=sum(len(data) for datagrams in sockets.received.values() for data in datagrams),
         denied_datagrams=sum(
             len(datagrams) for address, datagrams in sockets.received.items()
-            if ipaddress.ip_address(address[0]) in DENIED
+            if any(ipaddress.ip_address(address[0]) in network for network in (DENIED, DENIED_OFF_LOOPBACK))
         ),
         sent={key(address): count for address, count in sent.items()},
     )
@@ -316,8 +321,10 @@ def test_off_loopback_an_offer_of_600_candidates_reaches_at_most_the_cap_of_dest
     """The same with the node gathering on a real interface address (no
     loopback confinement), in a network namespace of the test's own."""
     with netns.machine() as machine:
+        # Both target networks are local to the namespace, as 127/8 is.
+        subprocess.run(machine.command("ip", "route", "add", "local", "10.240.0.0/15", "dev", "lo"), check=True)
         probe = subprocess.run(
-            machine.command(sys.executable, "-m", "tests.rooms.media.test_ice_limits", machine.address),
+            machine.command(sys.executable, "-m", "tests.rooms.media.test_ice_limits", machine.address, "off"),
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
     assert probe.returncode == 0, probe.stderr
@@ -443,5 +450,5 @@ def test_a_bad_setting_stops_the_start(environment: dict[str, str]) -> None:
 
 
 if __name__ == "__main__":
-    # The probe, run inside the namespace: python -m tests.rooms.media.test_ice_limits SERVER_IP
-    print(json.dumps(dataclasses.asdict(asyncio.run(hostile_offer_reach(sys.argv[1])))))
+    # The probe, run inside the namespace: python -m tests.rooms.media.test_ice_limits SERVER_IP off
+    print(json.dumps(dataclasses.asdict(asyncio.run(hostile_offer_reach(sys.argv[1], off_loopback=True)))))
