@@ -32,6 +32,12 @@ PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 MAX_TEXT_CODE_POINTS = 4096
 MAX_USERNAME_CODE_POINTS = 64
+# Every string a client sends has a length limit, so nothing echoed back
+# (an id in ``re``) or kept (a recipient list) is larger than it must be.
+MAX_ID_CODE_POINTS = 128
+MAX_NAME_CODE_POINTS = 64  # a participant named in room.kick or to
+MAX_STREAM_ID_CODE_POINTS = 64  # stream ids and session ids (resume)
+MAX_TOKEN_CODE_POINTS = 8192
 
 # Not starting with '.' (hidden files) or '-' (an option, when a room name
 # reaches a command line such as the record hook's).
@@ -57,29 +63,63 @@ def room_name_valid(name: str) -> bool:
     return ROOM_NAME_RE.fullmatch(name) is not None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogate(text: str) -> bool:
     # JSON may carry lone surrogates ("\ud800"); they cannot be sent on as
-    # UTF-8, so they are refused at the edge rather than failing later.
-    return any(0xD800 <= ord(char) <= 0xDFFF for char in text)
+    # UTF-8, so they are refused at the edge rather than failing later (a
+    # pair is decoded into one code point, so any surrogate left is lone).
+    return _SURROGATE.search(text) is not None
+
+
+def _surrogate_field(content: object, path: str = "") -> str | None:
+    """The dotted path of the first key or string in ``content`` holding a lone surrogate."""
+    if isinstance(content, str):
+        return path if _has_surrogate(content) else None
+    if isinstance(content, dict):
+        for key, value in content.items():
+            if _has_surrogate(key):
+                return f"{path}.{_printable(key)}" if path else _printable(key)
+            found = _surrogate_field(value, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(content, list):
+        for index, item in enumerate(content):
+            found = _surrogate_field(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+Id = Annotated[StrictStr, Field(max_length=MAX_ID_CODE_POINTS)]
+Name = Annotated[StrictStr, Field(max_length=MAX_NAME_CODE_POINTS)]
+StreamId = Annotated[StrictStr, Field(max_length=MAX_STREAM_ID_CODE_POINTS)]
+Token = Annotated[StrictStr, Field(max_length=MAX_TOKEN_CODE_POINTS)]
+Sdp = Annotated[StrictStr, Field(max_length=MAX_FRAME_BYTES)]
 
 
 class ClientMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: StrictStr | None = None
+    id: Id | None = None
 
 
 class SessionConnect(ClientMessage):
     type: Literal["session.connect"]
     # Required without a token; with one, the token's identity is the login.
     username: StrictStr | None = None
-    token: StrictStr | None = None
-    resume: StrictStr | None = None
+    token: Token | None = None
+    resume: StreamId | None = None
 
 
 class SessionRefresh(ClientMessage):
     type: Literal["session.refresh"]
-    token: StrictStr
+    token: Token
 
 
 class Ping(ClientMessage):
@@ -101,7 +141,7 @@ class RoomMessage(ClientMessage):
     type: Literal["room.message"]
     room: StrictStr
     text: StrictStr
-    to: list[StrictStr] | None = None
+    to: list[Name] | None = None
 
     @field_validator("text")
     @classmethod
@@ -125,7 +165,7 @@ class RoomMessage(ClientMessage):
 class RoomKick(ClientMessage):
     type: Literal["room.kick"]
     room: StrictStr
-    participant: StrictStr
+    participant: Name
 
 
 class RoomEnd(ClientMessage):
@@ -143,29 +183,29 @@ class StreamPublish(ClientMessage):
     type: Literal["stream.publish"]
     room: StrictStr
     kind: StreamKind
-    sdp: StrictStr
+    sdp: Sdp
     record: StrictBool = False
 
 
 class StreamUnpublish(ClientMessage):
     type: Literal["stream.unpublish"]
-    stream: StrictStr
+    stream: StreamId
 
 
 class StreamPlay(ClientMessage):
     type: Literal["stream.play"]
-    stream: StrictStr
-    sdp: StrictStr
+    stream: StreamId
+    sdp: Sdp
 
 
 class StreamStop(ClientMessage):
     type: Literal["stream.stop"]
-    stream: StrictStr
+    stream: StreamId
 
 
 class StreamMute(ClientMessage):
     type: Literal["stream.mute"]
-    stream: StrictStr
+    stream: StreamId
     audio: StrictBool | None = None
     video: StrictBool | None = None
 
@@ -212,9 +252,10 @@ class MessageError(Exception):
 
 
 def request_id_of(content: object) -> str | None:
+    """The frame's ``id`` to echo in ``re``: only one that is itself valid."""
     if isinstance(content, dict):
         value = content.get("id")
-        if isinstance(value, str):
+        if isinstance(value, str) and len(value) <= MAX_ID_CODE_POINTS and not _has_surrogate(value):
             return value
     return None
 
@@ -227,6 +268,9 @@ def parse_client_message(content: object) -> AnyClientMessage:
     kind = content.get("type")
     if not isinstance(kind, str):
         raise MessageError("'type' must be a string", request_id)
+    surrogate = _surrogate_field(content)
+    if surrogate is not None:
+        raise MessageError(f"{surrogate}: must not contain lone surrogates", request_id)
     if kind not in KNOWN_TYPES:
         raise MessageError(f"unknown type {kind!r}", request_id)
     nulls = sorted(key for key, value in content.items() if value is None and key in _NOT_NULLABLE)

@@ -345,6 +345,16 @@ MALFORMED = [
     ("username wrong type", '{"type": "session.connect", "id": "x13", "username": null}', "x13"),
     ("kind unknown", '{"type": "stream.publish", "id": "x14", "room": "r", "kind": "mic", "sdp": ""}', "x14"),
     ("deep nesting", "[" * 5000 + "]" * 5000, None),
+    ("id too long", json.dumps({"type": "ping", "id": "i" * 129}), None),
+    ("id lone surrogate", '{"type": "ping", "id": "\\udc01"}', None),
+    ("room lone surrogate", '{"type": "room.join", "id": "x15", "room": "\\ud800"}', "x15"),
+    ("key lone surrogate", '{"type": "ping", "id": "x16", "\\ud800": 1}', "x16"),
+    ("participant too long",
+     json.dumps({"type": "room.kick", "id": "x17", "room": "r", "participant": "p" * 65}), "x17"),
+    ("stream too long", json.dumps({"type": "stream.stop", "id": "x18", "stream": "s" * 65}), "x18"),
+    ("token too long", json.dumps({"type": "session.refresh", "id": "x19", "token": "t" * 8193}), "x19"),
+    ("to name too long", json.dumps({"type": "room.message", "id": "x20", "room": "r", "text": "t", "to": ["b" * 65]}),
+     "x20"),
 ]
 
 

@@ -212,3 +212,35 @@ def test_a_public_chat_message_has_to_null() -> None:
 )
 def test_frames_the_server_never_sends_are_refused(frame: dict[str, Any]) -> None:
     assert _server_message_error(frame) is not None
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ({"type": "ping", "id": "i" * (protocol.MAX_ID_CODE_POINTS + 1)}, "id"),
+        ({"type": "session.connect", "token": "t" * (protocol.MAX_TOKEN_CODE_POINTS + 1)}, "token"),
+        ({"type": "session.connect", "username": "a", "resume": "s" * 65}, "resume"),
+        ({"type": "room.kick", "room": "r", "participant": "p" * 65}, "participant"),
+        ({"type": "room.message", "room": "r", "text": "t", "to": ["bob", "b" * 65]}, "to.1"),
+        ({"type": "stream.play", "stream": "s" * 65, "sdp": "v=0"}, "stream"),
+        ({"type": "stream.publish", "room": "r", "kind": "camera", "sdp": "v" * (64 * 1024 + 1)}, "sdp"),
+        ({"type": "ping", "id": "\ud800"}, "id"),
+        ({"type": "room.join", "room": "a\udfffb"}, "room"),
+        ({"type": "room.message", "room": "r", "text": "t", "to": ["ok", "\ud83d"]}, "to.1"),
+        ({"type": "ping", "extra": {"deep": ["\udc00"]}}, "extra.deep.0"),
+        ({"type": "ping", "\ud800x": 1}, "\\ud800x"),
+    ],
+)
+def test_string_fields_are_bounded_and_free_of_lone_surrogates(content: dict[str, Any], field: str) -> None:
+    with pytest.raises(protocol.MessageError) as raised:
+        protocol.parse_client_message(content)
+    assert raised.value.message.startswith(f"{field}:"), raised.value.message
+    # A refused id is not echoed: the reply must be sendable as UTF-8, and small.
+    assert raised.value.request_id is None
+    raised.value.reply().frame()
+
+
+def test_fields_at_their_limits_are_accepted() -> None:
+    protocol.parse_client_message({"type": "ping", "id": "i" * protocol.MAX_ID_CODE_POINTS})
+    protocol.parse_client_message({"type": "room.kick", "room": "r", "participant": "p" * 64, "id": "👩" * 128})
+    protocol.parse_client_message({"type": "room.message", "room": "r", "text": "\U0001f600", "to": ["b" * 64]})
