@@ -246,6 +246,9 @@ SWEEP_INTERVAL_MS: int = env("SWEEP_INTERVAL_MS")
 CHAT_RATE_PER_SECOND: float = env("CHAT_RATE_PER_SECOND")
 CHAT_RATE_BURST: int = env("CHAT_RATE_BURST")
 CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
+# Bytes a WebSocket client may leave unread in the server's send buffer
+# before it is disconnected (slow_consumer): bounds each connection's memory.
+WS_SEND_BUFFER_MAX: int = env.int("WS_SEND_BUFFER_MAX", default=1024 * 1024)
 # Empty: gather ICE candidates on every address of the machine's interfaces
 # (what a person on a laptop needs). One address: only that one; a loopback
 # address also confines media to loopback (tests, benchmarks).

@@ -11,8 +11,9 @@ from typing import Any
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from rooms import events, protocol, runtime, services, streams
+from rooms import events, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.dispatch import dispatch
 from rooms.media import messages
@@ -21,7 +22,10 @@ from rooms.session import Session
 
 logger = logging.getLogger(__name__)
 
-CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_MESSAGE_TOO_BIG = transport.CLOSE_MESSAGE_TOO_BIG
+# Received messages that may wait for this consumer before the server stops
+# reading the socket: at most 16 frames of 64 KiB, 1 MiB, per connection.
+INBOUND_QUEUE_MAX = 16
 
 
 def _frame_size(text_data: str | None, bytes_data: bytes | None) -> int:
@@ -49,6 +53,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # Ends the session when its access token expires (re-armed by session.refresh).
     token_expiry: asyncio.TimerHandle | None = None
     token_expiry_at: int | None = None
+    # The daphne connection under this consumer (None under other servers).
+    connection: transport.DaphneConnection | None = None
+    send_buffer_max: int = 0
+    # Set once the connection is being closed for abuse: nothing more is queued for it.
+    sending_stopped: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -82,9 +91,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.process_id = (await runtime.ensure_started()).process_id
         client = self.scope.get("client")
         self.client_address = str(client[0]) if client else ""
+        self.send_buffer_max = settings.WS_SEND_BUFFER_MAX
+        self.connection = transport.connection_of(self.base_send)
+        if self.connection is not None:
+            self.connection.limit_inbound(protocol.MAX_FRAME_BYTES)
+            self.connection.bound_inbound_queue(INBOUND_QUEUE_MAX)
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.connection is not None:
+            self.connection.inbound_taken()
         if _frame_size(text_data, bytes_data) > protocol.MAX_FRAME_BYTES:
             await self._close_for_abuse()
             return
@@ -141,10 +157,28 @@ class RoomConsumer(AsyncWebsocketConsumer):
         logger.warning("closing a connection that sent a frame over %d bytes", protocol.MAX_FRAME_BYTES)
         if self.session is not None:
             await self.send_message(SessionStatus.disconnected("message_too_big"))
+        self.sending_stopped = True
         # Drop the session now rather than when the server stack reports
         # the close: the room hears of it however the socket ends.
         await self.disconnect(CLOSE_MESSAGE_TOO_BIG)
-        await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+        if self.connection is not None:
+            self.connection.close_message_too_big()
+        else:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+
+    async def _close_slow_consumer(self, pending: int) -> None:
+        logger.warning(
+            "closing a connection from %s that stopped reading: %d bytes waiting to be sent (WS_SEND_BUFFER_MAX %d)",
+            self.client_address or "?", pending, self.send_buffer_max,
+        )
+        self.sending_stopped = True
+        if self.session is not None:
+            # Queued behind the rest: it arrives if the client reads again
+            # before the close handshake times out (1 s), when the transport
+            # drops the connection and its buffer.
+            await self.send(text_data=json.dumps(SessionStatus.disconnected("slow_consumer").frame()))
+        await self.disconnect(1000)
+        await self.close()
 
     async def disconnect(self, code: int) -> None:
         if self.token_expiry is not None:
@@ -167,7 +201,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(message.frame())
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        """Send a server message's frame (``ServerMessage.frame``) as text."""
+        """Send a server message's frame (``ServerMessage.frame``) as text,
+        unless the client has left more than WS_SEND_BUFFER_MAX bytes unread."""
+        if self.sending_stopped:
+            return
+        if self.connection is not None:
+            # Measured before this frame: one large frame (a room.state with
+            # its history) is no sign of a client that stopped reading.
+            pending = self.connection.pending_bytes()
+            if pending > self.send_buffer_max:
+                await self._close_slow_consumer(pending)
+                return
         await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
 
     # --- Channel layer handlers ------------------------------------------------

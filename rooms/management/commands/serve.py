@@ -20,8 +20,19 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from rooms.lan import interface_addresses, self_signed_certificate
+from rooms.protocol import MAX_FRAME_BYTES
 
 ALL_INTERFACES = ("0.0.0.0", "::")
+# daphne closes WebSockets after 24 h by default, and a meeting may be
+# longer. The transport refuses a WebSocket message or frame over the
+# protocol's 64 KiB (close 1009) before buffering it; each connection also
+# sets this itself (rooms.transport), so a daphne started without these
+# options refuses the same frames.
+DAPHNE_OPTIONS = (
+    "--websocket_timeout", "-1",
+    "--websocket-max-message-size", str(MAX_FRAME_BYTES),
+    "--websocket-max-frame-size", str(MAX_FRAME_BYTES),
+)
 
 
 class Command(BaseCommand):
@@ -61,10 +72,7 @@ class Command(BaseCommand):
             listen = ["-b", host, "-p", str(port)]
         children = [
             subprocess.Popen(
-                # daphne closes WebSockets after 24 h by default; a meeting
-                # may be longer.
-                [str(bin_dir / "daphne"), *listen, "--websocket_timeout", "-1", "conference_site.asgi:application"],
-                env=env,
+                [str(bin_dir / "daphne"), *listen, *DAPHNE_OPTIONS, "conference_site.asgi:application"], env=env
             )
         ]
         if not no_worker:
