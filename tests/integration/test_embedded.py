@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.processes import ROOT, free_port
 from tests.wsclient import SocketClient
@@ -33,6 +34,11 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _children_commands(pid: int) -> list[list[bytes]]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0") for child in children]
+
+
 async def test_serve_runs_web_and_worker_on_sqlite_and_a_folder_broker(tmp_path: Path) -> None:
     port = free_port()
     env = _embedded_env(tmp_path / "var")
@@ -47,6 +53,14 @@ async def test_serve_runs_web_and_worker_on_sqlite_and_a_folder_broker(tmp_path:
         client = await _connect_when_listening(f"ws://127.0.0.1:{port}/ws/rooms/", "newcomer")
         state = await client.request("room.join", room="first-room")
         assert state["type"] == "room.state" and state["participants"] == []
+        # daphne itself refuses a frame over the protocol's limit, with 1009.
+        daphne = next(command for command in _children_commands(serve.pid) if command[1].endswith(b"daphne"))
+        for option in (b"--websocket-max-message-size", b"--websocket-max-frame-size"):
+            assert daphne[daphne.index(option) + 1] == b"65536", daphne
+        await client.socket.send("x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next_frame()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
         await client.close()
         assert (tmp_path / "var" / "db.sqlite3").exists()
 
