@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from conference_site.backpressure import StreamingBackPressure  # noqa: E402
 from rooms.checks import open_mode_refuse_unless_explicit  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
@@ -19,7 +20,7 @@ open_mode_refuse_unless_explicit()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": StreamingBackPressure(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
