@@ -6,7 +6,10 @@ answers single byte ranges itself (RFC 9110 §14). Bodies are read in chunks;
 under ASGI the chunks come from an async iterator reading in a worker thread,
 because Django turns a synchronous iterator into a list (the whole file in
 memory) before sending it over ASGI, and because the event loop of a web
-process also carries signaling and, in the embedded default, media.
+process also carries signaling and, in the embedded default, media. Under
+daphne the next chunk is read only once the connection's write buffer has
+drained (conference_site/backpressure.py), so a slow reader costs an open
+file, not the file in memory.
 """
 
 from __future__ import annotations
@@ -202,9 +205,9 @@ def ranged_file_response(request: HttpRequest, path: Path, *, filename: str) -> 
 def _accel_redirect_response(path: Path, *, filename: str) -> HttpResponse:
     """Hand the file to the proxy in front (nginx ``X-Accel-Redirect``).
 
-    Daphne writes a response's chunks without waiting for a slow client, so
-    a big download to a slow reader piles up in the web process's memory;
-    the proxy serves the file (and its ranges) from disk instead.
+    The proxy serves the file (and its ranges) from disk, so a download,
+    however slow its reader, holds no connection, file or task of a web
+    process.
     """
     relative = path.resolve().relative_to(recordings_root().resolve())
     response = HttpResponse(content_type=content_type_for(path))

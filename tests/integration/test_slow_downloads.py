@@ -163,7 +163,9 @@ def test_stalled_downloads_stay_in_bounded_memory(
         assert growth <= GROWTH_LIMIT_BYTES, f"daphne grew by {growth / 2**20:.0f} MiB"
 
         # While they stay stalled, a client that reads gets the whole file...
+        started = time.monotonic()
         status, headers, body_sha256 = _get(port, path, cookie)
+        print(f"whole file read at {FILE_BYTES / 2**20 / (time.monotonic() - started):.0f} MiB/s")
         assert status == 200, (status, headers)
         assert headers["body-length"] == str(FILE_BYTES)
         assert body_sha256 == whole_sha256
