@@ -249,6 +249,15 @@ CHAT_HISTORY_LENGTH: int = env("CHAT_HISTORY_LENGTH")
 # Bytes a WebSocket client may leave unread in the server's send buffer
 # before it is disconnected (slow_consumer): bounds each connection's memory.
 WS_SEND_BUFFER_MAX: int = env.int("WS_SEND_BUFFER_MAX", default=1024 * 1024)
+# Quotas of one connection: rooms at once, joins per second (a token bucket
+# with a burst), and peer connections (publishes and plays, asked for or live).
+ROOMS_PER_CONNECTION: int = env.int("ROOMS_PER_CONNECTION", default=8)
+JOINS_PER_SECOND: float = env.float("JOINS_PER_SECOND", default=2.0)
+JOINS_BURST: int = env.int("JOINS_BURST", default=10)
+PEER_CONNECTIONS_PER_SESSION: int = env.int("PEER_CONNECTIONS_PER_SESSION", default=24)
+# WebSocket connections one client address may hold open in one web process
+# (0: no limit). Counted per process, not across the deployment.
+CONNECTIONS_PER_IP: int = env.int("CONNECTIONS_PER_IP", default=50)
 # Empty: gather ICE candidates on every address of the machine's interfaces
 # (what a person on a laptop needs). One address: only that one; a loopback
 # address also confines media to loopback (tests, benchmarks).

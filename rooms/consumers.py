@@ -16,6 +16,7 @@ from django.conf import settings
 from rooms import events, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.dispatch import dispatch
+from rooms.live.context import process_context
 from rooms.media import messages
 from rooms.server_messages import ErrorReply, ServerMessage, SessionStatus
 from rooms.session import Session
@@ -23,6 +24,7 @@ from rooms.session import Session
 logger = logging.getLogger(__name__)
 
 CLOSE_MESSAGE_TOO_BIG = transport.CLOSE_MESSAGE_TOO_BIG
+CLOSE_POLICY_VIOLATION = transport.CLOSE_POLICY_VIOLATION
 # Received messages that may wait for this consumer before the server stops
 # reading the socket: at most 16 frames of 64 KiB, 1 MiB, per connection.
 INBOUND_QUEUE_MAX = 16
@@ -58,6 +60,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     send_buffer_max: int = 0
     # Set once the connection is being closed for abuse: nothing more is queued for it.
     sending_stopped: bool = False
+    # Counted in the process's connections by address (CONNECTIONS_PER_IP) until it ends.
+    address_counted: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -97,10 +101,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.connection.limit_inbound(protocol.MAX_FRAME_BYTES)
             self.connection.bound_inbound_queue(INBOUND_QUEUE_MAX)
         await self.accept()
+        if self.client_address:
+            self.address_counted = process_context().connections_by_address.take(
+                self.client_address, settings.CONNECTIONS_PER_IP
+            )
+            if not self.address_counted:
+                await self._refuse_too_many_connections()
+
+    async def _refuse_too_many_connections(self) -> None:
+        # Accepted first so the client can read why: a refused handshake says nothing.
+        logger.warning(
+            "refusing a connection from %s: it has %d open (CONNECTIONS_PER_IP)",
+            self.client_address, settings.CONNECTIONS_PER_IP,
+        )
+        await self.send_message(SessionStatus.disconnected("too_many_connections"))
+        self.sending_stopped = True
+        if self.connection is not None:
+            self.connection.close_policy_violation()
+        else:
+            await self.close(code=CLOSE_POLICY_VIOLATION)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.connection is not None:
             self.connection.inbound_taken()
+        if self.sending_stopped:
+            return  # being closed: nothing it asks is answered
         if _frame_size(text_data, bytes_data) > protocol.MAX_FRAME_BYTES:
             await self._close_for_abuse()
             return
@@ -181,6 +206,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.close()
 
     async def disconnect(self, code: int) -> None:
+        if self.address_counted:
+            self.address_counted = False
+            process_context().connections_by_address.release(self.client_address)
         if self.token_expiry is not None:
             self.token_expiry.cancel()
             self.token_expiry = None
@@ -223,8 +251,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         membership = self.session.rooms.get(event["room"])
         if membership is None:
             return
+        if event["type"] == "room.unpublished":
+            self.session.stream_forget(event["stream"]["id"])
         if event["type"] == "room.finalized" or _is_kick_of(event, self.session.username):
-            self.session.rooms.pop(event["room"], None)
+            self.session.room_forget(event["room"])
             await events.room_group_discard(event["room"], self.channel_name)
         elif message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it

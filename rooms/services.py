@@ -236,6 +236,9 @@ async def room_join(
             permissions.record_check(session)
     except Forbidden as refusal:
         return RoomFailed(re=request_id, room=room, code="forbidden", message=refusal.message)
+    quota_refusal = _join_quota_refusal(session, room, request_id)
+    if quota_refusal is not None:
+        return quota_refusal
     state = process_context().live_state
     # Join the group first: events sent while the state is read are queued
     # behind the room.state reply, so the client misses nothing.
@@ -329,6 +332,21 @@ async def room_join(
     )
 
 
+def _join_quota_refusal(session: Session, room: str, request_id: str | None) -> RoomFailed | None:
+    """A join over the connection's join rate or rooms at once (a repeated join of its own room is neither)."""
+    if not session.join_bucket.take():
+        return RoomFailed(
+            re=request_id, room=room, code="rate_limited",
+            message=f"at most {settings.JOINS_PER_SECOND:g} joins per second (JOINS_PER_SECOND); join again later",
+        )
+    if room not in session.rooms and len(session.rooms) >= settings.ROOMS_PER_CONNECTION:
+        return RoomFailed(
+            re=request_id, room=room, code="limit",
+            message=f"this connection is in {len(session.rooms)} rooms, the most ROOMS_PER_CONNECTION allows",
+        )
+    return None
+
+
 def _records_url(room_live_id: str, identity: str) -> str | MISSING:
     """The room's records page, from whichever app keeps records (the hook's receiver)."""
     for _, url in room_records_url.send(sender=Room, room_live_id=room_live_id, identity=identity):
@@ -345,7 +363,7 @@ async def _group_discard_unless_member(session: Session, room: str) -> None:
 async def room_leave(*, session: Session, room: str, request_id: str | None) -> Ok:
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
-    del session.rooms[room]
+    session.room_forget(room)
     await membership_end(process_context().live_state, info=session.info, room=room, reason="leave")
     return Ok(re=request_id)
 

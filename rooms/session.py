@@ -14,7 +14,7 @@ from rooms.server_messages import Stream
 
 @dataclass
 class TokenBucket:
-    """Chat rate limit of one connection."""
+    """A rate limit of one connection (chat, joins)."""
 
     rate: float
     burst: int
@@ -76,6 +76,14 @@ class Session:
     chat_bucket: TokenBucket = field(
         default_factory=lambda: TokenBucket(settings.CHAT_RATE_PER_SECOND, settings.CHAT_RATE_BURST)
     )
+    join_bucket: TokenBucket = field(
+        default_factory=lambda: TokenBucket(settings.JOINS_PER_SECOND, settings.JOINS_BURST)
+    )
+    # The peer connections this connection has on media nodes, asked for or
+    # live, by stream id, with the stream's room: counted against
+    # PEER_CONNECTIONS_PER_SESSION, released when they end.
+    publishes: dict[str, str] = field(default_factory=dict)
+    plays: dict[str, str] = field(default_factory=dict)
 
     @property
     def sid(self) -> str:
@@ -84,6 +92,21 @@ class Session:
     @property
     def username(self) -> str:
         return self.info.username
+
+    def peer_connections(self) -> int:
+        return len(self.publishes) + len(self.plays)
+
+    def stream_forget(self, stream: str) -> None:
+        """The stream ended: this connection's publish or play of it is gone."""
+        self.publishes.pop(stream, None)
+        self.plays.pop(stream, None)
+
+    def room_forget(self, room: str) -> None:
+        """The connection is no longer in ``room``: nor are its publishes and plays there."""
+        self.rooms.pop(room, None)
+        for streams in (self.publishes, self.plays):
+            for stream in [stream for stream, in_room in streams.items() if in_room == room]:
+                del streams[stream]
 
 
 class ServiceError(Exception):

@@ -66,6 +66,8 @@ async def stream_publish(
     permissions.publish_check(session, kind, sdp)
     if record:
         permissions.record_check(session)
+    if session.peer_connections() >= settings.PEER_CONNECTIONS_PER_SESSION:
+        return StreamStatus.refused(request_id, None, "limit")
     registry = process_context().stream_registry
     node = await _node_for_room(room)
     if node is None:
@@ -80,6 +82,7 @@ async def stream_publish(
     )
     if not await registry.stream_add(record_):
         return StreamStatus.refused(request_id, None, "limit")
+    session.publishes[stream.id] = room
     membership = session.rooms[room]
     recorded = record or membership.record
     node_request = _node_request_id()
@@ -118,6 +121,10 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
     membership = session.rooms.get(record.room)
     if membership is None:
         raise ServiceError("not_in_room", f"not in room {record.room!r}")
+    # Playing a stream again replaces the play: no new peer connection.
+    if stream not in session.plays and session.peer_connections() >= settings.PEER_CONNECTIONS_PER_SESSION:
+        return StreamStatus.refused(request_id, stream, "limit")
+    session.plays[stream] = record.room
     published = Stream.model_validate(record.payload)
     node_request = _node_request_id()
     session.media_requests[node_request] = MediaRequest(
@@ -137,6 +144,7 @@ async def stream_stop(*, session: Session, stream: str, request_id: str | None) 
     record = await process_context().stream_registry.stream_get(stream)
     if record is None:
         raise ServiceError("unknown_stream", f"no stream {stream!r}")
+    session.plays.pop(stream, None)
     await _command_send(
         record.node, messages.StopCommand(room=record.room, stream=stream, player=session.info.channel)
     )
@@ -155,6 +163,7 @@ async def _own_stream(session: Session, stream: str) -> StreamRecord:
 async def stream_unpublish(*, session: Session, stream: str, request_id: str | None) -> StreamStatus:
     record = await _own_stream(session, stream)
     session.publishes_starting.pop(stream, None)
+    session.publishes.pop(stream, None)
     await stream_end(record)
     return StreamStatus(re=request_id, stream=stream, status="UNPUBLISHED")
 
@@ -264,9 +273,11 @@ async def node_report(
             return await _stream_failed(session, report)
         case messages.EndedReport():
             if report.player is not None:
+                session.plays.pop(report.stream, None)
                 return StreamStatus(stream=report.stream, status="STOPPED")
             # The publisher closed its peer connection.
             session.publishes_starting.pop(report.stream, None)
+            session.publishes.pop(report.stream, None)
             record = await process_context().stream_registry.stream_get(report.stream)
             if record is not None:
                 await stream_end(record)
@@ -301,6 +312,8 @@ async def _stream_failed(session: Session, report: messages.FailedReport) -> Str
         request = session.media_requests.pop(report.request_id, None)
         if request is None:
             return None
+        if report.stream is not None:
+            (session.plays if report.player is not None else session.publishes).pop(report.stream, None)
         if report.player is None:
             if report.stream is not None:
                 await process_context().stream_registry.stream_remove(report.stream)
@@ -309,8 +322,10 @@ async def _stream_failed(session: Session, report: messages.FailedReport) -> Str
     if report.stream is None:
         return None
     if report.player is not None:
+        session.plays.pop(report.stream, None)
         return StreamStatus.failed(report.stream, info)
     session.publishes_starting.pop(report.stream, None)
+    session.publishes.pop(report.stream, None)
     record = await process_context().stream_registry.stream_get(report.stream)
     if record is not None:
         await stream_end(record, publisher_info=info)

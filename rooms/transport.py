@@ -34,6 +34,7 @@ import functools
 from typing import Any
 
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_POLICY_VIOLATION = 1008
 # The number of wrappers ``connection_of`` looks through before giving up.
 _MAX_WRAPPERS = 4
 
@@ -88,6 +89,11 @@ class DaphneConnection:
         """Close with 1009, which the ASGI close message cannot carry through
         daphne (autobahn takes only 1000 and 3000-4999 from applications)."""
         self._protocol.sendCloseFrame(code=CLOSE_MESSAGE_TOO_BIG, isReply=False)
+
+    def close_policy_violation(self) -> None:
+        """Close with 1008 (a connection over CONNECTIONS_PER_IP), which
+        daphne does not take from an application either."""
+        self._protocol.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, isReply=False)
 
     def pending_bytes(self) -> int:
         """Bytes sent by the application that have not reached the socket yet."""

@@ -38,6 +38,26 @@ class HostedMediaNode(Protocol):
     node: MediaNode
 
 
+class AddressConnections:
+    """The WebSocket connections open in this process, by client address."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+
+    def take(self, address: str, limit: int) -> bool:
+        """Count one more connection from ``address``, unless it has ``limit`` (0: no limit)."""
+        count = self._open.get(address, 0)
+        if limit and count >= limit:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        count = self._open.pop(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+
+
 class ProcessContext:
     """One event loop's live state, stream registry, chat archive, runtime
     and in-process media node."""
@@ -52,6 +72,8 @@ class ProcessContext:
         self.runtime: ProcessRuntime | None = None
         self.media_node_host: HostedMediaNode | None = None
         self.media_node_starting = asyncio.Lock()
+        # CONNECTIONS_PER_IP is counted here: per process, as daphne runs one loop.
+        self.connections_by_address = AddressConnections()
 
     def _redis_client(self) -> Redis:
         # One client (and connection pool) for the live state and the registry.

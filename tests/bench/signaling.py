@@ -591,6 +591,8 @@ def server_env(cfg: Config, variant: Variant, prefix: str, var_dir: Path) -> dic
         "CHAT_RATE_PER_SECOND": str(max(1000.0, cfg.rate * 100)),
         "CHAT_RATE_BURST": str(max(1000, int(cfg.rate * 100))),
         "ROOM_MAX_PARTICIPANTS": str(max(16, per_room + 1)),
+        # Every benchmark client connects from 127.0.0.1.
+        "CONNECTIONS_PER_IP": "0",
         "LOG_LEVEL": "INFO",
         "ROOM_AUTH": "open",
         **dict(variant.env),
