@@ -89,6 +89,9 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
         "SWEEP_INTERVAL_MS": "500",
         "CHAT_RATE_BURST": "1000",
         "CHAT_RATE_PER_SECOND": "1000",
+        # Tests join and leave rooms in tight loops on one connection;
+        # the join rate has its own tests.
+        "JOINS_BURST": "1000",
         "PYTHONUNBUFFERED": "1",
     }
     yield env
