@@ -127,3 +127,24 @@ async def test_peer_connections_per_session_refuse_publish_and_play_until_one_en
     await again.pc.close()
     await alice.close()
     await bob.close()
+
+
+async def test_a_refused_publish_and_leaving_the_room_free_peer_connections(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_HOST_IP = "127.0.0.1"
+    use_host_address("127.0.0.1")
+    settings.PEER_CONNECTIONS_PER_SESSION = 1
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="a")
+    await alice.request("room.join", room="b")
+    # The node refuses an offer it cannot read: that publish holds no place.
+    unreadable = await alice.request("stream.publish", room="a", kind="camera", sdp="v=0\r\nm=video 9\r\n", timeout=10)
+    assert unreadable["status"] == "FAILED" and unreadable["info"] in ("no_media", "codec_not_supported"), unreadable
+    camera = await publish(alice, "a")
+    refused = await alice.request("stream.publish", room="b", kind="camera", sdp=camera.pc.localDescription.sdp)
+    assert (refused["status"], refused["info"]) == ("FAILED", "limit")
+    # Leaving the room ends its stream, and frees its place.
+    await alice.request("room.leave", room="a")
+    await camera.pc.close()
+    other = await publish(alice, "b", shade=30)
+    await other.pc.close()
+    await alice.close()
