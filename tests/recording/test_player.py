@@ -29,8 +29,15 @@ PLAYER_SCRIPT = """async (moments) => {
   const colours = [];
   for (const moment of moments) {
     const seeked = once("seeked");
+    // "seeked" can come before the frame at the new position is presented
+    // (a busy machine): wait for that frame too, or at most 3 s.
+    const presented = new Promise((resolve) => {
+      video.requestVideoFrameCallback(resolve);
+      setTimeout(resolve, 3000);
+    });
     video.currentTime = moment;
     await seeked;
+    await presented;
     context.drawImage(video, 0, 0, 16, 16);
     colours.push(Array.from(context.getImageData(8, 8, 1, 1).data.slice(0, 3)));
   }
