@@ -379,6 +379,11 @@ LOGOUT_REDIRECT_URL = "rooms:landing"
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
 RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")
+# A room recording still RECORDING this long after its room ended, PENDING_MIX
+# this long, or MIXING without a word from its worker this long is stale: the
+# admin says why, and Celery beat queues its work again.
+RECORDING_STALE_AFTER_S: int = env.int("RECORDING_STALE_AFTER_S", default=600)
+RECORDING_SWEEP_INTERVAL_S: float = env.float("RECORDING_SWEEP_INTERVAL_S", default=60.0)
 ON_MULTIPLE_RECORD_HOOK: str = env("ON_MULTIPLE_RECORD_HOOK")
 ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S: int = env.int("ON_MULTIPLE_RECORD_HOOK_TIMEOUT_S", default=600)
 OFFLINE_MIXER_CONFIG: str = env("OFFLINE_MIXER_CONFIG")
@@ -486,6 +491,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = (
     if REDIS_URL
     else {}
 )
+# Stale recordings are queued again; each of these messages expires at the
+# next sweep, so a stopped worker comes back to a backlog of one per row.
+CELERY_BEAT_SCHEDULE["recordings-sweep"] = {
+    "task": "recording.tasks.recordings_sweep",
+    "schedule": RECORDING_SWEEP_INTERVAL_S,
+    "options": {"expires": RECORDING_SWEEP_INTERVAL_S},
+}
 if WEBHOOK_URLS:
     CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
         "task": "webhooks.tasks.webhooks_sweep",

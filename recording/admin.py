@@ -10,15 +10,17 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from recording.downloads import downloadable_file
 from recording.models import Recording
 from recording.services import recording_file_path, recording_files_delete, recording_remix
+from recording.stale import recording_stale_reason, recordings_stale_q
 from recording.tasks import room_mix
 from recording.templatetags.recording_format import duration_ms
 
@@ -30,8 +32,26 @@ def operator_actor(request: HttpRequest) -> str:
 CAPTURED_FIELDS = (
     "room", "stream", "kind", "participant", "stream_live_id", "node", "status", "progress",
     "started_at", "ended_at", "duration_ms", "size_bytes", "file_path", "sidecar_path",
-    "failure_reason", "hook_exit_status", "hook_output",
+    "failure_reason", "hook_exit_status", "hook_output", "status_changed_at",
 )
+
+
+class StaleFilter(admin.SimpleListFilter):
+    """Rows no worker has moved on for RECORDING_STALE_AFTER_S (see recording.stale)."""
+
+    title = "stale"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "stale"), ("no", "not stale")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Recording]) -> QuerySet[Recording]:
+        stale = recordings_stale_q(timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(stale)
+        if self.value() == "no":
+            return queryset.exclude(stale)
+        return queryset
 
 
 def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeString | str:
@@ -49,17 +69,17 @@ def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeS
 class RecordingAdmin(admin.ModelAdmin[Recording]):
     list_display = (
         "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
-        "download", "hook_exit_status",
+        "download", "hook_exit_status", "stale",
     )
-    list_filter = ("status", "kind")
+    list_filter = ("status", StaleFilter, "kind")
     list_select_related = ("room",)
     search_fields = ("room__name", "participant")
     date_hierarchy = "started_at"
     actions = ("remix", "delete_files")
-    readonly_fields = (*CAPTURED_FIELDS, "file_link", "sidecar_link", "hook_output_text")
+    readonly_fields = (*CAPTURED_FIELDS, "file_link", "sidecar_link", "hook_output_text", "stale")
     fieldsets = (
         (None, {"fields": ("room", "stream", "kind", "participant", "stream_live_id", "node")}),
-        ("State", {"fields": ("status", "progress", "failure_reason")}),
+        ("State", {"fields": ("status", "status_changed_at", "stale", "progress", "failure_reason")}),
         ("Timing", {"fields": ("started_at", "ended_at", "duration_ms")}),
         ("Files", {"fields": ("file_link", "size_bytes", "sidecar_link")}),
         ("Hook", {"fields": ("hook_exit_status", "hook_output_text")}),
@@ -82,6 +102,19 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        recording = self.get_object(request, object_id)
+        reason = recording_stale_reason(recording, timezone.now()) if recording is not None else None
+        if reason is not None:
+            self.message_user(request, f"This recording is stale: {reason}.", messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="stale")
+    def stale(self, recording: Recording) -> str:
+        return recording_stale_reason(recording, timezone.now()) or "—"
 
     @admin.display(description="progress", ordering="progress")
     def mixing_progress(self, recording: Recording) -> str:

@@ -70,6 +70,7 @@ X264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # the reference merge's sett
 AAC_BIT_RATE = 128_000
 AAC_FRAME_SAMPLES = 1024
 PROGRESS_INTERVAL_S = 1.0
+PROGRESS_HEARTBEAT_S = 30.0
 ENCODE_QUEUE_FRAMES = 8
 LUMA_BLACK, CHROMA_GREY = 16, 128
 
@@ -462,9 +463,13 @@ class _ProgressReporter:
         self.last_time = -math.inf
 
     def report(self, percent: int, *, force: bool = False) -> None:
-        if self.callback is None or percent == self.last_percent:
+        if self.callback is None:
             return
         now = time.monotonic()
+        # The same percent again only as a sign of life: a long room's mix may
+        # spend minutes on one percent, and a silent worker is taken for dead.
+        if percent == self.last_percent and now - self.last_time < PROGRESS_HEARTBEAT_S:
+            return
         if not force and now - self.last_time < PROGRESS_INTERVAL_S:
             return
         self.last_percent, self.last_time = percent, now

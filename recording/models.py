@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from rooms.models import Room, Stream
 
@@ -33,6 +34,12 @@ class Recording(models.Model):
     # PARTIAL (the file so far stays playable) or FAILED, never left RECORDING.
     node = models.CharField(max_length=128, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECORDING)
+    # When the row entered its status, or (MIXING) when its worker last
+    # reported: the admin calls a row stale from this, without a worker.
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # The Celery task that holds the mix: a duplicate message finds the mix
+    # taken and does nothing; a redelivery of the same message takes it back.
+    mix_task_id = models.CharField(max_length=64, blank=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Mixing progress, percent.")
     file_path = models.CharField(max_length=512, blank=True, help_text="Relative to RECORDINGS_ROOT.")
     sidecar_path = models.CharField(max_length=512, blank=True)

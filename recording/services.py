@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -24,6 +25,7 @@ from recording.models import Recording
 from recording.padding import record_pad
 from recording.sidecar import SidecarError, sidecar_read, sidecars_room_start_ms
 from recording.signals import recording_failed, recording_ready
+from recording.stale import recordings_stale_q, stale_after
 from rooms.models import Room, Stream
 
 logger = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def recording_stream_finish(
     updated = record.filter(status__in=(Recording.Status.RECORDING, Recording.Status.PARTIAL)).update(
         status=Recording.Status.FAILED if failure else Recording.Status.READY,
         failure_reason=failure, file_path=file_path, size_bytes=size_bytes, duration_ms=duration_ms,
-        ended_at=timezone.now(), stream=stream,
+        ended_at=timezone.now(), status_changed_at=timezone.now(), stream=stream,
     )
     if not updated:
         logger.warning("stream record %s finished without an open row", stream_id)
@@ -189,7 +191,7 @@ def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> Ro
         room_recording_create(room)
         mix = Recording.objects.get(room=room, kind=Recording.Kind.ROOM)
     if mix is not None and Recording.objects.filter(pk=mix.pk, status=Recording.Status.RECORDING).update(
-        status=Recording.Status.PENDING_MIX
+        status=Recording.Status.PENDING_MIX, status_changed_at=timezone.now()
     ):
         return RoomRecordsFinished(settled=True, mix_due=mix.pk)
     return RoomRecordsFinished(settled=True)
@@ -205,6 +207,7 @@ def _record_close_unfinished(recording: Recording) -> None:
     )
     if Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
         status=status, failure_reason=reason, size_bytes=size, ended_at=timezone.now(),
+        status_changed_at=timezone.now(),
         duration_ms=_probe_duration_ms(path) if size and path is not None else None,
     ):
         _recording_settled(recording.pk, failed=status == Recording.Status.FAILED)
@@ -240,25 +243,50 @@ def _playable_sidecars(records: list[Recording]) -> list[tuple[Recording, Path]]
     return found
 
 
-def room_mix_run(recording_id: int) -> None:
+def _mix_claim(recording_id: int, claim: str) -> bool:
+    """Take the mix for the task ``claim``: one task mixes, every duplicate finds it taken.
+
+    A due mix is free; so is one whose worker went silent (stale), and one
+    held by ``claim`` itself, which is the same message given back to the
+    queue when the worker running it died.
+    """
+    now = timezone.now()
+    claimable = (
+        Q(status=Recording.Status.PENDING_MIX)
+        | Q(status=Recording.Status.MIXING, mix_task_id=claim)
+        | Q(status=Recording.Status.MIXING, status_changed_at__lt=now - stale_after())
+    )
+    return bool(
+        Recording.objects.filter(claimable, pk=recording_id).update(
+            status=Recording.Status.MIXING, mix_task_id=claim, progress=0, failure_reason="", status_changed_at=now
+        )
+    )
+
+
+def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     """Mix a room's stream records into one MP4, then run the hook; safe to repeat.
 
     The mix is written under a temporary name and renamed into place, so a
     run that dies leaves no half file where the mix belongs, and a repeated
-    run replaces nothing but a whole file with a whole file.
+    run replaces nothing but a whole file with a whole file. ``claim`` names
+    the run (the Celery task's id): a run that cannot take the mix (it is
+    READY, or another run holds it) does nothing but the hook, once.
     """
     recording = Recording.objects.select_related("room").get(pk=recording_id)
     output = recording_file(recording)
     if recording.status == Recording.Status.READY and output is not None and output.exists():
         _hook_run_once(recording)
         return
+    if not _mix_claim(recording.pk, claim or uuid.uuid4().hex):
+        logger.info("the mix of room %s is not due (%s): nothing to do", recording.room.name, recording.status)
+        return
+    logger.info("mixing room %s (recording %s)", recording.room.name, recording.pk)
     room = recording.room
     directory = room_directory(room.name)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"room-{room.live_id}.mp4"
     for leftover in directory.glob(f".{target.stem}.*.mp4"):
         leftover.unlink(missing_ok=True)  # from a run that died
-    Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.MIXING, progress=0, failure_reason="")
     sidecars = [path for _, path in _playable_sidecars(room_stream_records(room))]
     if not sidecars:
         _mix_failed(recording, "no stream of the room was recorded")
@@ -280,6 +308,7 @@ def room_mix_run(recording_id: int) -> None:
     Recording.objects.filter(pk=recording.pk).update(
         status=Recording.Status.READY, progress=100, file_path=str(target.relative_to(recordings_root())),
         size_bytes=target.stat().st_size, duration_ms=result.duration_ms, ended_at=timezone.now(),
+        status_changed_at=timezone.now(),
     )
     _recording_settled(recording.pk, failed=False)
     recording.refresh_from_db()
@@ -287,11 +316,16 @@ def room_mix_run(recording_id: int) -> None:
 
 
 def _mix_progress(recording_id: int, percent: int) -> None:
-    Recording.objects.filter(pk=recording_id, status=Recording.Status.MIXING).update(progress=min(99, percent))
+    # Each report is also the worker's sign of life (see recording.stale).
+    Recording.objects.filter(pk=recording_id, status=Recording.Status.MIXING).update(
+        progress=min(99, percent), status_changed_at=timezone.now()
+    )
 
 
 def _mix_failed(recording: Recording, reason: str) -> None:
-    Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED, failure_reason=reason)
+    Recording.objects.filter(pk=recording.pk).update(
+        status=Recording.Status.FAILED, failure_reason=reason, status_changed_at=timezone.now()
+    )
     _recording_settled(recording.pk, failed=True)
 
 
@@ -331,12 +365,33 @@ def _hook_run_once(recording: Recording) -> None:
     Recording.objects.filter(pk=recording.pk).update(hook_exit_status=status, hook_output=text[-HOOK_OUTPUT_KEPT:])
 
 
+@dataclass(frozen=True)
+class RecordingsDue:
+    # Finalized rooms whose records no worker has settled.
+    rooms_to_finish: list[int]
+    # Room recordings whose mix no worker has taken, or whose worker went silent.
+    mixes: list[int]
+
+
+def recordings_stale_due() -> RecordingsDue:
+    """What the recordings sweep queues again: the stale rows' work (see recording.stale)."""
+    stale = Recording.objects.filter(recordings_stale_q(timezone.now()), kind=Recording.Kind.ROOM)
+    return RecordingsDue(
+        rooms_to_finish=sorted(stale.filter(status=Recording.Status.RECORDING).values_list("room_id", flat=True)),
+        mixes=sorted(
+            stale.filter(status__in=(Recording.Status.PENDING_MIX, Recording.Status.MIXING)).values_list(
+                "pk", flat=True
+            )
+        ),
+    )
+
+
 def recording_remix(*, recording: Recording, actor: str, address: str | None = None) -> None:
     """Make a room recording's mix due again (operator action); the caller queues ``room_mix``."""
     if recording.kind != Recording.Kind.ROOM:
         raise ValueError("only room recordings are mixed")
     Recording.objects.filter(pk=recording.pk).exclude(status=Recording.Status.MIXING).update(
-        status=Recording.Status.PENDING_MIX, progress=0, failure_reason=""
+        status=Recording.Status.PENDING_MIX, progress=0, failure_reason="", status_changed_at=timezone.now()
     )
     audit_record(actor=actor, action="admin.remix", target=str(recording.pk), room=recording.room.name, address=address)
 

@@ -6,6 +6,7 @@ mix; the services make every run safe to repeat.
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from recording import services
 
@@ -27,7 +28,30 @@ def room_recordings_finish(self, room_id: int) -> None:  # type: ignore[no-untyp
         room_mix.delay(finished.mix_due)
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def room_mix(recording_id: int) -> None:
-    """Mix a room's stream records into one file, then run the hook."""
-    services.room_mix_run(recording_id)
+@shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def room_mix(self, recording_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Mix a room's stream records into one file, then run the hook.
+
+    The task's id claims the mix: a duplicate (queued again by the sweep)
+    finds it taken or done; this very message, given back after its worker
+    died, takes it back.
+    """
+    services.room_mix_run(recording_id, claim=self.request.id or "")
+
+
+@shared_task(ignore_result=True)
+def recordings_sweep() -> None:
+    """Queue again the work of stale recordings (Celery beat).
+
+    The first messages carry no expiry: work that must not be lost waits in
+    the queue for a worker, however long. These copies expire at the next
+    sweep, which sends fresh ones; so a worker coming back after an outage
+    discards the expired copies unrun, and the claim in ``room_mix_run``
+    makes sure the copies that remain mix a room once.
+    """
+    due = services.recordings_stale_due()
+    expires = settings.RECORDING_SWEEP_INTERVAL_S
+    for room_id in due.rooms_to_finish:
+        room_recordings_finish.apply_async((room_id,), expires=expires)
+    for recording_id in due.mixes:
+        room_mix.apply_async((recording_id,), expires=expires)
