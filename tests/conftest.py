@@ -107,7 +107,8 @@ def start_server(server_env, tmp_path):  # type: ignore[no-untyped-def]
 
     def start(kind: str, name: str, **options: object) -> processes.ServerProcess:
         env = {**server_env, **{k: str(v) for k, v in options.pop("env", {}).items()}}  # type: ignore[attr-defined]
-        factories = {"daphne": processes.daphne, "celery": processes.celery_worker, "medianode": processes.media_node}
+        factories = {"daphne": processes.daphne, "celery": processes.celery_worker, "medianode": processes.media_node,
+                     "beat": processes.celery_beat}
         factory = factories[kind]
         server = factory(name, env, tmp_path, **options)  # type: ignore[operator]
         started.append(server)

@@ -125,6 +125,13 @@ def celery_worker(
     return ServerProcess(name, args, env, log_dir / f"{name}.log")
 
 
+def celery_beat(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
+    """Celery beat alone, as a deployment runs it: it sends due tasks whether or not a worker runs."""
+    args = [str(BIN / "celery"), "-A", "conference_site", "beat", "--loglevel", "INFO",
+            "--schedule", str(log_dir / f"{name}-schedule")]
+    return ServerProcess(name, args, env, log_dir / f"{name}.log")
+
+
 def media_node(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
     args = [sys.executable, "manage.py", "runmedianode"]
     return ServerProcess(name, args, env, log_dir / f"{name}.log")

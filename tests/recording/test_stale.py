@@ -54,7 +54,9 @@ def test_reasons_follow_status_and_age() -> None:
     now = timezone.now()
     assert recording_stale_reason(waiting, now) == "no worker has taken the mix for 10 min"
     assert recording_stale_reason(fresh, now) is None
-    assert recording_stale_reason(silent, now) == "the mixing worker has reported nothing for 1 h 0 min (it may have died)"
+    assert recording_stale_reason(silent, now) == (
+        "the mixing worker has reported nothing for 1 h 0 min (it may have died)"
+    )
     assert recording_stale_reason(unsettled, now) == "the room ended 11 min ago and no worker has taken its records"
     assert recording_stale_reason(live, now) is None  # a live room records for as long as it lives
     assert recording_stale_reason(done, now) is None
