@@ -69,16 +69,23 @@ def _shift_sidecar(sidecar: Sidecar, gap_ms: float) -> None:
 
 
 def _write_padded(source: Path, target: Path, gap_ms: float) -> None:
+    first_dts = _first_dts(source)
     with av.open(str(source)) as reader, av.open(str(target), "w", format=FORMATS[source.suffix]) as writer:
         inputs = [stream for stream in reader.streams if stream.type in ("audio", "video")]
         outputs = {stream.index: writer.add_stream_from_template(stream) for stream in inputs}
         writer.start_encoding()
+        shift = {stream.index: round(gap_ms / 1000 / _time_base(stream)) for stream in inputs}
         for stream in inputs:
-            gap = _gap_packets(stream, gap_ms)
-            for packet in gap:
+            # The gap is whole frames (20 ms of audio, 1/30 s of video) and an
+            # encoder's flushed tail may reach past it: what would land on or
+            # after the record's first packet is dropped, since a muxer
+            # refuses timestamps that go back.
+            record_start = shift[stream.index] + first_dts.get(stream.index, 0)
+            for packet in _gap_packets(stream, gap_ms):
+                if packet.dts is not None and packet.dts >= record_start:
+                    continue
                 packet.stream = outputs[stream.index]
                 writer.mux(packet)
-        shift = {stream.index: round(gap_ms / 1000 / _time_base(stream)) for stream in inputs}
         for packet in reader.demux(*inputs):
             if packet.dts is None:
                 continue
@@ -87,6 +94,19 @@ def _write_padded(source: Path, target: Path, gap_ms: float) -> None:
             packet.dts += offset
             packet.stream = outputs[packet.stream.index]
             writer.mux(packet)
+
+
+def _first_dts(source: Path) -> dict[int, int]:
+    """Each audio/video stream's first decoding timestamp, in its time base."""
+    first: dict[int, int] = {}
+    with av.open(str(source)) as reader:
+        inputs = [stream for stream in reader.streams if stream.type in ("audio", "video")]
+        for packet in reader.demux(*inputs):
+            if packet.dts is not None:
+                first.setdefault(packet.stream.index, packet.dts)
+            if len(first) == len(inputs):
+                break
+    return first
 
 
 def _gap_packets(stream: Any, gap_ms: float) -> Iterator[av.Packet[Any]]:
@@ -145,9 +165,7 @@ def _silence(stream: Any, gap_ms: float) -> Iterator[av.Packet[Any]]:
         for packet in encoder.encode(frame):
             yield _rebased(packet, stream.time_base)
     for packet in encoder.encode(None):
-        # The encoder's tail must not run past the gap into the recording.
-        if packet.pts is not None and packet.pts < count * samples_per_frame:
-            yield _rebased(packet, stream.time_base)
+        yield _rebased(packet, stream.time_base)
 
 
 def _length_prefixed(packet: av.Packet[Any]) -> av.Packet[Any]:

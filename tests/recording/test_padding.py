@@ -15,6 +15,7 @@ from recording.padding import record_pad
 from recording.sidecar import sidecar_read
 from rooms.media.peer import use_host_address
 from tests.recording.live_records import start_record
+from tests.recording.synthetic import SyntheticRecord, synthetic_record_write
 
 # The reference's merge command, exactly, for two participants.
 MERGE = (
@@ -81,3 +82,23 @@ async def test_padded_records_merge_with_the_reference_command(tmp_path: Path, c
     assert all(right < 20 for _, right in before), before[:5]
     assert all(left > 60 for left, _ in before)
     assert all(right > 60 for _, right in after_start)
+
+
+@pytest.mark.parametrize("gap_ms", [1990.0, 1993.0, 2009.9, 40.0])
+def test_silence_ends_before_the_record_starts(tmp_path: Path, gap_ms: float) -> None:
+    """The Opus encoder's flushed tail packet (20 ms, 6.5 ms of encoder delay
+    earlier) could land after the record's first packet when the gap is not
+    a whole number of frames: the muxer refused the file."""
+    record = SyntheticRecord(duration_s=1.0)
+    sidecar_path = synthetic_record_write(tmp_path, record)
+    padded = record_pad(sidecar_path, record.started_at_ms - gap_ms)
+    assert padded.padded_ms == pytest.approx(gap_ms, abs=0.01)
+    times: dict[str, list[float]] = {"audio": [], "video": []}
+    with av.open(str(padded.path)) as container:
+        for packet in container.demux():
+            if packet.dts is not None:
+                times[packet.stream.type].append(float(packet.dts * packet.time_base))
+    for kind_times in times.values():
+        assert kind_times == sorted(kind_times)
+        assert kind_times[0] < 0.05
+    assert abs(duration_s(padded.path) - (gap_ms / 1000 + record.duration_s)) < 0.1
