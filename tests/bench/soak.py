@@ -267,8 +267,9 @@ async def media_pair(index: int, urls: list[str], ledger: Ledger, until: float) 
             viewer = await Connection.open(urls[1], ledger)
             await presenter.request("session.connect", username=f"presenter{index}")
             await viewer.request("session.connect", username=f"viewer{index}")
-            await presenter.request("room.join", room=room)
-            await viewer.request("room.join", room=room)
+            joined = [await connection.request("room.join", room=room) for connection in (presenter, viewer)]
+            if any(refused(ledger, reply, "room.state", "media join") for reply in joined):
+                continue
             publisher_pc = loopback_peer()
             publisher_pc.addTransceiver(CounterVideoTrack(320, 240), direction="sendonly")
             await publisher_pc.setLocalDescription(await publisher_pc.createOffer())
