@@ -258,6 +258,19 @@ PEER_CONNECTIONS_PER_SESSION: int = env.int("PEER_CONNECTIONS_PER_SESSION", defa
 # WebSocket connections one client address may hold open in one web process
 # (0: no limit). Counted per process, not across the deployment.
 CONNECTIONS_PER_IP: int = env.int("CONNECTIONS_PER_IP", default=50)
+# Limits shared by a client's connections, kept in the live state (shared by
+# every web process through Redis). Joins of one client address: generous,
+# as an office behind one NAT address is many people (0: no limit).
+JOINS_PER_IP_PER_SECOND: float = env.float("JOINS_PER_IP_PER_SECOND", default=20.0)
+JOINS_PER_IP_BURST: int = env.int("JOINS_PER_IP_BURST", default=100)
+# Chat of one identity (the login; a token's sub) across all its connections,
+# so more sockets do not mean more messages. By default the rate of one
+# connection (0: no limit).
+CHAT_IDENTITY_RATE_PER_SECOND: float = env.float("CHAT_IDENTITY_RATE_PER_SECOND", default=CHAT_RATE_PER_SECOND)
+CHAT_IDENTITY_RATE_BURST: int = env.int("CHAT_IDENTITY_RATE_BURST", default=CHAT_RATE_BURST)
+# Live rooms on the whole server: a join that would create one more is
+# refused; joins of existing rooms are not (0: no limit).
+ROOMS_MAX: int = env.int("ROOMS_MAX", default=1000)
 # Empty: gather ICE candidates on every address of the machine's interfaces
 # (what a person on a laptop needs). One address: only that one; a loopback
 # address also confines media to loopback (tests, benchmarks).

@@ -236,7 +236,7 @@ async def room_join(
             permissions.record_check(session)
     except Forbidden as refusal:
         return RoomFailed(re=request_id, room=room, code="forbidden", message=refusal.message)
-    quota_refusal = _join_quota_refusal(session, room, request_id)
+    quota_refusal = await _join_quota_refusal(session, room, request_id)
     if quota_refusal is not None:
         return quota_refusal
     state = process_context().live_state
@@ -257,6 +257,7 @@ async def room_join(
             max_participants=settings.ROOM_MAX_PARTICIPANTS,
             now_ms=now_ms(),
             profile=profile,
+            max_rooms=settings.ROOMS_MAX,
         )
         holder = result.members.get(session.username)
         if result.outcome == "login_taken" and session.claims is not None and holder and holder not in replaced:
@@ -277,8 +278,13 @@ async def room_join(
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.1)
 
-    if result.outcome in ("login_taken", "full", "locked"):
+    if result.outcome in ("login_taken", "full", "locked", "server_full"):
         await _group_discard_unless_member(session, room)
+        if result.outcome == "server_full":
+            return RoomFailed(
+                re=request_id, room=room, code="limit",
+                message=f"the server has {settings.ROOMS_MAX} rooms, the most ROOMS_MAX allows; join an existing room",
+            )
         if result.outcome == "login_taken":
             return RoomFailed(
                 re=request_id, room=room, code="login_taken", message=f"{session.username!r} is already in the room"
@@ -332,12 +338,25 @@ async def room_join(
     )
 
 
-def _join_quota_refusal(session: Session, room: str, request_id: str | None) -> RoomFailed | None:
-    """A join over the connection's join rate or rooms at once (a repeated join of its own room is neither)."""
+async def _join_quota_refusal(session: Session, room: str, request_id: str | None) -> RoomFailed | None:
+    """A join over the connection's join rate, its address's join rate, or the
+    connection's rooms at once (a repeated join of its own room counts against
+    the rates only)."""
     if not session.join_bucket.take():
         return RoomFailed(
             re=request_id, room=room, code="rate_limited",
             message=f"at most {settings.JOINS_PER_SECOND:g} joins per second (JOINS_PER_SECOND); join again later",
+        )
+    # Connections without an address (in-process clients) share no bucket.
+    if session.address and not await process_context().rate_limits.take(
+        f"joins:ip:{session.address}", rate=settings.JOINS_PER_IP_PER_SECOND, burst=settings.JOINS_PER_IP_BURST
+    ):
+        return RoomFailed(
+            re=request_id, room=room, code="rate_limited",
+            message=(
+                f"at most {settings.JOINS_PER_IP_PER_SECOND:g} joins per second from one address "
+                "(JOINS_PER_IP_PER_SECOND); join again later"
+            ),
         )
     if room not in session.rooms and len(session.rooms) >= settings.ROOMS_PER_CONNECTION:
         return RoomFailed(
@@ -388,6 +407,16 @@ async def chat_message_send(
             "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
         )
     context = process_context()
+    # One identity's connections share one more bucket: more sockets are not more messages.
+    if not await context.rate_limits.take(
+        f"chat:identity:{session.username}",
+        rate=settings.CHAT_IDENTITY_RATE_PER_SECOND, burst=settings.CHAT_IDENTITY_RATE_BURST,
+    ):
+        raise ServiceError(
+            "rate_limited",
+            f"at most {settings.CHAT_IDENTITY_RATE_PER_SECOND:g} messages per second from {session.username!r} "
+            "across its connections (CHAT_IDENTITY_RATE_PER_SECOND); this one was not sent",
+        )
     state = context.live_state
     recipients: list[str] | None = None
     members: dict[str, str] = {}

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from rooms.access_tokens import AccessClaims
 from rooms.live.contract import SessionInfo
+from rooms.live.rates import TokenBucket
 from rooms.server_messages import Stream
-
-
-@dataclass
-class TokenBucket:
-    """A rate limit of one connection (chat, joins)."""
-
-    rate: float
-    burst: int
-    tokens: float = 0.0
-    updated: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.burst)
-
-    def take(self) -> bool:
-        current = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (current - self.updated) * self.rate)
-        self.updated = current
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 @dataclass(frozen=True)

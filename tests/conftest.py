@@ -89,9 +89,12 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
         "SWEEP_INTERVAL_MS": "500",
         "CHAT_RATE_BURST": "1000",
         "CHAT_RATE_PER_SECOND": "1000",
-        # Tests join and leave rooms in tight loops on one connection;
-        # the join rate has its own tests.
+        "CHAT_IDENTITY_RATE_BURST": "1000",
+        "CHAT_IDENTITY_RATE_PER_SECOND": "1000",
+        # Tests join and leave rooms in tight loops on one connection, and
+        # every test connects from 127.0.0.1; the join rates have their own tests.
         "JOINS_BURST": "1000",
+        "JOINS_PER_IP_PER_SECOND": "0",
         "PYTHONUNBUFFERED": "1",
     }
     yield env

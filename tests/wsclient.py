@@ -87,17 +87,20 @@ class ProtocolClient(_Client):
         self.communicator = communicator
 
     @classmethod
-    async def open(cls) -> ProtocolClient:
+    async def open(cls, address: str = "") -> ProtocolClient:
+        """A connection; from ``address`` (the scope's client) if given, else from no address."""
         from conference_site.asgi import application
 
         communicator = WebsocketCommunicator(application, "/ws/rooms/", headers=[(b"origin", ORIGIN.encode())])
+        if address:
+            communicator.scope["client"] = (address, 50000)
         connected, _ = await communicator.connect(timeout=5)
         assert connected, "the server refused the WebSocket"
         return cls(communicator)
 
     @classmethod
-    async def connected(cls, username: str) -> ProtocolClient:
-        client = await cls.open()
+    async def connected(cls, username: str, address: str = "") -> ProtocolClient:
+        client = await cls.open(address)
         await client.connect_session(username)
         return client
 

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from rooms.chat_archive import ChatArchive
 from rooms.live.contract import LiveState
 from rooms.live.memory import MemoryLiveState
+from rooms.live.rates import MemoryRateLimits, RateLimits, RedisRateLimits
 from rooms.live.redis import RedisLiveState, redis_client
 from rooms.live.registry import MemoryStreamRegistry, RedisStreamRegistry, StreamRegistry
 from rooms.media.node import MediaNode
@@ -59,13 +60,14 @@ class AddressConnections:
 
 
 class ProcessContext:
-    """One event loop's live state, stream registry, chat archive, runtime
-    and in-process media node."""
+    """One event loop's live state, stream registry, shared rate limits,
+    chat archive, runtime and in-process media node."""
 
     def __init__(self) -> None:
         self._redis: Redis | None = None
         self._live_state: LiveState | None = None
         self._stream_registry: StreamRegistry | None = None
+        self._rate_limits: RateLimits | None = None
         self._chat_archive: ChatArchive | None = None
         # Made and started by their owners (rooms.runtime, rooms.media_host):
         # they build on services that use this context.
@@ -102,6 +104,18 @@ class ProcessContext:
                 registry = MemoryStreamRegistry()
             self._stream_registry = registry
         return registry
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """Limits shared by a client's connections (joins per address, chat per identity)."""
+        limits = self._rate_limits
+        if limits is None:
+            if settings.REDIS_URL:
+                limits = RedisRateLimits(self._redis_client(), settings.LIVE_STATE_PREFIX)
+            else:
+                limits = MemoryRateLimits()
+            self._rate_limits = limits
+        return limits
 
     @property
     def chat_archive(self) -> ChatArchive:

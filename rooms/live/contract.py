@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy", "locked"]
+JoinOutcome = Literal["joined", "already", "login_taken", "full", "busy", "locked", "server_full"]
 LeaveOutcome = Literal["absent", "left", "finalize", "idle"]
 
 
@@ -83,9 +83,10 @@ class LiveState(Protocol):
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int, profile: str = "",
+        max_participants: int, now_ms: int, profile: str = "", max_rooms: int = 0,
     ) -> JoinResult:
-        """``login_taken`` comes with ``members`` naming the holder's session."""
+        """``login_taken`` comes with ``members`` naming the holder's session;
+        ``server_full``: the room is not live and ``max_rooms`` (0: no limit) are."""
         ...
     async def room_leave(
         self, *, name: str, login: str, sid: str, now_ms: int, lease_ms: int,

@@ -52,11 +52,13 @@ class MemoryLiveState:
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int, profile: str = "",
+        max_participants: int, now_ms: int, profile: str = "", max_rooms: int = 0,
     ) -> JoinResult:
         room = self._rooms.get(name)
         created = False
         if room is None:
+            if max_rooms and len(self._rooms) >= max_rooms:
+                return JoinResult("server_full")
             room = self._rooms[name] = _MemoryRoom(room_id=new_room_id, record=record)
             created = True
         elif room.status == "finalizing":

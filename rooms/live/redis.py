@@ -69,6 +69,10 @@ class RedisLiveState:
     def _room_keys(self, name: str) -> list[str]:
         return [self._key("room", name), self._key("room", name, "members"), self._key("deadlines")]
 
+    def _rooms_key(self) -> str:
+        # The names of the live rooms: counted against ROOMS_MAX.
+        return self._key("rooms")
+
     def _chat_key(self, name: str) -> str:
         return self._key("room", name, "chat")
 
@@ -102,12 +106,13 @@ class RedisLiveState:
 
     async def room_join(
         self, *, name: str, login: str, sid: str, new_room_id: str, record: bool,
-        max_participants: int, now_ms: int, profile: str = "",
+        max_participants: int, now_ms: int, profile: str = "", max_rooms: int = 0,
     ) -> JoinResult:
         keys = [
-            *self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name), self._profiles_key(name)
+            *self._room_keys(name), self._key("session", sid, "rooms"), self._chat_key(name), self._profiles_key(name),
+            self._rooms_key(),
         ]
-        args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms, profile]
+        args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms, profile, max_rooms]
         (
             outcome, room_id, rec, created, reactivated, seq, flat_members, chat, flat_profiles, locked
         ) = await self._join(keys=keys, args=args)
@@ -164,7 +169,7 @@ class RedisLiveState:
         return int(await self._chat_post(keys=keys, args=[message_json or "", history_length]))
 
     async def room_forget(self, *, name: str, room_id: str) -> bool:
-        keys = [*self._room_keys(name), self._chat_key(name), self._profiles_key(name)]
+        keys = [*self._room_keys(name), self._chat_key(name), self._profiles_key(name), self._rooms_key()]
         return bool(await self._forget(keys=keys, args=[name, room_id]))
 
     async def rooms_claim_due(self, *, now_ms: int, lease_ms: int, limit: int) -> list[ClaimedRoom]:

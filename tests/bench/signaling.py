@@ -593,6 +593,8 @@ def server_env(cfg: Config, variant: Variant, prefix: str, var_dir: Path) -> dic
         "ROOM_MAX_PARTICIPANTS": str(max(16, per_room + 1)),
         # Every benchmark client connects from 127.0.0.1.
         "CONNECTIONS_PER_IP": "0",
+        "JOINS_PER_IP_PER_SECOND": "0",
+        "ROOMS_MAX": "0",
         "LOG_LEVEL": "INFO",
         "ROOM_AUTH": "open",
         **dict(variant.env),

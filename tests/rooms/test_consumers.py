@@ -259,7 +259,7 @@ async def test_chat_public_private_and_history() -> None:
 
 
 async def test_history_keeps_last_50_public_messages(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CHAT_RATE_BURST = 100
+    settings.CHAT_RATE_BURST = settings.CHAT_IDENTITY_RATE_BURST = 100
     alice = await ProtocolClient.connected("alice")
     await alice.request("room.join", room="h")
     for number in range(55):
@@ -463,7 +463,7 @@ async def test_null_constants_and_oversize_binary() -> None:
 
 
 async def test_a_join_during_chat_sees_each_message_once_in_history_or_as_event(settings) -> None:  # type: ignore[no-untyped-def]
-    settings.CHAT_RATE_BURST = 1000
+    settings.CHAT_RATE_BURST = settings.CHAT_IDENTITY_RATE_BURST = 1000
     alice = await ProtocolClient.connected("alice")
     bob = await ProtocolClient.connected("bob")
     await alice.request("room.join", room="busy")

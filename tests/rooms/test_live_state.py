@@ -66,11 +66,11 @@ async def live(backend: str) -> AsyncIterator[Live]:
 
 async def join(
     state: LiveState, login: str = "alice", sid: str = "", *, room: str = "r", room_id: str = "",
-    record: bool = False, max_participants: int = 16, now: int = 1000, profile: str = "",
+    record: bool = False, max_participants: int = 16, now: int = 1000, profile: str = "", max_rooms: int = 0,
 ) -> JoinResult:
     return await state.room_join(
         name=room, login=login, sid=sid or f"sid-{login}", new_room_id=room_id or f"id-{login}", record=record,
-        max_participants=max_participants, now_ms=now, profile=profile,
+        max_participants=max_participants, now_ms=now, profile=profile, max_rooms=max_rooms,
     )
 
 
@@ -179,6 +179,32 @@ async def test_a_full_room_refuses_the_extra_joins(live: Live) -> None:
     members = await live.state.room_members("r")
     assert len(members) == 4
     assert {login for login, result in zip(logins, results, strict=True) if result.outcome == "joined"} == set(members)
+
+
+async def test_max_rooms_refuses_a_new_room_but_not_a_join_of_a_live_one(live: Live) -> None:
+    other, _ = live.another_process()
+    assert (await join(live.state, "alice", room="a", max_rooms=2)).outcome == "joined"
+    assert (await join(other, "bob", room="b", max_rooms=2)).outcome == "joined"
+    refused = await join(other, "carol", room="c", max_rooms=2)
+    assert refused == JoinResult("server_full")
+    assert await live.state.room_status("c") is None and await live.state.room_members("c") == {}
+    assert (await join(other, "carol", room="a", max_rooms=2)).outcome == "joined"
+    assert (await join(other, "dave", room="c")).outcome == "joined"  # 0: no limit
+    # A forgotten room frees its place.
+    await leave(live.state, "dave", room="c")
+    assert await live.state.room_forget(name="c", room_id="id-dave")
+    await leave(other, "bob", room="b")
+    assert (await join(live.state, "erin", room="e", max_rooms=2)).outcome == "server_full"
+    assert await other.room_forget(name="b", room_id="id-bob")
+    assert (await join(live.state, "erin", room="e", max_rooms=2)).outcome == "joined"
+
+
+async def test_concurrent_creations_never_pass_max_rooms(live: Live) -> None:
+    other, _ = live.another_process()
+    results = await asyncio.gather(
+        *(join(live.state if i % 2 else other, f"user{i}", room=f"r{i}", max_rooms=3) for i in range(8))
+    )
+    assert sorted(result.outcome for result in results) == ["joined"] * 3 + ["server_full"] * 5
 
 
 async def test_a_join_right_after_a_leave_never_sees_login_taken(live: Live) -> None:

@@ -1,14 +1,18 @@
-"""Quotas of one connection, in one process: rooms at once, joins per
-second, and peer connections (publishes and plays) per session."""
+"""Quotas of one connection (rooms at once, joins per second, peer
+connections: publishes and plays) and of what its connections share:
+joins per client address, chat per identity, rooms per server."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from rooms.live.context import AddressConnections
 from rooms.live.contract import SessionInfo
 from rooms.media.peer import use_host_address
-from rooms.session import Membership, Session, TokenBucket
+from rooms.models import Room
+from rooms.session import Membership, Session
 from tests.media_clients import play, publish
 from tests.wsclient import ProtocolClient
 
@@ -58,13 +62,67 @@ async def test_join_rate_refused_with_rate_limited(settings) -> None:  # type: i
     await bob.close()
 
 
-def test_join_bucket_refills_at_its_rate() -> None:
-    bucket = TokenBucket(rate=2.0, burst=2)
-    assert bucket.take() and bucket.take()
-    assert not bucket.take()
-    bucket.updated -= 0.5  # half a second ago: one token back at 2 per second
-    assert bucket.take()
-    assert not bucket.take()
+async def test_joins_per_address_are_shared_by_its_connections(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.JOINS_PER_IP_BURST = 4
+    settings.JOINS_PER_IP_PER_SECOND = 0.01
+    clients = [await ProtocolClient.connected(f"user{n}", address="10.0.0.1") for n in range(3)]
+    replies = [await client.request("room.join", room=f"r{n}") for n in range(3) for client in clients]
+    assert [reply["type"] for reply in replies] == ["room.state"] * 4 + ["room.failed"] * 5
+    assert {(reply["code"], reply["room"]) for reply in replies[4:]} == {("rate_limited", "r1"), ("rate_limited", "r2")}
+    assert "JOINS_PER_IP_PER_SECOND" in replies[4]["message"]
+    # Another address has its own bucket, and connections with no address
+    # (in-process clients) share none.
+    other = await ProtocolClient.connected("other", address="10.0.0.2")
+    unaddressed = await ProtocolClient.connected("local")
+    assert (await other.request("room.join", room="r2"))["participants"] == []
+    assert [p["name"] for p in (await unaddressed.request("room.join", room="r2"))["participants"]] == ["other"]
+    for client in [*clients, other, unaddressed]:
+        await client.close()
+
+
+async def test_chat_per_identity_is_shared_by_its_connections(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_IDENTITY_RATE_BURST = 3
+    settings.CHAT_IDENTITY_RATE_PER_SECOND = 0.01
+    sockets = [await ProtocolClient.connected("alice") for _ in range(3)]
+    bob = await ProtocolClient.connected("bob")
+    for n, socket in enumerate(sockets):
+        await socket.request("room.join", room=f"c{n}")
+        await bob.request("room.join", room=f"c{n}")
+    replies = [await socket.request("room.message", room=f"c{n}", text=f"{n}.{m}") for m in range(2)
+               for n, socket in enumerate(sockets)]
+    assert [reply["type"] for reply in replies] == ["ok"] * 3 + ["error"] * 3
+    assert all(reply["code"] == "rate_limited" for reply in replies[3:])
+    assert "'alice'" in replies[3]["message"] and "CHAT_IDENTITY_RATE_PER_SECOND" in replies[3]["message"]
+    delivered = sorted([(await bob.event("room.message"))["message"]["text"] for _ in range(3)])
+    assert delivered == ["0.0", "1.0", "2.0"]
+    await bob.assert_no_event("room.message")
+    # Another identity has its own allowance.
+    assert (await bob.request("room.message", room="c0", text="bob's"))["type"] == "ok"
+    for client in [*sockets, bob]:
+        await client.close()
+
+
+async def test_rooms_max_refuses_a_new_room_with_limit_not_a_live_one(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ROOMS_MAX = 2
+    alice = await ProtocolClient.connected("alice")
+    bob = await ProtocolClient.connected("bob")
+    await alice.request("room.join", room="a")
+    await alice.request("room.join", room="b")
+    refused = await bob.request("room.join", room="c")
+    assert (refused["type"], refused["room"], refused["code"]) == ("room.failed", "c", "limit"), refused
+    assert "ROOMS_MAX" in refused["message"]
+    assert await Room.objects.filter(name="c").aexists() is False
+    joined = await bob.request("room.join", room="a")
+    assert joined["type"] == "room.state" and [p["name"] for p in joined["participants"]] == ["alice"]
+    # Once a room is over (its last participant left and it was finalized),
+    # a new one may be created.
+    await alice.request("room.leave", room="b")
+    async with asyncio.timeout(10):
+        while (reply := await bob.request("room.join", room="c"))["type"] != "room.state":
+            assert reply["code"] == "limit", reply
+            await asyncio.sleep(0.05)
+    await alice.close()
+    await bob.close()
 
 
 def test_room_forget_releases_the_rooms_publishes_and_plays() -> None:

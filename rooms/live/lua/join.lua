@@ -1,17 +1,22 @@
 -- One login joins a room: creates the room, or refuses (busy, login_taken,
 -- full), or adds the member and counts the event, in one step.
--- KEYS: room hash, members hash, deadlines zset, session's rooms set, chat list, profiles hash
--- ARGV: name, login, sid, new room id, record ('1'/'0'), max participants, now ms, profile JSON
+-- KEYS: room hash, members hash, deadlines zset, session's rooms set, chat list, profiles hash, live rooms set
+-- ARGV: name, login, sid, new room id, record ('1'/'0'), max participants, now ms, profile JSON,
+--       max live rooms (0: no limit)
 -- Returns {outcome, room id, record, created, reactivated, seq, members (flat), chat, profiles (flat), locked}
--- (login_taken: members holds only the holder)
-local room, members, deadlines, session_rooms, chat, profiles =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local name, login, sid, new_id, record, max, now, profile =
-    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+-- (login_taken: members holds only the holder; server_full: the room is not live and max live rooms are)
+local room, members, deadlines, session_rooms, chat, profiles, live_rooms =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local name, login, sid, new_id, record, max, now, profile, max_rooms =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], tonumber(ARGV[9])
 local status = redis.call('HGET', room, 'status')
 if status == 'finalizing' then return {'busy', '', '0', 0, 0, 0, {}, {}, {}, '0'} end
 local created = 0
 if not status then
+  if max_rooms > 0 and redis.call('SCARD', live_rooms) >= max_rooms then
+    return {'server_full', '', '0', 0, 0, 0, {}, {}, {}, '0'}
+  end
+  redis.call('SADD', live_rooms, name)
   redis.call('HSET', room, 'id', new_id, 'status', 'active', 'record', record, 'created_ms', now)
   status = 'active'
   created = 1
