@@ -313,3 +313,17 @@ async def test_a_ghost_holder_whose_session_is_gone_is_not_replaced_forever() ->
     refused = await alice.request("room.join", room="weekly", timeout=5)
     assert refused["type"] == "room.failed" and refused["code"] == "login_taken"
     await alice.close()
+
+
+async def test_chat_per_identity_counts_the_tokens_subject_across_its_connections(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_IDENTITY_RATE_BURST = 2
+    settings.CHAT_IDENTITY_RATE_PER_SECOND = 0.01
+    # One subject, three tokens (each for its own room, under its own display name).
+    sockets = [await joined("alice", room=f"desk-{n}", name=f"Alice {n}") for n in range(3)]
+    replies = [await socket.request("room.message", room=f"desk-{n}", text="hi") for n, socket in enumerate(sockets)]
+    assert [reply["type"] for reply in replies] == ["ok", "ok", "error"]
+    assert replies[2]["code"] == "rate_limited" and "'alice'" in replies[2]["message"]
+    bob = await joined("bob", room="desk-2")
+    assert (await bob.request("room.message", room="desk-2", text="hi"))["type"] == "ok"
+    for client in [*sockets, bob]:
+        await client.close()
