@@ -416,6 +416,7 @@ def server_env(database_url: str, prefix: str, folder: Path) -> dict[str, str]:
         # Every client of the soak comes from 127.0.0.1: the per-address
         # limits are meant for the internet, not for one load generator.
         "CONNECTIONS_PER_IP": "10000",
+        "JOINS_PER_IP_PER_SECOND": "0",
         "PYTHONUNBUFFERED": "1",
     }
 
