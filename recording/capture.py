@@ -12,8 +12,10 @@ File time 0 is the arrival of the first video keyframe (the first audio
 packet for a stream without video): nothing before it can be shown. Each
 track's packets sit at (its first arrival - time 0) + RTP time since its
 first packet, so the file is aligned by arrival and the sidecar can do
-better. Clusters are closed every second and flushed, so a process killed
-mid-record leaves a playable file that lacks at most the last second.
+better. Clusters are closed every half second and flushed, so a process
+killed mid-record leaves a playable file that lacks less than the last
+second (and, until ``recording.repair`` rewrites it, its duration and seek
+index).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ MAX_SENDER_REPORTS = 64
 SIDECAR_REWRITE_INTERVAL_S = 5.0
 WRITER_NAP_S = 0.25
 NTP_UNIX_OFFSET_S = 2_208_988_800
+
+# Clusters closed every half second and each flushed as it closes: what a
+# killed process loses is the open cluster and the writer's nap, at most
+# ~0.75 s (recording.repair then gives the file its duration and index).
+LIVE_MUXER_OPTIONS = {"cluster_time_limit": "500", "flush_packets": "1"}
 
 MUX_CODECS = {"VP8": "vp8", "H264": "h264", "opus": "opus", "PCMU": "pcm_mulaw", "PCMA": "pcm_alaw"}
 
@@ -249,8 +256,7 @@ class _ContainerWriter:
         extension = path.suffix.lstrip(".")
         self.container: Any = av.open(
             str(path), "w", format="webm" if extension == "webm" else "matroska",
-            # Short clusters, each flushed: a killed process loses at most ~1 s.
-            options={"cluster_time_limit": "1000", "flush_packets": "1"},
+            options=LIVE_MUXER_OPTIONS,
         )
         self.streams: dict[str, Any] = {}
         self.time_bases: dict[str, fractions.Fraction] = {}

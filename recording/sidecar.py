@@ -9,7 +9,9 @@ Format version 1 (`<stream id>.json` beside `<stream id>.webm|.mkv|.mp4`):
 `version`, `room`, `room_id`, `stream`, `participant`, `kind`, `file`
 (relative to the sidecar's folder), `started_at_ms` (server epoch ms of file
 time 0), `ended_at_ms` (null if the process died mid-record), `padded_ms`
-(black/silence prepended; `started_at_ms` then moved back by as much) and
+(black/silence prepended; `started_at_ms` then moved back by as much),
+`repaired` (written only as true, once a record whose writer was killed
+has been rewritten with a duration and a seek index: recording.repair) and
 `tracks`: per track `kind`, `codec`, `clock_rate`, `ssrc`,
 `first_rtp_timestamp`, `first_arrival_ms`, `offset_ms` (where its first
 packet sits in the file), `sender_reports` (`ntp_ms` as Unix epoch ms on the
@@ -17,8 +19,8 @@ sender's clock, `rtp_timestamp`, `arrival_ms`), `packets`, `bytes`.
 In the file, a track's packet sits at offset_ms + (RTP ts - first RTP ts) / clock.
 
 Reading is strict: every field has its JSON type (no strings for numbers, no
-booleans for integers); `ended_at_ms` and `padded_ms` may be absent (null
-and 0), as may a track's `sender_reports` (none). Keys of no meaning here
+booleans for integers); `ended_at_ms`, `padded_ms` and `repaired` may be
+absent (null, 0 and false), as may a track's `sender_reports` (none). Keys of no meaning here
 are ignored, so a reader of this version also reads files that carry more.
 """
 
@@ -33,7 +35,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 SIDECAR_VERSION: Final = 1
@@ -96,6 +98,7 @@ class Sidecar:
     started_at_ms: StrictFloat  # server wall clock (epoch ms) of file time 0
     ended_at_ms: StrictFloat | None = None  # None while recording, or if the process died mid-record
     padded_ms: StrictFloat = 0
+    repaired: StrictBool = False  # rewritten with a duration and a seek index after its writer was killed
     tracks: list[TrackTiming]
 
     def track(self, kind: TrackKind) -> TrackTiming | None:
@@ -105,7 +108,10 @@ class Sidecar:
         return sidecar_path.parent / self.file
 
     def to_json(self) -> str:
-        return json.dumps(_SIDECAR_FORMAT.dump_python(self), indent=2, ensure_ascii=False) + "\n"
+        data = _SIDECAR_FORMAT.dump_python(self)
+        if not self.repaired:
+            del data["repaired"]  # written only when true: a whole record's file reads as before
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: object) -> Sidecar:

@@ -303,3 +303,16 @@ def test_a_correction_of_seconds_is_not_believed(tmp_path: Path) -> None:
     # The sender's clock jumped 5 s between its video and its audio reports.
     audio.sender_reports = [replace(report, ntp_ms=report.ntp_ms + 5000) for report in audio.sender_reports]
     assert audio_correction_ms(sidecar) == 0.0
+
+
+def test_repaired_is_written_only_when_true(tmp_path: Path) -> None:
+    path = tmp_path / "s-7.json"
+    sidecar = first_codec_record()
+    sidecar.repaired = True
+    sidecar_write(path, sidecar)
+    assert json.loads(path.read_text(encoding="utf-8"))["repaired"] is True
+    assert sidecar_read(path) == sidecar
+    assert sidecar_read(path).repaired is True
+    changed = json.loads(WRITTEN_BY_THE_FIRST_CODEC) | {"repaired": "yes"}
+    with pytest.raises(SidecarError, match="sidecar.repaired"):
+        Sidecar.from_json(json.dumps(changed))
