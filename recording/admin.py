@@ -32,7 +32,7 @@ def operator_actor(request: HttpRequest) -> str:
 CAPTURED_FIELDS = (
     "room", "stream", "kind", "participant", "stream_live_id", "node", "status", "progress",
     "started_at", "ended_at", "duration_ms", "size_bytes", "file_path", "sidecar_path",
-    "failure_reason", "hook_exit_status", "hook_output", "status_changed_at",
+    "failure_reason", "hook_exit_status", "hook_output", "status_changed_at", "repaired",
 )
 
 
@@ -69,9 +69,9 @@ def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeS
 class RecordingAdmin(admin.ModelAdmin[Recording]):
     list_display = (
         "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
-        "download", "hook_exit_status", "stale",
+        "download", "hook_exit_status", "stale", "repaired",
     )
-    list_filter = ("status", StaleFilter, "kind")
+    list_filter = ("status", StaleFilter, "kind", "repaired")
     list_select_related = ("room",)
     search_fields = ("room__name", "participant")
     date_hierarchy = "started_at"
@@ -79,7 +79,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
     readonly_fields = (*CAPTURED_FIELDS, "file_link", "sidecar_link", "hook_output_text", "stale")
     fieldsets = (
         (None, {"fields": ("room", "stream", "kind", "participant", "stream_live_id", "node")}),
-        ("State", {"fields": ("status", "status_changed_at", "stale", "progress", "failure_reason")}),
+        ("State", {"fields": ("status", "status_changed_at", "stale", "progress", "failure_reason", "repaired")}),
         ("Timing", {"fields": ("started_at", "ended_at", "duration_ms")}),
         ("Files", {"fields": ("file_link", "size_bytes", "sidecar_link")}),
         ("Hook", {"fields": ("hook_exit_status", "hook_output_text")}),

@@ -48,6 +48,11 @@ class Recording(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
+    # A PARTIAL record rewritten with a duration and a seek index after its
+    # node was killed (recording.repair); duration_ms is then the repaired file's.
+    repaired = models.BooleanField(
+        default=False, help_text="Rewritten with a duration and a seek index after its media node was killed."
+    )
     hook_exit_status = models.IntegerField(null=True, blank=True)
     hook_output = models.TextField(blank=True)
 

@@ -11,6 +11,7 @@ from django.dispatch import receiver
 from recording import links, services, tasks
 from recording.models import Recording
 from recording.node_records import StreamRecordSink
+from rooms.database import db_call
 from rooms.media.messages import PublishCommand
 from rooms.media.signals import stream_started
 from rooms.media.sink import PublishedMedia
@@ -49,5 +50,8 @@ def stream_record_start(
 
 
 @receiver(media_nodes_dead, dispatch_uid="recording.media_nodes_dead")
-def records_of_dead_nodes_close(sender: Any, alive: set[str], **kwargs: Any) -> None:
-    services.recordings_of_dead_nodes_close(alive)
+async def records_of_dead_nodes_close(sender: Any, alive: set[str], **kwargs: Any) -> None:
+    # Repairing the records copies whole files: seconds for long ones, spent
+    # in the database thread pool rather than on the one thread every
+    # synchronous receiver and consumer shares.
+    await db_call(services.recordings_of_dead_nodes_close)(alive)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ from audit.services import audit_record
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
 from recording.padding import record_pad
+from recording.repair import RecordRepairError, record_repair
 from recording.sidecar import SidecarError, sidecar_read, sidecars_room_start_ms
 from recording.signals import recording_failed, recording_ready
 from recording.stale import recordings_stale_q, stale_after
@@ -122,7 +124,8 @@ def recordings_of_dead_nodes_close(alive_nodes: set[str]) -> int:
     """Stream records whose node died: PARTIAL when a file remains, else FAILED.
 
     The file written until the node died is playable (its clusters were
-    flushed as they closed); only its tail and index are missing.
+    flushed as they closed); its tail is lost, and its duration and seek
+    index, which the repair then writes.
     """
     orphans = list(
         Recording.objects.filter(kind=Recording.Kind.STREAM, status=Recording.Status.RECORDING).exclude(
@@ -198,6 +201,11 @@ def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> Ro
 
 
 def _record_close_unfinished(recording: Recording) -> None:
+    """PARTIAL (then repaired) when the dead node left a file, else FAILED.
+
+    The row is claimed by a conditional update before the file is touched,
+    so of the processes sweeping at once only one repairs it.
+    """
     path = recording_file(recording)
     size = path.stat().st_size if path is not None and path.exists() else 0
     status, reason = (
@@ -205,12 +213,37 @@ def _record_close_unfinished(recording: Recording) -> None:
         if size
         else (Recording.Status.FAILED, "the media node stopped before anything was written")
     )
-    if Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
+    if not Recording.objects.filter(pk=recording.pk, status=Recording.Status.RECORDING).update(
         status=status, failure_reason=reason, size_bytes=size, ended_at=timezone.now(),
         status_changed_at=timezone.now(),
-        duration_ms=_probe_duration_ms(path) if size and path is not None else None,
     ):
-        _recording_settled(recording.pk, failed=status == Recording.Status.FAILED)
+        return
+    if status == Recording.Status.PARTIAL and path is not None:
+        _record_repair(recording, path)
+    _recording_settled(recording.pk, failed=status == Recording.Status.FAILED)
+
+
+def _record_repair(recording: Recording, path: Path) -> None:
+    """Give a killed record its duration and seek index; the row notes it (or why not)."""
+    sidecar = recording_file_path(recording.sidecar_path)
+    started = time.monotonic()
+    try:
+        result = record_repair(path, sidecar)
+    except (RecordRepairError, OSError) as error:
+        logger.warning("record %s was not repaired: %s", recording.pk, error)
+        Recording.objects.filter(pk=recording.pk).update(
+            failure_reason=f"the media node stopped while recording; the file was not repaired: {error}",
+            duration_ms=_probe_duration_ms(path),
+        )
+        return
+    logger.info(
+        "repaired record %s (%s, %.1f s) in %.2f s",
+        recording.pk, result.path.name, result.duration_ms / 1000, time.monotonic() - started,
+    )
+    Recording.objects.filter(pk=recording.pk).update(
+        repaired=True, file_path=str(result.path.relative_to(recordings_root())), size_bytes=result.size_bytes,
+        duration_ms=result.duration_ms,
+    )
 
 
 def records_pad(records: list[Recording]) -> None:

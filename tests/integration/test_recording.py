@@ -10,12 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import psycopg
 import pytest
 
 from recording.sidecar import sidecar_read
 from rooms.media.peer import use_host_address
 from tests.media_clients import publish
+from tests.media_tracks import BITS, SQUARE, read_counter
+from tests.processes import manage
 from tests.wsclient import SocketClient
 
 pytestmark = pytest.mark.integration
@@ -37,7 +40,7 @@ def recordings(database_url: str, room: str) -> list[dict[str, Any]]:
     with psycopg.connect(database_url) as connection:
         cursor = connection.execute(
             "SELECT r.kind, r.status, r.file_path, r.sidecar_path, r.size_bytes, r.duration_ms, r.failure_reason,"
-            " r.participant, r.progress, r.hook_exit_status, r.hook_output"
+            " r.participant, r.progress, r.hook_exit_status, r.hook_output, r.repaired"
             " FROM recording_recording r JOIN rooms_room m ON m.id = r.room_id WHERE m.name = %s ORDER BY r.id",
             (room,),
         )
@@ -92,28 +95,111 @@ async def test_a_stream_record_follows_publish_and_leave(start_server, server_en
     await alice.close()
 
 
-async def test_a_killed_process_leaves_a_playable_partial_record(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+async def test_a_killed_process_leaves_a_partial_record_repaired_for_seeking(
+    start_server, server_env, recordings_root
+) -> None:  # type: ignore[no-untyped-def]
     doomed, survivor = start_server("daphne", "doomed"), start_server("daphne", "survivor")
     alice = await SocketClient.connected(doomed.ws_url, "alice")
     await alice.request("room.join", room="cut")
     camera = await publish(alice, "cut", record=True)
-    await asyncio.sleep(3)  # media recorded before the crash
+    await asyncio.sleep(4)  # media recorded before the crash
     # A connection starts the survivor's sweep, which finds the dead node
-    # and closes its records.
+    # and closes (and repairs) its records.
     watcher = await SocketClient.connected(survivor.ws_url, "watcher")
+    killed_at_ms = time.time() * 1000
     doomed.kill()
     rows = await wait_for_recordings(
-        server_env["DATABASE_URL"], "cut", lambda rows: rows[0]["status"] != "RECORDING", timeout=15
+        server_env["DATABASE_URL"], "cut", lambda rows: rows[0]["repaired"] or "not repaired" in rows[0]["failure_reason"],
+        timeout=20,
     )
     row = rows[0]
-    assert row["status"] == "PARTIAL", row
-    info = probe(recordings_root / row["file_path"])
+    assert (row["status"], row["repaired"]) == ("PARTIAL", True), row
+    path = recordings_root / row["file_path"]
+    assert path == recordings_root / "cut" / f"{camera.stream['id']}.webm"
+    info = probe(path)
     assert {stream["codec_name"] for stream in info["streams"]} == {"vp8", "opus"}
-    assert row["duration_ms"] >= 1500 and row["size_bytes"] > 30_000
     sidecar = sidecar_read(recordings_root / row["sidecar_path"])
-    assert sidecar.ended_at_ms is None  # the sidecar says the record did not end properly
+    assert sidecar.ended_at_ms is None and sidecar.repaired  # it did not end properly, and was repaired
+    # What the node received, from the first keyframe to the kill: the
+    # header now says how long the file is, and lacks at most a second.
+    recorded_s = (killed_at_ms - sidecar.started_at_ms) / 1000
+    duration_s = float(info["format"]["duration"])
+    assert recorded_s - 1.0 <= duration_s <= recorded_s + 0.1, (recorded_s, duration_s)
+    assert abs(row["duration_ms"] / 1000 - duration_s) < 0.1 and row["size_bytes"] == path.stat().st_size
+    assert b"\x1c\x53\xbb\x6b" in path.read_bytes()  # the Cues element: a seek index
+    middle = duration_s / 2
+    first, at_middle = counter_after_seek(path, 0.0), counter_after_seek(path, middle)
+    assert at_middle[0] == pytest.approx(middle, abs=0.05)
+    assert abs((at_middle[1] - first[1]) - 30 * (at_middle[0] - first[0])) <= 6  # 30 fps counter frames
     await camera.close()
     await watcher.close()
+
+    player = await asyncio.to_thread(chromium_seek, survivor, server_env, "cut", middle)
+    assert player["duration"] == pytest.approx(duration_s, abs=0.1)
+    assert player["mediaTime"] == pytest.approx(middle, abs=0.1)
+    # The picture shown is the frame recorded there, as PyAV decodes it.
+    assert abs(player["counter"] - at_middle[1]) <= 3, (player, at_middle)
+
+
+def counter_after_seek(path: Path, at_s: float) -> tuple[float, int]:
+    """Seek the video to ``at_s`` through the file's index; the first frame there: its time and counter."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        container.seek(round(at_s / video.time_base), stream=video, backward=True)
+        for frame in container.decode(video):
+            if frame.time is not None and frame.time >= at_s - 0.02:
+                return float(frame.time), read_counter(frame)
+    raise AssertionError(f"no frame at {at_s} s in {path}")
+
+
+CHROMIUM_SEEK_SCRIPT = """async ([moment, bits, square]) => {
+  const video = document.querySelector("details.player[open] video");
+  const once = (name) => new Promise((resolve, reject) => {
+    video.addEventListener(name, resolve, {once: true});
+    video.addEventListener("error", () => reject(new Error(video.error.message)), {once: true});
+  });
+  if (video.readyState < HTMLMediaElement.HAVE_METADATA) await once("loadedmetadata");
+  const seeked = once("seeked");
+  const presented = new Promise((resolve) => video.requestVideoFrameCallback((now, meta) => resolve(meta)));
+  video.currentTime = moment;
+  await seeked;
+  const meta = await presented;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(video, 0, 0);
+  let counter = 0;
+  for (let bit = 0; bit < bits; bit++) {
+    const [red] = context.getImageData(bit * square + square / 2, square / 2, 1, 1).data;
+    if (red > 128) counter |= 1 << bit;
+  }
+  return {duration: video.duration, mediaTime: meta.mediaTime, counter};
+}"""
+
+
+def chromium_seek(web, server_env: dict[str, str], room: str, moment: float) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Open the room's records page in Chromium, play the record and seek to ``moment``."""
+    from playwright.sync_api import sync_playwright
+
+    with psycopg.connect(server_env["DATABASE_URL"]) as connection:
+        row = connection.execute("SELECT live_id FROM rooms_room WHERE name = %s", (room,)).fetchone()
+    assert row is not None
+    records_url = manage(server_env, "shell", "-c", (
+        "from recording.links import room_records_url; "
+        f"print(room_records_url(room_live_id='{row[0]}', identity='alice'))"
+    )).strip().splitlines()[-1]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(web.http_url + records_url.lstrip("/"))
+            page.click("details.player summary")
+            return page.evaluate(CHROMIUM_SEEK_SCRIPT, [moment, BITS, SQUARE])  # type: ignore[no-any-return]
+        finally:
+            browser.close()
 
 
 async def test_synchronized_records_are_padded_by_the_worker(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]

@@ -124,3 +124,18 @@ def test_remix_action_queues_the_mix(admin_client: Client, weekly: Room, recordi
         path.unlink()
     assert [message["headers"]["task"] for message in queued] == ["recording.tasks.room_mix"]
     assert queued[0]["headers"]["argsrepr"] == f"({recording.pk},)"
+
+
+def test_a_repaired_record_is_shown_and_filtered(admin_client: Client, weekly: Room, recordings_root: Path) -> None:
+    repaired = stream_record_of(
+        weekly, status=Recording.Status.PARTIAL, repaired=True, duration_ms=4_200,
+        failure_reason="the media node stopped while recording",
+    )
+    whole = mix_of(weekly, recordings_root)
+    detail = admin_client.get(f"{CHANGELIST}{repaired.pk}/change/").content.decode()
+    assert "Repaired" in detail and "Rewritten with a duration and a seek index" in detail
+    assert 'alt="True"' in detail
+    assert 'alt="False"' in admin_client.get(f"{CHANGELIST}{whole.pk}/change/").content.decode()
+    only_repaired = admin_client.get(CHANGELIST, {"repaired__exact": "1"}).content.decode()
+    assert f"{CHANGELIST}{repaired.pk}/change/" in only_repaired
+    assert f"{CHANGELIST}{whole.pk}/change/" not in only_repaired

@@ -14,8 +14,11 @@ import av
 import pytest
 
 from recording.capture import LIVE_MUXER_OPTIONS
+from recording.models import Recording
 from recording.repair import RecordRepairError, record_repair
+from recording.services import recordings_of_dead_nodes_close
 from recording.sidecar import sidecar_read
+from rooms.models import Room
 from tests.recording.synthetic import SyntheticRecord, synthetic_record_write
 
 
@@ -162,3 +165,45 @@ def test_a_file_with_no_packet_is_refused_and_left_as_it_was(tmp_path: Path) -> 
         record_repair(tmp_path / "header-only.webm")
     assert (tmp_path / "header-only.webm").read_bytes() == before
     assert not list(tmp_path.glob(".*repair"))
+
+
+@pytest.mark.django_db
+def test_the_sweep_repairs_the_record_of_a_dead_node_and_the_row_says_so(
+    settings, tmp_path: Path, killed_record  # type: ignore[no-untyped-def]
+) -> None:
+    media, sidecar, muxed_end = killed_record
+    settings.RECORDINGS_ROOT = tmp_path
+    room = Room.objects.create(name="room", live_id="live-r")
+    Recording.objects.create(
+        room=room, kind=Recording.Kind.STREAM, stream_live_id="stream-a", participant="alice", node="dead",
+        file_path="room/stream-a.webm", sidecar_path="room/stream-a.json",
+    )
+    assert recordings_of_dead_nodes_close({"alive"}) == 1
+    row = Recording.objects.get()
+    assert (row.status, row.repaired, row.file_path) == (Recording.Status.PARTIAL, True, "room/stream-a.webm")
+    assert row.duration_ms == pytest.approx(float(probe(media)["format"]["duration"]) * 1000, abs=50)
+    assert muxed_end * 1000 - 550 <= row.duration_ms <= muxed_end * 1000 + 50
+    assert row.size_bytes == media.stat().st_size
+    assert row.failure_reason == "the media node stopped while recording"
+    assert sidecar_read(sidecar).repaired is True
+    # A second sweep finds nothing to close and leaves the file alone.
+    before = media.read_bytes()
+    assert recordings_of_dead_nodes_close({"alive"}) == 0
+    assert media.read_bytes() == before
+
+
+@pytest.mark.django_db
+def test_a_record_that_cannot_be_repaired_stays_partial_and_says_why(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings.RECORDINGS_ROOT = tmp_path
+    (tmp_path / "room").mkdir()
+    (tmp_path / "room" / "s1.webm").write_bytes(b"not really a webm")
+    room = Room.objects.create(name="room", live_id="live-r")
+    Recording.objects.create(
+        room=room, kind=Recording.Kind.STREAM, stream_live_id="s1", participant="alice", node="dead",
+        file_path="room/s1.webm",
+    )
+    recordings_of_dead_nodes_close(set())
+    row = Recording.objects.get()
+    assert (row.status, row.repaired, row.size_bytes) == (Recording.Status.PARTIAL, False, 17)
+    assert row.failure_reason.startswith("the media node stopped while recording; the file was not repaired: s1.webm")
+    assert (tmp_path / "room" / "s1.webm").read_bytes() == b"not really a webm"
