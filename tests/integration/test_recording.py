@@ -108,10 +108,10 @@ async def test_a_killed_process_leaves_a_partial_record_repaired_for_seeking(
     watcher = await SocketClient.connected(survivor.ws_url, "watcher")
     killed_at_ms = time.time() * 1000
     doomed.kill()
-    rows = await wait_for_recordings(
-        server_env["DATABASE_URL"], "cut", lambda rows: rows[0]["repaired"] or "not repaired" in rows[0]["failure_reason"],
-        timeout=20,
-    )
+    def settled(rows: list[dict[str, Any]]) -> bool:
+        return bool(rows[0]["repaired"]) or "not repaired" in rows[0]["failure_reason"]
+
+    rows = await wait_for_recordings(server_env["DATABASE_URL"], "cut", settled, timeout=20)
     row = rows[0]
     assert (row["status"], row["repaired"]) == ("PARTIAL", True), row
     path = recordings_root / row["file_path"]

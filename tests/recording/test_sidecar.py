@@ -314,5 +314,5 @@ def test_repaired_is_written_only_when_true(tmp_path: Path) -> None:
     assert sidecar_read(path) == sidecar
     assert sidecar_read(path).repaired is True
     changed = json.loads(WRITTEN_BY_THE_FIRST_CODEC) | {"repaired": "yes"}
-    with pytest.raises(SidecarError, match="sidecar.repaired"):
+    with pytest.raises(SidecarError, match=r"sidecar\.repaired"):
         Sidecar.from_json(json.dumps(changed))
