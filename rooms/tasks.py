@@ -5,7 +5,7 @@ import asyncio
 from celery import shared_task
 
 from rooms import services
-from rooms.live.context import process_context
+from rooms.live.context import process_context_close
 
 
 @shared_task(ignore_result=True)
@@ -16,6 +16,6 @@ def sweep_rooms() -> int:
         try:
             return await services.rooms_sweep()
         finally:
-            await process_context().close()
+            await process_context_close()
 
     return asyncio.run(sweep())
