@@ -203,9 +203,15 @@ LIVE_STATE_PREFIX: str = env("LIVE_STATE_PREFIX")
 
 
 CHANNEL_LAYER: str = env.str("CHANNEL_LAYER", default="pubsub")
+# Messages that may wait in this process for one consumer (a WebSocket
+# connection, a media node) before its queue overflows: the waiting messages
+# are dropped, counted and logged, and the connection closes (slow_consumer).
+CHANNEL_QUEUE_MAX: int = env.int("CHANNEL_QUEUE_MAX", default=1000)
 
 
-def redis_channel_layer(url: str, prefix: str, kind: str = "pubsub") -> dict[str, object]:
+def redis_channel_layer(
+    url: str, prefix: str, kind: str = "pubsub", queue_max: int = CHANNEL_QUEUE_MAX
+) -> dict[str, object]:
     """The channel layer over Redis.
 
     ``pubsub`` (default): one PUBLISH per room event, fanned out inside each
@@ -219,22 +225,28 @@ def redis_channel_layer(url: str, prefix: str, kind: str = "pubsub") -> dict[str
     if kind == "lists":
         return {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi", "capacity": 1000, "expiry": 30},
+            "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi", "capacity": queue_max, "expiry": 30},
         }
     if kind != "pubsub":
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or lists, not {kind!r}")
     return {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi"},
+        # Bounded per-channel queues with a counted drop (rooms.channel_layers).
+        "BACKEND": "rooms.channel_layers.BoundedPubSubChannelLayer",
+        "CONFIG": {"hosts": hosts, "prefix": f"{prefix}:asgi", "capacity": queue_max},
     }
 
 
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL, LIVE_STATE_PREFIX, CHANNEL_LAYER)}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "rooms.channel_layers.BoundedInMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_QUEUE_MAX},
+        }
+    }
 
 # --- Rooms ------------------------------------------------------------------
 ROOM_IDLE_TIMEOUT_MS: int = env("ROOM_IDLE_TIMEOUT_MS")

@@ -196,6 +196,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             "closing a connection from %s that stopped reading: %d bytes waiting to be sent (WS_SEND_BUFFER_MAX %d)",
             self.client_address or "?", pending, self.send_buffer_max,
         )
+        await self._end_as_slow_consumer()
+
+    async def _end_as_slow_consumer(self) -> None:
         self.sending_stopped = True
         if self.session is not None:
             # Queued behind the rest: it arrives if the client reads again
@@ -276,6 +279,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         reply = await streams.node_report(session=self.session, report=report)
         if reply is not None:
             await self.send_message(reply)
+
+    async def channel_overflow(self, message: dict[str, Any]) -> None:
+        """The channel layer dropped messages for this connection (its queue
+        overflowed, rooms.channel_layers): going on would leave the client
+        with a gap, so it is told slow_consumer and reconnects to a fresh state."""
+        if self.sending_stopped:
+            return
+        logger.warning(
+            "closing a connection from %s: %d messages for it were dropped (CHANNEL_QUEUE_MAX)",
+            self.client_address or "?", message["dropped"],
+        )
+        await self._end_as_slow_consumer()
 
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);

@@ -1,0 +1,149 @@
+"""Channel layers whose per-channel queues are bounded and never drop silently.
+
+Every message for a consumer waits in its process in a per-channel queue
+until the consumer takes it. Channels' in-memory layer bounds that queue
+(``capacity``) but drops what does not fit without a word (``group_send``
+swallows ``ChannelFull``); channels_redis's pub/sub layer (4.x) makes an
+unbounded ``asyncio.Queue`` per channel, so one consumer that stops taking
+messages (stuck awaiting a slow database, say) while its rooms are busy
+grows the process without limit. Neither layer has a hook for a bound and a
+policy, hence these subclasses.
+
+The policy when a channel's queue holds ``capacity`` messages and another
+arrives: everything waiting is dropped, the drop is counted (the layer's
+``dropped_messages``, for the whole process) and logged once at WARNING, and
+a single ``{"type": "channel.overflow", "dropped": n}`` takes the queue's
+place. The consumer finds it before anything sent after the gap and ends
+its connection (``slow_consumer``), so its client reconnects to a fresh
+state instead of going on with messages missing. A queue therefore never
+holds more than ``capacity`` messages; a consumer still stuck when the
+queue fills again drops it again, logged again: one line per ``capacity``
+messages, never one per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.utils import _wrap_close
+
+logger = logging.getLogger(__name__)
+
+OVERFLOW_TYPE = "channel.overflow"
+
+
+def overflow_message(dropped: int) -> dict[str, Any]:
+    """What a consumer receives in place of the messages its queue dropped."""
+    return {"type": OVERFLOW_TYPE, "dropped": dropped}
+
+
+class DropCount:
+    """The messages one process's layer dropped, all channels together."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.overflows = 0
+
+    def record(self, channel: str, dropped: int, capacity: int) -> None:
+        self.messages += dropped
+        self.overflows += 1
+        logger.warning(
+            "channel %s overflowed its queue of %d messages: dropped %d and told its consumer to close"
+            " (this process has dropped %d messages in %d overflows; CHANNEL_QUEUE_MAX)",
+            channel, capacity, dropped, self.messages, self.overflows,
+        )
+
+
+class OverflowQueue(asyncio.Queue[Any]):
+    """A pub/sub channel's queue of serialized messages, at most ``maxsize`` long."""
+
+    def __init__(self, channel: str, maxsize: int, serialize: Any, drops: DropCount) -> None:
+        super().__init__(maxsize=maxsize)
+        self._channel = channel
+        self._serialize = serialize
+        self._drops = drops
+        self._notice: object = None
+
+    def put_nowait(self, item: Any) -> None:
+        # The layer's receive task calls this for every message from Redis;
+        # asyncio.Queue would raise QueueFull there, which the task logs as
+        # an error and answers by sleeping a second: lost for every member.
+        if not self.full():
+            super().put_nowait(item)
+            return
+        dropped = 1
+        while not self.empty():
+            # An earlier overflow's notice is replaced, not counted as a message.
+            if self.get_nowait() is not self._notice:
+                dropped += 1
+        self._notice = self._serialize(overflow_message(dropped))
+        super().put_nowait(self._notice)
+        self._drops.record(self._channel, dropped, self.maxsize)
+
+
+class BoundedPubSubLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
+    """channels_redis's per-loop pub/sub layer with ``OverflowQueue`` queues."""
+
+    async def _subscribe_to_channel(self, channel: str) -> None:
+        layer = self.channel_layer
+        self.channels[channel] = OverflowQueue(channel, layer.capacity, layer.serialize, layer.drops)
+        await self._get_shard(channel).subscribe(channel)
+
+
+class BoundedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    """Redis pub/sub layer with each channel's queue bounded at ``capacity``."""
+
+    def __init__(self, *args: Any, capacity: int = 1000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        self.capacity = capacity
+        self.drops = DropCount()
+
+    @property
+    def dropped_messages(self) -> int:
+        return self.drops.messages
+
+    def _get_layer(self) -> BoundedPubSubLoopLayer:
+        # As the parent's, with the bounded loop layer.
+        loop = asyncio.get_running_loop()
+        layer: BoundedPubSubLoopLayer | None = self._layers.get(loop)
+        if layer is None:
+            layer = BoundedPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
+
+
+class BoundedInMemoryChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """Channels' in-memory layer whose full queues follow the overflow policy
+    instead of raising ``ChannelFull`` (which ``group_send`` swallows)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drops = DropCount()
+
+    @property
+    def dropped_messages(self) -> int:
+        return self.drops.messages
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        try:
+            await super().send(channel, message)
+        except ChannelFull:
+            queue = self.channels[channel]
+            dropped = 1
+            while not queue.empty():
+                # An earlier overflow's notice is replaced, not counted as a message.
+                if queue.get_nowait()[1].get("type") != OVERFLOW_TYPE:
+                    dropped += 1
+            # Entries are (expires at, message), as the parent queues them.
+            queue.put_nowait((time.time() + self.expiry, overflow_message(dropped)))
+            self.drops.record(channel, dropped, queue.maxsize)
+
