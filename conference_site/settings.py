@@ -221,7 +221,15 @@ def redis_channel_layer(
     """
     # Reads wait on Redis longer than redis-py's default 5 s socket timeout,
     # which would end them with an error and close quiet WebSockets.
-    hosts = [{"address": url, "socket_timeout": 15}]
+    # A connection Redis closed (a restart, a failover) is opened again once
+    # for the command that meets it, instead of failing that command; a
+    # timeout is not retried.
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    reconnect_once = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    hosts = [{"address": url, "socket_timeout": 15, "retry": reconnect_once}]
     if kind == "lists":
         return {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -12,8 +12,10 @@ from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rooms import events, protocol, runtime, services, streams, transport
+from rooms import events, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.dispatch import dispatch
 from rooms.live.context import process_context
@@ -28,6 +30,8 @@ CLOSE_POLICY_VIOLATION = transport.CLOSE_POLICY_VIOLATION
 # Received messages that may wait for this consumer before the server stops
 # reading the socket: at most 16 frames of 64 KiB, 1 MiB, per connection.
 INBOUND_QUEUE_MAX = 16
+# Redis unreachable (refused, reset, or silent past the client's timeout).
+LIVE_STATE_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 
 
 def _frame_size(text_data: str | None, bytes_data: bytes | None) -> int:
@@ -101,6 +105,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.connection.limit_inbound(protocol.MAX_FRAME_BYTES)
             self.connection.bound_inbound_queue(INBOUND_QUEUE_MAX)
         await self.accept()
+        process_context().connections.add(self)
         if self.client_address:
             self.address_counted = process_context().connections_by_address.take(
                 self.client_address, settings.CONNECTIONS_PER_IP
@@ -143,7 +148,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send_message(error.reply())
             return
         try:
+            if not await self._live_epoch_check(message):
+                return
             reply = await dispatch(self, message)
+        except LIVE_STATE_UNREACHABLE as error:
+            logger.warning("%s failed: the live state is unreachable (%r)", message.type, error, exc_info=True)
+            reply = ErrorReply(
+                re=message.id, code="unavailable", message="the server's live state is unreachable; try again"
+            )
         except Exception:
             # One failing request must not take the connection down with it.
             logger.exception("handling %s failed", message.type)
@@ -153,6 +165,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if reply is not None:
             await self.send_message(reply)
         self._token_expiry_arm()
+
+    async def _live_epoch_check(self, message: protocol.AnyClientMessage) -> bool:
+        """False when the live state this session lived in is gone: the session
+        was just ended (``state_lost``) and the request is not served."""
+        if self.session is None or isinstance(message, protocol.Ping):
+            return True
+        await live_epoch.epoch_current()
+        return self.session is not None
+
+    def live_epoch(self) -> str | None:
+        return self.session.epoch if self.session is not None else None
+
+    async def state_lost(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        # Told first: the client reconnects while the history is written.
+        await self.send_message(SessionStatus.disconnected("state_lost"))
+        self.sending_stopped = True
+        await self.close()
+        await services.session_state_lost(session=session)
 
     def _token_expiry_arm(self) -> None:
         """(Re)arm the session's end at its token's expiry, allowing the clock skew."""
@@ -209,6 +242,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.close()
 
     async def disconnect(self, code: int) -> None:
+        process_context().connections.discard(self)
         if self.address_counted:
             self.address_counted = False
             process_context().connections_by_address.release(self.client_address)

@@ -111,6 +111,14 @@ def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
     return True
 
 
+def room_finalize_if_deserted(*, live_id: str) -> bool:
+    """Finalize the room if nobody is in it any more (its live state was lost)."""
+    room = Room.objects.filter(live_id=live_id).exclude(status=Room.Status.FINALIZED).first()
+    if room is None or Participant.objects.filter(room=room, left_at__isnull=True).exists():
+        return False
+    return room_finalize(live_id=room.live_id, name=room.name, record=room.record)
+
+
 def room_records_links_revoke(*, live_id: str, actor: str, address: str | None = None) -> None:
     """Links to the room's records issued until now stop working (``recording.access`` compares times)."""
     with transaction.atomic():

@@ -16,7 +16,7 @@ import uuid
 
 from django.conf import settings
 
-from rooms import history, services
+from rooms import history, live_epoch, services
 from rooms.database import db_call
 from rooms.live.context import ProcessRuntime, process_context
 from rooms.media.loops import cancelled
@@ -31,6 +31,8 @@ class Runtime:
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        # Whether a heartbeat of this process reached the live state yet.
+        self._registered = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rooms-runtime")
@@ -50,7 +52,9 @@ class Runtime:
                 count = await db_call(history.rooms_finalize_orphaned)()
                 if count:
                     logger.info("finalized %d rooms left open by an earlier run", count)
+            await live_epoch.epoch_current()
             await state.process_heartbeat(self.process_id, now_ms())
+            self._registered = True
         except Exception:
             logger.exception("first heartbeat failed; retrying in the loop")
         finally:
@@ -63,13 +67,28 @@ class Runtime:
         next_sweep = loop.time()
         while not cancelled():
             try:
-                await state.process_heartbeat(self.process_id, now_ms())
+                await self._beat()
+                # Only on a state this process has just checked: a sweep must
+                # never finalize rooms from a state that was lost meanwhile.
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + sweep
                     await services.rooms_sweep()
             except Exception:
                 logger.exception("room sweep failed; retrying")
             await asyncio.sleep(min(heartbeat, sweep))
+
+    async def _beat(self) -> None:
+        """Heartbeat, and end this process's sessions if the live state lost them."""
+        context = process_context()
+        epoch_before = context.live_epoch
+        registered = await context.live_state.process_heartbeat(self.process_id, now_ms())
+        await live_epoch.epoch_current()
+        if self._registered and not registered and context.live_epoch == epoch_before:
+            # Not a lost state (that ended the sessions already): a sweep took
+            # this process for dead (it could not reach Redis for longer than
+            # PRESENCE_TTL_MS) and dropped its sessions from their rooms.
+            await live_epoch.sessions_forgotten()
+        self._registered = True
 
 
 async def ensure_started() -> ProcessRuntime:

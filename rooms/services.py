@@ -16,7 +16,7 @@ from typing import Literal
 from django.conf import settings
 from pydantic import MISSING
 
-from rooms import events, history, permissions, protocol, streams
+from rooms import events, history, live_epoch, permissions, protocol, streams
 from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
 from rooms.history import ChatRecord
@@ -88,6 +88,8 @@ async def session_connect(
         if login is None:
             return None, SessionStatus.failed(request_id, "invalid_username")
     state = process_context().live_state
+    # Opened under the state's current epoch; sessions of a lost one end first.
+    epoch = await live_epoch.epoch_current()
     if resume:
         previous = await state.session_get(resume)
         if previous is not None:
@@ -103,7 +105,7 @@ async def session_connect(
         grants=claims.grants.claims() if claims else MISSING,
         expires=claims.expires_at * 1000 if claims else MISSING,
     )
-    return Session(info=info, claims=claims, address=address), reply
+    return Session(info=info, epoch=epoch, claims=claims, address=address), reply
 
 
 async def session_refresh(*, session: Session, token: str, request_id: str | None) -> Ok:
@@ -391,6 +393,28 @@ async def session_close(*, session: Session) -> None:
     """The connection closed: its rooms see it drop."""
     session.rooms.clear()
     await session_drop(sid=session.sid)
+
+
+async def session_state_lost(*, session: Session) -> None:
+    """The live state this session lived in was lost: close its history rows.
+
+    The state has nothing left to remove (should it still hold the session,
+    the memberships are dropped the ordinary way). A room row nobody is in
+    any more is finalized; one that others still hold open waits for them.
+    """
+    memberships = dict(session.rooms)
+    session.rooms.clear()
+    for room, membership in memberships.items():
+        await events.room_group_discard(room, session.info.channel)
+        await db_call(history.participant_record_leave)(
+            live_id=membership.room_id, login=session.username, session=session.sid,
+            reason=Participant.LeaveReason.DISCONNECT, room_idle=False,
+        )
+        await db_call(history.room_finalize_if_deserted)(live_id=membership.room_id)
+    try:
+        await session_drop(sid=session.sid)
+    except Exception:
+        logger.exception("dropping session %s after the live state was lost failed", session.sid)
 
 
 # --- Chat ---------------------------------------------------------------------

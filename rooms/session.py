@@ -42,6 +42,8 @@ class Session:
     """One connection's signaling session."""
 
     info: SessionInfo
+    # The live state's epoch when the session opened (rooms.live_epoch).
+    epoch: str = ""
     # The verified access token; None for a session without one (open mode).
     claims: AccessClaims | None = None
     # The client's address, for the audit trail.

@@ -512,7 +512,8 @@ class Connection extends Emitter {
 
   #serverEndedSession(reason) {
     if (FINAL_SESSION_ENDS.has(reason)) this.#finish(SESSION_STATUS.DISCONNECTED, reason);
-    // Any other reason: the socket closes next and the connection comes back.
+    // Any other reason (`state_lost`, `slow_consumer`, ...): the socket closes
+    // next, the connection comes back and its rooms are joined again.
   }
 
   #routeStreamStatus(message) {

@@ -39,6 +39,18 @@ class HostedMediaNode(Protocol):
     node: MediaNode
 
 
+class LiveConnection(Protocol):
+    """A WebSocket connection of this process, as the live state's loss needs it (``rooms.live_epoch``)."""
+
+    def live_epoch(self) -> str | None:
+        """The epoch its session was opened under; None without a session."""
+        ...
+
+    async def state_lost(self) -> None:
+        """End its session with ``DISCONNECTED`` ``state_lost``."""
+        ...
+
+
 class AddressConnections:
     """The WebSocket connections open in this process, by client address."""
 
@@ -76,6 +88,11 @@ class ProcessContext:
         self.media_node_starting = asyncio.Lock()
         # CONNECTIONS_PER_IP is counted here: per process, as daphne runs one loop.
         self.connections_by_address = AddressConnections()
+        # Every open WebSocket connection, and the live state's epoch their
+        # sessions belong to: when it changes, they all end (rooms.live_epoch).
+        self.connections: set[LiveConnection] = set()
+        self.live_epoch: str | None = None
+        self.live_epoch_changing = asyncio.Lock()
 
     def _redis_client(self) -> Redis:
         # One client (and connection pool) for the live state and the registry.

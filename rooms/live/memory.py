@@ -27,12 +27,22 @@ class MemoryLiveState:
     """One process's live state. No method awaits before it is done."""
 
     def __init__(self) -> None:
+        # In one process the state lives exactly as long as its epoch.
+        self._epoch: str | None = None
         self._rooms: dict[str, _MemoryRoom] = {}
         self._deadlines: dict[str, int] = {}
         self._sessions: dict[str, SessionInfo] = {}
         self._session_rooms: dict[str, set[str]] = {}
         self._processes: dict[str, int] = {}
         self._process_sessions: dict[str, set[str]] = {}
+
+    async def epoch_get(self) -> str | None:
+        return self._epoch
+
+    async def epoch_ensure(self, candidate: str) -> str:
+        if self._epoch is None:
+            self._epoch = candidate
+        return self._epoch
 
     async def session_open(self, info: SessionInfo) -> None:
         self._sessions[info.sid] = info
@@ -170,8 +180,10 @@ class MemoryLiveState:
             claimed.append(ClaimedRoom(name, room.room_id, room.record, was_idle))
         return claimed
 
-    async def process_heartbeat(self, process: str, now_ms: int) -> None:
+    async def process_heartbeat(self, process: str, now_ms: int) -> bool:
+        registered = process in self._processes
         self._processes[process] = now_ms
+        return registered
 
     async def processes_claim_dead(self, *, dead_before_ms: int, now_ms: int, limit: int) -> list[str]:
         dead = [p for p, beat in self._processes.items() if beat < dead_before_ms][:limit]

@@ -28,6 +28,12 @@ _CHAT_POST = lua_source("chat_post")
 _CLAIM_ROOM = lua_source("claim_room")
 _CLAIM_PROCESS = lua_source("claim_process")
 _LOCK = lua_source("lock")
+_EPOCH = lua_source("epoch")
+
+# A request that meets an unreachable Redis fails within this bound (then
+# answered ``unavailable``) rather than hang: every command the live state
+# sends is a single key operation or a short script.
+COMMAND_TIMEOUT_S = 1.0
 
 
 def _pairs(flat: list[object]) -> dict[str, str]:
@@ -40,7 +46,12 @@ def redis_client(url: str) -> Redis:
     # from_pool: the client owns the pool, so closing the client closes its
     # connections (a client given a pool leaves them open: a Celery task's
     # loop per call leaked one socket per sweep).
-    return Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=64, timeout=20))
+    return Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=20,
+            socket_timeout=COMMAND_TIMEOUT_S, socket_connect_timeout=COMMAND_TIMEOUT_S,
+        )
+    )
 
 
 def decoded(value: object) -> str:
@@ -62,6 +73,7 @@ class RedisLiveState:
         self._claim_room = redis.register_script(_CLAIM_ROOM)
         self._claim_process = redis.register_script(_CLAIM_PROCESS)
         self._lock = redis.register_script(_LOCK)
+        self._epoch = redis.register_script(_EPOCH)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
@@ -78,6 +90,13 @@ class RedisLiveState:
 
     def _profiles_key(self, name: str) -> str:
         return self._key("room", name, "profiles")
+
+    async def epoch_get(self) -> str | None:
+        value = await self._redis.get(self._key("epoch"))
+        return decoded(value) if value is not None else None
+
+    async def epoch_ensure(self, candidate: str) -> str:
+        return decoded(await self._epoch(keys=[self._key("epoch")], args=[candidate]))
 
     async def session_open(self, info: SessionInfo) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -183,8 +202,9 @@ class RedisLiveState:
                 claimed.append(ClaimedRoom(name, decoded(room_id), decoded(rec) == "1", bool(was_idle)))
         return claimed
 
-    async def process_heartbeat(self, process: str, now_ms: int) -> None:
-        await self._redis.zadd(self._key("processes"), {process: now_ms})
+    async def process_heartbeat(self, process: str, now_ms: int) -> bool:
+        added = await self._redis.zadd(self._key("processes"), {process: now_ms})
+        return not added
 
     async def processes_claim_dead(self, *, dead_before_ms: int, now_ms: int, limit: int) -> list[str]:
         key = self._key("processes")

@@ -1,0 +1,251 @@
+"""Redis loses its data or goes away, under two real daphne processes.
+
+Each test runs its own redis-server (no persistence) on a free port, so it
+can flush it, restart it or put tests/faultproxy.py in front of it without
+touching the shared Redis. Times are printed (``-s``) for docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from tests.faultproxy import FaultProxy
+from tests.processes import free_port
+from tests.wsclient import SocketClient
+
+pytestmark = pytest.mark.integration
+
+# A request meeting an unreachable Redis is answered within this (rooms.live.redis.COMMAND_TIMEOUT_S is 1 s).
+UNAVAILABLE_BOUND_S = 2.0
+ROOM = "weekly-sync"
+
+
+@dataclass
+class OwnRedis:
+    """A redis-server of the test's own, without persistence: a restart loses everything."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise TimeoutError(f"redis-server on {self.port} did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def state_lost(client: SocketClient, timeout: float = 5) -> dict[str, object]:
+    event = await client.event("session.status", timeout=timeout)
+    assert event == {"type": "session.status", "status": "DISCONNECTED", "reason": "state_lost"}
+    return event
+
+
+def members(server: OwnRedis, prefix: str, room: str) -> dict[str, str]:
+    raw = server.client().hgetall(f"{prefix}:room:{room}:members")
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def room_rows(database_url: str, room: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Each Room row named ``room``, oldest first: (status, {login: leave_reason or None if still in})."""
+    with psycopg.connect(database_url) as connection:
+        rooms = connection.execute("SELECT id, status FROM rooms_room WHERE name = %s ORDER BY id", (room,)).fetchall()
+        return [
+            (status, {login: reason if left_at else None for login, reason, left_at in connection.execute(
+                "SELECT login, leave_reason, left_at FROM rooms_participant WHERE room_id = %s ORDER BY id", (room_id,)
+            ).fetchall()})
+            for room_id, status in rooms
+        ]
+
+
+async def wait_for(check, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await asyncio.to_thread(check)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.1)
+
+
+async def closed(client: SocketClient, timeout: float = 5) -> None:
+    """The server closes the socket after the DISCONNECTED."""
+    from websockets.exceptions import ConnectionClosed
+
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(timeout):
+            while True:
+                await client.socket.recv()
+
+
+@pytest.fixture
+def pair(own_redis, start_server):  # type: ignore[no-untyped-def]
+    env = {"REDIS_URL": own_redis.url}
+    return start_server("daphne", "web-a", env=env), start_server("daphne", "web-b", env=env)
+
+
+async def _lose_and_rebuild(pair, own_redis: OwnRedis, server_env, lose) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    prefix = server_env["LIVE_STATE_PREFIX"]
+    alice = await SocketClient.connected(a.ws_url, "alice")
+    bob = await SocketClient.connected(b.ws_url, "bob")
+    carol = await SocketClient.connected(b.ws_url, "carol")
+    for client in (alice, bob, carol):
+        assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
+    assert set(members(own_redis, prefix, ROOM)) == {"alice", "bob", "carol"}
+
+    started = time.monotonic()
+    await asyncio.to_thread(lose)
+    told = []
+    for client in (alice, bob, carol):
+        await state_lost(client)
+        told.append(time.monotonic() - started)
+        await closed(client)
+    print(f"\nstate_lost after {max(told):.2f} s (each: {', '.join(f'{t:.2f}' for t in told)})")
+
+    # Alice and Bob come back (each on its process again); Carol does not.
+    alice = await SocketClient.open(a.ws_url)
+    bob = await SocketClient.open(b.ws_url)
+    for client, name in ((alice, "alice"), (bob, "bob")):
+        reply = await client.request("session.connect", username=name)
+        assert reply["status"] == "ESTABLISHED", reply
+    rejoined = await alice.request("room.join", room=ROOM)
+    assert rejoined["type"] == "room.state" and rejoined["participants"] == [], rejoined
+    assert [p["name"] for p in (await bob.request("room.join", room=ROOM))["participants"]] == ["alice"]
+    assert (await alice.event("room.joined"))["participant"]["name"] == "bob"
+    assert set(members(own_redis, prefix, ROOM)) == {"alice", "bob"}
+
+    # A second "alice" cannot join beside the first, from either process.
+    for server in (a, b):
+        impostor = await SocketClient.connected(server.ws_url, "alice")
+        refused = await impostor.request("room.join", room=ROOM)
+        assert (refused["type"], refused["code"]) == ("room.failed", "login_taken")
+        await impostor.close()
+    impostor = await SocketClient.connected(b.ws_url, "alice")
+    # Bob's private message reaches the one alice in the room.
+    await bob.request("room.message", room=ROOM, text="for alice", to=["alice"])
+    assert (await alice.event("room.message"))["message"]["text"] == "for alice"
+    await impostor.assert_no_event("room.message")
+    await impostor.close()
+
+    # History: the lost room's row is finalized with everyone out of it;
+    # the rebuilt room has exactly the two who came back.
+    database_url = server_env["DATABASE_URL"]
+
+    def rows_settled() -> None:
+        rows = room_rows(database_url, ROOM)
+        assert len(rows) == 2, rows
+        (old_status, old_people), (new_status, new_people) = rows
+        assert old_status == "FINALIZED" and None not in old_people.values(), rows
+        assert set(old_people) == {"alice", "bob", "carol"}, rows
+        assert new_status == "ACTIVE" and new_people == {"alice": None, "bob": None}, rows
+
+    await wait_for(rows_settled)
+    await alice.close()
+    await bob.close()
+
+
+async def test_flushdb_ends_every_session_and_rooms_are_rebuilt(pair, own_redis, server_env) -> None:  # type: ignore[no-untyped-def]
+    await _lose_and_rebuild(pair, own_redis, server_env, lambda: own_redis.client().flushdb())
+
+
+async def test_redis_restart_without_persistence_ends_every_session(pair, own_redis, server_env) -> None:  # type: ignore[no-untyped-def]
+    def restart() -> None:
+        own_redis.kill()
+        own_redis.start()
+
+    await _lose_and_rebuild(pair, own_redis, server_env, restart)
+
+
+async def test_unreachable_redis_answers_unavailable_quickly_and_recovers(start_server, own_redis) -> None:  # type: ignore[no-untyped-def]
+    with FaultProxy(own_redis.port) as proxy:
+        env = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        a = start_server("daphne", "web-a", env=env)
+        b = start_server("daphne", "web-b", env=env)
+        alice = await SocketClient.connected(a.ws_url, "alice")
+        bob = await SocketClient.connected(b.ws_url, "bob")
+        for client in (alice, bob):
+            assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
+        await alice.event("room.joined")
+
+        proxy.blackhole()
+        waited = []
+        for request in (
+            lambda: alice.request("room.message", timeout=10, room=ROOM, text="into the void"),
+            lambda: bob.request("room.join", timeout=10, room="another"),
+        ):
+            started = time.monotonic()
+            reply = await request()
+            waited.append(time.monotonic() - started)
+            assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
+        print(f"\nunavailable after {', '.join(f'{t:.2f}' for t in waited)} s")
+        assert max(waited) <= UNAVAILABLE_BOUND_S
+        # Connecting is refused the same way, not left hanging.
+        newcomer = await SocketClient.open(a.ws_url)
+        reply = await newcomer.request("session.connect", timeout=10, username="dave")
+        assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
+        # Still open, and the keepalive answers without Redis.
+        assert (await alice.request("ping"))["type"] == "pong"
+
+        proxy.restore()
+        started = time.monotonic()
+
+        async def chat_works() -> None:
+            while True:
+                reply = await alice.request("room.message", timeout=10, room=ROOM, text="back")
+                if reply["type"] == "ok":
+                    return
+                assert reply["code"] == "unavailable", reply
+                await asyncio.sleep(0.1)
+
+        async with asyncio.timeout(10):
+            await chat_works()
+        for client in (alice, bob):
+            assert (await client.event("room.message"))["message"]["text"] == "back"
+        print(f"recovered after {time.monotonic() - started:.2f} s")
+        assert (await newcomer.connect_session("dave"))["status"] == "ESTABLISHED"
+        assert (await newcomer.request("room.join", room=ROOM))["type"] == "room.state"
+        for client in (alice, bob):
+            assert (await client.event("room.joined"))["participant"]["name"] == "dave"
+        for client in (alice, bob, newcomer):
+            await client.close()
