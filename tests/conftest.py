@@ -102,6 +102,16 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
 
 
 @pytest.fixture
+def own_redis(tmp_path):  # type: ignore[no-untyped-def]
+    """A redis-server of the test's own on a free port, without persistence, to flush or restart."""
+    from tests import processes
+
+    server = processes.RedisServer(processes.free_port(), tmp_path).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
 def start_server(server_env, tmp_path):  # type: ignore[no-untyped-def]
     """Start named server processes; all are stopped when the test ends."""
     from tests import processes

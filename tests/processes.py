@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -135,6 +136,52 @@ def celery_beat(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
 def media_node(name: str, env: dict[str, str], log_dir: Path) -> ServerProcess:
     args = [sys.executable, "manage.py", "runmedianode"]
     return ServerProcess(name, args, env, log_dir / f"{name}.log")
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of a test's own, without persistence: a restart loses
+    everything, and a flush touches nobody else's keys."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise TimeoutError(f"redis-server on {self.port} did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: without persistence its data is gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=2)
 
 
 def redis_keys_delete(url: str, prefix: str) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from rooms.live.contract import ClaimedRoom, JoinResult, LeaveResult, SessionInfo
 
@@ -50,6 +53,11 @@ def redis_client(url: str) -> Redis:
         BlockingConnectionPool.from_url(
             url, max_connections=64, timeout=20,
             socket_timeout=COMMAND_TIMEOUT_S, socket_connect_timeout=COMMAND_TIMEOUT_S,
+            # A pooled connection that Redis (or the network) closed while it
+            # sat idle fails its next command: that command is sent again,
+            # once, on a new connection. Timeouts are not retried: a request
+            # is answered ``unavailable`` within COMMAND_TIMEOUT_S.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
     )
 

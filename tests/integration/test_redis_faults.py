@@ -1,6 +1,6 @@
 """Redis loses its data or goes away, under two real daphne processes.
 
-Each test runs its own redis-server (no persistence) on a free port, so it
+Each test runs its own redis-server (``own_redis``: no persistence) on a free port, so it
 can flush it, restart it or put tests/faultproxy.py in front of it without
 touching the shared Redis. Times are printed (``-s``) for docs/RELIABILITY.md.
 """
@@ -8,18 +8,13 @@ touching the shared Redis. Times are printed (``-s``) for docs/RELIABILITY.md.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from tests.faultproxy import FaultProxy
-from tests.processes import free_port
+from tests.processes import RedisServer
 from tests.wsclient import SocketClient
 
 pytestmark = pytest.mark.integration
@@ -29,57 +24,13 @@ UNAVAILABLE_BOUND_S = 2.0
 ROOM = "weekly-sync"
 
 
-@dataclass
-class OwnRedis:
-    """A redis-server of the test's own, without persistence: a restart loses everything."""
-
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise TimeoutError(f"redis-server on {self.port} did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
 async def state_lost(client: SocketClient, timeout: float = 5) -> dict[str, object]:
     event = await client.event("session.status", timeout=timeout)
     assert event == {"type": "session.status", "status": "DISCONNECTED", "reason": "state_lost"}
     return event
 
 
-def members(server: OwnRedis, prefix: str, room: str) -> dict[str, str]:
+def members(server: RedisServer, prefix: str, room: str) -> dict[str, str]:
     raw = server.client().hgetall(f"{prefix}:room:{room}:members")
     return {key.decode(): value.decode() for key, value in raw.items()}
 
@@ -124,7 +75,7 @@ def pair(own_redis, start_server):  # type: ignore[no-untyped-def]
     return start_server("daphne", "web-a", env=env), start_server("daphne", "web-b", env=env)
 
 
-async def _lose_and_rebuild(pair, own_redis: OwnRedis, server_env, lose) -> None:  # type: ignore[no-untyped-def]
+async def _lose_and_rebuild(pair, own_redis: RedisServer, server_env, lose) -> None:  # type: ignore[no-untyped-def]
     a, b = pair
     prefix = server_env["LIVE_STATE_PREFIX"]
     alice = await SocketClient.connected(a.ws_url, "alice")
@@ -190,14 +141,10 @@ async def test_flushdb_ends_every_session_and_rooms_are_rebuilt(pair, own_redis,
 
 
 async def test_redis_restart_without_persistence_ends_every_session(pair, own_redis, server_env) -> None:  # type: ignore[no-untyped-def]
-    def restart() -> None:
-        own_redis.kill()
-        own_redis.start()
-
-    await _lose_and_rebuild(pair, own_redis, server_env, restart)
+    await _lose_and_rebuild(pair, own_redis, server_env, own_redis.restart)
 
 
-async def test_unreachable_redis_answers_unavailable_quickly_and_recovers(start_server, own_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_unreachable_redis_answers_unavailable_quickly_and_recovers(own_redis, start_server) -> None:  # type: ignore[no-untyped-def]
     with FaultProxy(own_redis.port) as proxy:
         env = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
         a = start_server("daphne", "web-a", env=env)
@@ -248,4 +195,49 @@ async def test_unreachable_redis_answers_unavailable_quickly_and_recovers(start_
         for client in (alice, bob):
             assert (await client.event("room.joined"))["participant"]["name"] == "dave"
         for client in (alice, bob, newcomer):
+            await client.close()
+
+
+async def rejoin_if_lost(client: SocketClient, server, name: str) -> SocketClient:  # type: ignore[no-untyped-def]
+    """The client as it is after the outage: the same one, or, if told state_lost, a new one joined again."""
+    try:
+        await state_lost(client, timeout=1)
+    except TimeoutError:
+        return client
+    await closed(client)
+    client = await SocketClient.connected(server.ws_url, name)
+    assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
+    return client
+
+
+async def test_outage_longer_than_presence_ttl_leaves_no_split_room(own_redis, start_server, server_env) -> None:  # type: ignore[no-untyped-def]
+    """Past PRESENCE_TTL_MS the processes take each other for dead when Redis
+    returns; a process whose sessions a sweep dropped ends them (state_lost)
+    instead of keeping members its room no longer has."""
+    with FaultProxy(own_redis.port) as proxy:
+        env = {"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        a = start_server("daphne", "web-a", env=env)
+        b = start_server("daphne", "web-b", env=env)
+        alice = await SocketClient.connected(a.ws_url, "alice")
+        bob = await SocketClient.connected(b.ws_url, "bob")
+        for client in (alice, bob):
+            assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
+        proxy.blackhole()
+        # Three times PRESENCE_TTL_MS (1.5 s): every heartbeat is stale when Redis returns.
+        await asyncio.sleep(4.5)
+        proxy.restore()
+
+        # A heartbeat or two after Redis returns, each session is either
+        # intact or was ended; those ended come back.
+        await asyncio.sleep(1.5)
+        alice = await rejoin_if_lost(alice, a, "alice")
+        bob = await rejoin_if_lost(bob, b, "bob")
+        prefix = server_env["LIVE_STATE_PREFIX"]
+        assert set(members(own_redis, prefix, ROOM)) == {"alice", "bob"}
+        for sender in (alice, bob):
+            sent = await sender.request("room.message", room=ROOM, text="still here")
+            assert sent["type"] == "ok", sent
+            for receiver in (alice, bob):  # the sender too
+                assert (await receiver.event("room.message"))["message"]["id"] == sent["message"]
+        for client in (alice, bob):
             await client.close()

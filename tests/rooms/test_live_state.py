@@ -526,3 +526,18 @@ async def test_each_event_loop_has_its_own_context_and_reset_forgets_them(live: 
     else:  # the shared state outlives a process's objects
         assert await fresh.live_state.room_members("r") == {"alice": "sid-alice"}
         await fresh.close()
+
+
+async def test_the_epoch_is_set_once_and_read_back(live: Live) -> None:
+    assert await live.state.epoch_get() is None
+    assert await live.state.epoch_ensure("first") == "first"
+    other, _ = live.another_process()
+    assert await other.epoch_ensure("second") == "first"
+    assert await other.epoch_get() == "first"
+
+
+async def test_a_heartbeat_says_whether_the_process_was_registered(live: Live) -> None:
+    assert await live.state.process_heartbeat("p", 1000) is False
+    assert await live.state.process_heartbeat("p", 2000) is True
+    await live.state.process_forget("p")
+    assert await live.state.process_heartbeat("p", 3000) is False
