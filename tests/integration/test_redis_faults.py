@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -77,13 +78,15 @@ def pair(own_redis, start_server):  # type: ignore[no-untyped-def]
 
 async def _lose_and_rebuild(pair, own_redis: RedisServer, server_env, lose) -> None:  # type: ignore[no-untyped-def]
     a, b = pair
+    # Unique: the run's database keeps the rooms of earlier tests.
+    room = f"{ROOM}-{uuid.uuid4().hex[:8]}"
     prefix = server_env["LIVE_STATE_PREFIX"]
     alice = await SocketClient.connected(a.ws_url, "alice")
     bob = await SocketClient.connected(b.ws_url, "bob")
     carol = await SocketClient.connected(b.ws_url, "carol")
     for client in (alice, bob, carol):
-        assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
-    assert set(members(own_redis, prefix, ROOM)) == {"alice", "bob", "carol"}
+        assert (await client.request("room.join", room=room))["type"] == "room.state"
+    assert set(members(own_redis, prefix, room)) == {"alice", "bob", "carol"}
 
     started = time.monotonic()
     await asyncio.to_thread(lose)
@@ -100,21 +103,21 @@ async def _lose_and_rebuild(pair, own_redis: RedisServer, server_env, lose) -> N
     for client, name in ((alice, "alice"), (bob, "bob")):
         reply = await client.request("session.connect", username=name)
         assert reply["status"] == "ESTABLISHED", reply
-    rejoined = await alice.request("room.join", room=ROOM)
+    rejoined = await alice.request("room.join", room=room)
     assert rejoined["type"] == "room.state" and rejoined["participants"] == [], rejoined
-    assert [p["name"] for p in (await bob.request("room.join", room=ROOM))["participants"]] == ["alice"]
+    assert [p["name"] for p in (await bob.request("room.join", room=room))["participants"]] == ["alice"]
     assert (await alice.event("room.joined"))["participant"]["name"] == "bob"
-    assert set(members(own_redis, prefix, ROOM)) == {"alice", "bob"}
+    assert set(members(own_redis, prefix, room)) == {"alice", "bob"}
 
     # A second "alice" cannot join beside the first, from either process.
     for server in (a, b):
         impostor = await SocketClient.connected(server.ws_url, "alice")
-        refused = await impostor.request("room.join", room=ROOM)
+        refused = await impostor.request("room.join", room=room)
         assert (refused["type"], refused["code"]) == ("room.failed", "login_taken")
         await impostor.close()
     impostor = await SocketClient.connected(b.ws_url, "alice")
     # Bob's private message reaches the one alice in the room.
-    await bob.request("room.message", room=ROOM, text="for alice", to=["alice"])
+    await bob.request("room.message", room=room, text="for alice", to=["alice"])
     assert (await alice.event("room.message"))["message"]["text"] == "for alice"
     await impostor.assert_no_event("room.message")
     await impostor.close()
@@ -124,7 +127,7 @@ async def _lose_and_rebuild(pair, own_redis: RedisServer, server_env, lose) -> N
     database_url = server_env["DATABASE_URL"]
 
     def rows_settled() -> None:
-        rows = room_rows(database_url, ROOM)
+        rows = room_rows(database_url, room)
         assert len(rows) == 2, rows
         (old_status, old_people), (new_status, new_people) = rows
         assert old_status == "FINALIZED" and None not in old_people.values(), rows
