@@ -62,39 +62,62 @@ def _room_for_live_id(*, live_id: str, name: str, record: bool, created: bool) -
         return Room.objects.get(live_id=live_id)
 
 
+def _moment(at_ms: int | None) -> datetime.datetime:
+    # Writes may be applied long after the action (the database was away):
+    # they carry the time the action happened.
+    if at_ms is None:
+        return timezone.now()
+    return datetime.datetime.fromtimestamp(at_ms / 1000, tz=datetime.UTC)
+
+
 def participant_record_join(
-    *, live_id: str, room_name: str, record: bool, created: bool, reactivated: bool, login: str, session: str
+    *, live_id: str, room_name: str, record: bool, created: bool, reactivated: bool, login: str, session: str,
+    joined_seq: int | None = None, at_ms: int | None = None,
 ) -> None:
+    """Record a join; a join recorded already (the same ``joined_seq``) is left as it is."""
     room = _room_for_live_id(live_id=live_id, name=room_name, record=record, created=created)
     with transaction.atomic():
         if reactivated:
             Room.objects.filter(pk=room.pk, status=Room.Status.IDLE).update(
                 status=Room.Status.ACTIVE, idle_since=None
             )
-        participant = Participant.objects.create(room=room, login=login, session=session)
-        _send_on_commit(participant_joined, Participant, participant=participant)
+        fields = {"login": login, "session": session, "joined_at": _moment(at_ms)}
+        if joined_seq is None:
+            participant, created_row = Participant.objects.create(room=room, **fields), True
+        else:
+            participant, created_row = Participant.objects.get_or_create(
+                room=room, joined_seq=joined_seq, defaults=fields
+            )
+        if created_row:
+            _send_on_commit(participant_joined, Participant, participant=participant)
 
 
-def participant_record_leave(*, live_id: str, login: str, session: str, reason: str, room_idle: bool) -> None:
-    now = timezone.now()
+def participant_record_leave(
+    *, live_id: str, login: str, session: str, reason: str, room_idle: bool, at_ms: int | None = None
+) -> None:
+    """Close the session's open row in the room; repeated, it finds none open."""
+    left_at = _moment(at_ms)
     with transaction.atomic():
         _participants_leave(
-            Participant.objects.filter(room__live_id=live_id, login=login, session=session), left_at=now, reason=reason
+            # Joined before this leave: applied again later, it must not
+            # close a row of the same session's next join.
+            Participant.objects.filter(room__live_id=live_id, login=login, session=session, joined_at__lte=left_at),
+            left_at=left_at, reason=reason,
         )
         if room_idle:
             Room.objects.filter(live_id=live_id, status=Room.Status.ACTIVE).update(
-                status=Room.Status.IDLE, idle_since=now
+                status=Room.Status.IDLE, idle_since=left_at
             )
 
 
-def room_finalize(*, live_id: str, name: str, record: bool) -> bool:
+def room_finalize(*, live_id: str, name: str, record: bool, at_ms: int | None = None) -> bool:
     """Mark the room FINALIZED; True only for the call that did it.
 
     The conditional UPDATE makes this exactly-once across processes: of any
     number of concurrent callers one sees a changed row, and only that one
     sends ``room_finalized``.
     """
-    now = timezone.now()
+    now = _moment(at_ms)
     with transaction.atomic():
         room = _room_for_live_id(live_id=live_id, name=name, record=record, created=False)
         changed = (
@@ -156,8 +179,8 @@ def stream_record_start(
         _send_on_commit(stream_published, Stream, stream=stream)
 
 
-def stream_record_end(*, stream_id: str) -> None:
-    now = timezone.now()
+def stream_record_end(*, stream_id: str, at_ms: int | None = None) -> None:
+    now = _moment(at_ms)
     with transaction.atomic():
         if Stream.objects.filter(live_id=stream_id, ended_at__isnull=True).update(ended_at=now):
             stream = Stream.objects.select_related("participant__room").get(live_id=stream_id)
@@ -186,19 +209,25 @@ class ChatRecord:
 
 
 def chat_messages_record(records: Sequence[ChatRecord]) -> None:
-    """Store a batch of chat messages in one transaction."""
+    """Store a batch of chat messages in one transaction; a message stored already is skipped."""
     room_ids = dict(
         Room.objects.filter(live_id__in={record.live_id for record in records}).values_list("live_id", "pk")
     )
+    for record in records:
+        if record.live_id not in room_ids:
+            logger.warning("chat message %s of an unrecorded room %s is not archived", record.public_id, record.live_id)
     ChatMessage.objects.bulk_create(
-        ChatMessage(
-            room_id=room_ids[record.live_id],
-            public_id=record.public_id,
-            seq=record.seq,
-            sender=record.sender,
-            recipients=record.recipients,
-            text=record.text,
-            sent_at_ms=record.sent_at_ms,
-        )
-        for record in records
+        (
+            ChatMessage(
+                room_id=room_ids[record.live_id],
+                public_id=record.public_id,
+                seq=record.seq,
+                sender=record.sender,
+                recipients=record.recipients,
+                text=record.text,
+                sent_at_ms=record.sent_at_ms,
+            )
+            for record in records if record.live_id in room_ids
+        ),
+        ignore_conflicts=True,
     )

@@ -10,6 +10,7 @@ import datetime
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Room(models.Model):
@@ -55,13 +56,17 @@ class Participant(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
     login = models.CharField(max_length=64)
     session = models.CharField(max_length=64, help_text="Signaling session that joined.")
-    joined_at = models.DateTimeField(auto_now_add=True)
+    joined_at = models.DateTimeField(default=timezone.now)
+    # The room's event count at this join: one row per join, however often
+    # its (queued) history write is applied.
+    joined_seq = models.BigIntegerField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
     leave_reason = models.CharField(max_length=16, choices=LeaveReason.choices, blank=True)
 
     class Meta:
         ordering = ["joined_at"]
         indexes = [models.Index(fields=["room", "login"])]
+        constraints = [models.UniqueConstraint(fields=["room", "joined_seq"], name="one_row_per_join")]
 
     def __str__(self) -> str:
         return f"{self.login} in {self.room.name}"

@@ -20,6 +20,7 @@ from rooms import events, history, live_epoch, permissions, protocol, streams
 from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
 from rooms.history import ChatRecord
+from rooms.history_outbox import chat_entry
 from rooms.live.context import process_context
 from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
 from rooms.media.timing import now_ms
@@ -157,15 +158,20 @@ async def membership_end(
     )
     if result.outcome == "absent":
         return
-    await streams.streams_end_for(room=room, participant=info.username, channel=info.channel)
-    await events.room_group_discard(room, info.channel)
-    await db_call(history.participant_record_leave)(
+    # Recorded before anything else can fail, and applied when the database
+    # can take it: the room hears of the leave whatever the database does.
+    outbox = process_context().history_outbox
+    await outbox.write(
+        "participant_leave",
         live_id=result.room_id,
         login=info.username,
         session=info.sid,
-        reason=_LEAVE_REASONS[reason],
+        reason=_LEAVE_REASONS[reason].value,
         room_idle=result.outcome == "idle",
+        at_ms=current,
     )
+    await streams.streams_end_for(room=room, participant=info.username, channel=info.channel)
+    await events.room_group_discard(room, info.channel)
     if result.outcome == "left":
         if not _profile_of(result.profile).hidden:
             await events.room_event_send(
@@ -302,7 +308,8 @@ async def room_join(
     own_profile = _profile_of(profile)
     if result.outcome == "joined":
         session.rooms[room] = Membership(result.room_id, result.seq, record=result.record)
-        await db_call(history.participant_record_join)(
+        await process_context().history_outbox.write(
+            "participant_join",
             live_id=result.room_id,
             room_name=room,
             record=result.record,
@@ -310,6 +317,8 @@ async def room_join(
             reactivated=result.reactivated,
             login=session.username,
             session=session.sid,
+            joined_seq=result.seq,
+            at_ms=now_ms(),
         )
         if not own_profile.hidden:
             await events.room_event_send(
@@ -319,6 +328,10 @@ async def room_join(
                 exclude_channel=session.info.channel,
             )
     published = await streams.room_participant_streams(room)
+    # The room's row exists before the reply (the records link names it),
+    # unless the database is away: then the join stands on the live state
+    # and the row follows when the database is back.
+    await process_context().history_outbox.flush()
     profiles = {name: _profile_of(result.profiles.get(name, "")) for name in result.members}
     return RoomState(
         re=request_id,
@@ -385,7 +398,9 @@ async def room_leave(*, session: Session, room: str, request_id: str | None) -> 
     if room not in session.rooms:
         raise ServiceError("not_in_room", f"not in room {room!r}")
     session.room_forget(room)
-    await membership_end(process_context().live_state, info=session.info, room=room, reason="leave")
+    context = process_context()
+    await membership_end(context.live_state, info=session.info, room=room, reason="leave")
+    await context.history_outbox.flush()
     return Ok(re=request_id)
 
 
@@ -393,6 +408,7 @@ async def session_close(*, session: Session) -> None:
     """The connection closed: its rooms see it drop."""
     session.rooms.clear()
     await session_drop(sid=session.sid)
+    await process_context().history_outbox.flush()
 
 
 async def session_state_lost(*, session: Session) -> None:
@@ -457,17 +473,16 @@ async def chat_message_send(
         message_json=None if recipients is not None else message.model_dump_json(),
         history_length=settings.CHAT_HISTORY_LENGTH,
     )
-    await context.chat_archive.store(
-        ChatRecord(
-            live_id=session.rooms[room].room_id,
-            public_id=message.id,
-            seq=seq,
-            sender=session.username,
-            recipients=recipients,
-            text=text,
-            sent_at_ms=message.ts,
-        )
+    record = ChatRecord(
+        live_id=session.rooms[room].room_id,
+        public_id=message.id,
+        seq=seq,
+        sender=session.username,
+        recipients=recipients,
+        text=text,
+        sent_at_ms=message.ts,
     )
+    await context.history_outbox.write("chat_message", **chat_entry(record))
     event = RoomMessageEvent(room=room, message=message)
     if recipients is None:
         await events.room_event_send(room, event, seq=seq)
@@ -478,6 +493,7 @@ async def chat_message_send(
             if info is not None:
                 channels.append(info.channel)
         await events.channels_event_send(channels, event, seq=seq)
+    await context.history_outbox.flush()
     return Ok(re=request_id, message=message.id)
 
 
@@ -485,8 +501,10 @@ async def chat_message_send(
 
 
 async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None:
-    await db_call(history.room_finalize)(
-        live_id=claimed.room_id, name=claimed.name, record=claimed.record
+    # Queued behind the room's other writes; the next life of the room may
+    # open at once, whether or not the database has taken this yet.
+    await process_context().history_outbox.write(
+        "room_finalize", live_id=claimed.room_id, name=claimed.name, record=claimed.record, at_ms=now_ms()
     )
     await state.room_forget(name=claimed.name, room_id=claimed.room_id)
     await streams.room_media_release(claimed.name)
@@ -498,7 +516,11 @@ async def rooms_sweep(*, limit: int = 100) -> int:
     Every web process runs this periodically, and so does Celery beat; any
     number may run at once. Returns how many rooms it finalized.
     """
-    state = process_context().live_state
+    context = process_context()
+    state = context.live_state
+    # Writes left by a failed database, or by a process killed before it
+    # applied them.
+    await context.history_outbox.flush()
     current = now_ms()
     for process in await state.processes_claim_dead(
         dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current, limit=limit

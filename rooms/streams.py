@@ -20,8 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from pydantic import MISSING
 
-from rooms import events, history, permissions
-from rooms.database import db_call
+from rooms import events, permissions
 from rooms.live.context import process_context
 from rooms.live.registry import StreamRecord
 from rooms.media import messages
@@ -176,8 +175,8 @@ async def stream_end(record: StreamRecord, *, publisher_info: str | None = None)
     """
     if await process_context().stream_registry.stream_remove(record.stream_id) is None:
         return  # someone else ended it
+    await process_context().history_outbox.write("stream_end", stream_id=record.stream_id, at_ms=now_ms())
     await _command_send(record.node, messages.UnpublishCommand(room=record.room, stream=record.stream_id))
-    await db_call(history.stream_record_end)(stream_id=record.stream_id)
     if publisher_info is not None:
         await events.client_message_send(
             record.publisher_channel, StreamStatus.failed(record.stream_id, publisher_info)
@@ -293,7 +292,8 @@ async def _stream_publishing(session: Session, report: messages.PublishingReport
     record = await process_context().stream_registry.stream_get(report.stream)
     if request is None or record is None:
         return None  # ended meanwhile
-    await db_call(history.stream_record_start)(
+    await process_context().history_outbox.write(
+        "stream_start",
         live_id=request.room_id, session=session.sid, login=session.username, stream_id=report.stream,
         kind=record.kind, record=request.record, codec="+".join(report.codecs.values()),
     )

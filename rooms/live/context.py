@@ -16,9 +16,10 @@ from typing import Protocol
 from django.conf import settings
 from redis.asyncio import Redis
 
-from rooms.chat_archive import ChatArchive
+from rooms.history_outbox import HistoryOutbox
 from rooms.live.contract import LiveState
 from rooms.live.memory import MemoryLiveState
+from rooms.live.outbox import MemoryOutboxStore, RedisOutboxStore
 from rooms.live.rates import MemoryRateLimits, RateLimits, RedisRateLimits
 from rooms.live.redis import RedisLiveState, redis_client
 from rooms.live.registry import MemoryStreamRegistry, RedisStreamRegistry, StreamRegistry
@@ -73,14 +74,14 @@ class AddressConnections:
 
 class ProcessContext:
     """One event loop's live state, stream registry, shared rate limits,
-    chat archive, runtime and in-process media node."""
+    history outbox, runtime and in-process media node."""
 
     def __init__(self) -> None:
         self._redis: Redis | None = None
         self._live_state: LiveState | None = None
         self._stream_registry: StreamRegistry | None = None
         self._rate_limits: RateLimits | None = None
-        self._chat_archive: ChatArchive | None = None
+        self._history_outbox: HistoryOutbox | None = None
         # Made and started by their owners (rooms.runtime, rooms.media_host):
         # they build on services that use this context.
         self.runtime: ProcessRuntime | None = None
@@ -135,11 +136,15 @@ class ProcessContext:
         return limits
 
     @property
-    def chat_archive(self) -> ChatArchive:
-        archive = self._chat_archive
-        if archive is None:
-            archive = self._chat_archive = ChatArchive()
-        return archive
+    def history_outbox(self) -> HistoryOutbox:
+        outbox = self._history_outbox
+        if outbox is None:
+            if settings.REDIS_URL:
+                outbox = HistoryOutbox(RedisOutboxStore(self._redis_client(), settings.LIVE_STATE_PREFIX))
+            else:
+                outbox = HistoryOutbox(MemoryOutboxStore())
+            self._history_outbox = outbox
+        return outbox
 
     async def close(self) -> None:
         """Close the Redis connections (before a short-lived loop ends)."""

@@ -1,0 +1,156 @@
+"""History writes that never hold up a room: recorded first, applied when
+the database can take them.
+
+A room action (join, leave, drop, chat, a stream starting or ending, a room
+finalized) changes the live state and tells the room at once; the matching
+history write goes into the outbox (``rooms.live.outbox``) and is applied
+from there, in order, by whichever process drains it next: the one that
+wrote it, right away, or any process's sweep, every ``SWEEP_INTERVAL_MS``,
+after the database comes back. Each write is idempotent (``rooms.history``),
+because an entry applied just before its drainer died is applied again.
+
+Consecutive entries are applied in one transaction, which is also what
+keeps a busy chat from committing once per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, transaction
+
+from rooms import history
+from rooms.database import db_call
+from rooms.history import ChatRecord
+from rooms.live.outbox import OutboxStore
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+# A drainer whose process dies holds the outbox this long. A lease that
+# runs out under a slow drainer makes two apply the same entries: harmless,
+# as writes are idempotent and only one removes them.
+DRAIN_LEASE_MS = 10_000
+# How long an action waits for its own write before answering anyway (the
+# write stays queued): a reply is late at most this much while the database
+# hangs, and prompt when it refuses.
+FLUSH_WAIT_S = 2.0
+
+
+def _chat_message_record(**record: Any) -> None:
+    history.chat_messages_record([ChatRecord(**record)])
+
+
+# Every write an entry may name, by name; each safe to apply twice.
+_WRITES: Mapping[str, Callable[..., object]] = {
+    "participant_join": history.participant_record_join,
+    "participant_leave": history.participant_record_leave,
+    "chat_message": _chat_message_record,
+    "stream_start": history.stream_record_start,
+    "stream_end": history.stream_record_end,
+    "room_finalize": history.room_finalize,
+}
+
+# The database is unreachable (or went away mid-write): keep the entries.
+_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def chat_entry(record: ChatRecord) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+def _apply(entries: Sequence[str]) -> int:
+    """Apply ``entries`` in order (in a thread); how many are done with.
+
+    All in one transaction; if that fails for a reason other than the
+    database being unreachable, one by one, so an entry that can never be
+    applied (logged and dropped) does not block the others.
+    """
+    decoded = [json.loads(entry) for entry in entries]
+    try:
+        with transaction.atomic():
+            for entry in decoded:
+                _WRITES[entry["write"]](**entry["arguments"])
+        return len(entries)
+    except _UNAVAILABLE:
+        raise
+    except Exception:
+        logger.warning("applying %d history writes together failed; applying them one by one", len(entries))
+    for done, entry in enumerate(decoded):
+        try:
+            with transaction.atomic():
+                _WRITES[entry["write"]](**entry["arguments"])
+        except _UNAVAILABLE:
+            if done:
+                return done
+            raise
+        except Exception:
+            logger.exception("dropping a history write that cannot be applied: %s", entry)
+    return len(entries)
+
+
+class HistoryOutbox:
+    """The outbox of one event loop: writes into the store, and drains it in a task of its own."""
+
+    def __init__(self, store: OutboxStore) -> None:
+        self._store = store
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._failing = False
+
+    async def write(self, write: str, **arguments: Any) -> None:
+        """Queue one write (durably) and start applying it; does not wait for the database."""
+        entry = json.dumps({"id": uuid.uuid4().hex, "write": write, "arguments": arguments})
+        await self._store.push(entry)
+        self.kick()
+
+    def kick(self) -> asyncio.Task[None]:
+        """Start draining, or ask the running drain to look again when it is done."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain_all(), name="history-outbox")
+        else:
+            self._again = True
+        return self._task
+
+    async def flush(self, timeout: float = FLUSH_WAIT_S) -> None:
+        """Wait until what is queued is applied, or ``timeout`` has passed, or the database refused."""
+        await asyncio.wait({self.kick()}, timeout=timeout)
+
+    async def pending(self) -> int:
+        return await self._store.length()
+
+    async def _drain_all(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self._drain()
+            except Exception as error:
+                if not self._failing:
+                    logger.warning("history writes wait for the database (%s); retried every sweep", error)
+                self._failing = True
+                return
+            if self._failing:
+                logger.info("history writes applied again; the outbox is drained")
+                self._failing = False
+            if not self._again:
+                return
+
+    async def _drain(self) -> None:
+        owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        if not await self._store.lock(owner, DRAIN_LEASE_MS):
+            return  # another drainer is at it, and drains until the outbox is empty
+        try:
+            apply = db_call(_apply)
+            while entries := await self._store.head(MAX_BATCH):
+                done = await apply(entries)
+                if not await self._store.ack(first=entries[0], count=done):
+                    return  # our lease ran out and another drainer took these over
+        finally:
+            await self._store.unlock(owner)
