@@ -123,6 +123,11 @@ class HistoryOutbox:
         """Wait until what is queued is applied, or ``timeout`` has passed, or the database refused."""
         await asyncio.wait({self.kick()}, timeout=timeout)
 
+    async def settle(self, timeout: float = FLUSH_WAIT_S) -> None:
+        """Let a drain under way finish (a loop about to end); start none."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=timeout)
+
     async def pending(self) -> int:
         return await self._store.length()
 
@@ -143,6 +148,8 @@ class HistoryOutbox:
                 return
 
     async def _drain(self) -> None:
+        if not await self._store.length():
+            return  # the sweep's usual case: no lock taken, none to leave behind
         owner = f"{os.getpid()}:{uuid.uuid4().hex}"
         if not await self._store.lock(owner, DRAIN_LEASE_MS):
             return  # another drainer is at it, and drains until the outbox is empty

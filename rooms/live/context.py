@@ -147,7 +147,13 @@ class ProcessContext:
         return outbox
 
     async def close(self) -> None:
-        """Close the Redis connections (before a short-lived loop ends)."""
+        """Close the Redis connections (before a short-lived loop ends).
+
+        A drain under way finishes first (or gives up after its wait), so
+        it does not die holding the outbox's lock.
+        """
+        if self._history_outbox is not None:
+            await self._history_outbox.settle()
         if self._redis is not None:
             await self._redis.aclose()
 
