@@ -59,6 +59,7 @@ async def participant_kick(*, room: str, login: str, by: str, address: str = "")
     # leaves the room's group on this event, sent to it alone.
     await events.channels_event_send([info.channel], kicked, seq=0)
     await services.membership_end(state, info=info, room=room, reason="kicked", by=by)
+    await process_context().history_outbox.flush()
     await _audit(by=by, action="room.kick", room=room, target=login, address=address)
     return True
 

@@ -556,6 +556,9 @@ async def room_finalize_now(
         await events.channels_event_send([info.channel], finalized_event, seq=0)
         await membership_end(state, info=info, room=name, reason="leave")
     if members:
+        # The caller (an operator, a moderator, the server API) reads the
+        # room as ended, unless the database is away.
+        await process_context().history_outbox.flush()
         return True
     finalized: bool = await db_call(history.room_finalize)(live_id=live_id, name=name, record=False)
     return finalized
