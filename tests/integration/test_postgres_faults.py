@@ -84,12 +84,15 @@ async def test_drop_chat_and_join_while_postgres_is_cut(start_server, server_env
 
         # (b) Chat is delivered live and answered.
         started = time.monotonic()
-        await alice.send("room.message", room="r", text="while the database is away")
-        # (c) A join stands on the live state: the room is told, carol gets the room.
-        joined = await carol.request("room.join", room="r", timeout=5)
-        reply_s = time.monotonic() - started
+        sent = await alice.request("room.message", room="r", text="while the database is away", timeout=5)
         message = await alice.event("room.message")
+        chat_s = time.monotonic() - started
+        assert sent["type"] == "ok" and sent["message"] == message["message"]["id"]
         assert message["message"]["text"] == "while the database is away"
+        # (c) A join stands on the live state: the room is told, carol gets the room.
+        started = time.monotonic()
+        joined = await carol.request("room.join", room="r", timeout=5)
+        join_s = time.monotonic() - started
         assert joined["type"] == "room.state"
         assert [p["name"] for p in joined["participants"]] == ["alice"]
         assert [m["text"] for m in joined["history"]] == ["while the database is away"]
@@ -117,9 +120,9 @@ async def test_drop_chat_and_join_while_postgres_is_cut(start_server, server_env
         assert {login: len(joins) for login, joins in participants(database, "r").items()} == {
             "alice": 1, "bob": 1, "carol": 1
         }
-        print(f"\nroom.left after the drop: {room_left_s * 1000:.0f} ms; chat and join answered in"
-              f" {reply_s * 1000:.0f} ms; rows repaired {repaired_s * 1000:.0f} ms after restore")
-        assert room_left_s < 2 and reply_s < 3
+        print(f"\nroom.left after the drop: {room_left_s * 1000:.0f} ms; chat delivered {chat_s * 1000:.0f} ms,"
+              f" join answered {join_s * 1000:.0f} ms; rows repaired {repaired_s * 1000:.0f} ms after restore")
+        assert room_left_s < 2 and chat_s < 3 and join_s < 3
 
         await alice.close()
         await carol.close()
