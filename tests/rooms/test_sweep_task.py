@@ -25,10 +25,12 @@ def open_sockets() -> int:
 @pytest.mark.django_db(transaction=True)
 def test_sweep_task_calls_leave_no_redis_connection_open(redis_live_state: str) -> None:
     sweep_rooms()  # the first call may open what the process keeps (the database connection)
+    gc.collect()  # sockets of earlier tests' garbage close now, not during the count
     before = open_sockets()
     for _ in range(5):
         assert sweep_rooms() == 0
-    assert open_sockets() == before
+    # A leak is one more socket per call; fewer is garbage of earlier tests closing.
+    assert open_sockets() <= before
 
 
 @pytest.mark.django_db(transaction=True)
