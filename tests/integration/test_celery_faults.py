@@ -81,16 +81,16 @@ async def test_without_a_worker_the_admin_says_stale_then_a_worker_mixes_once(
     # Beat runs on while the worker is down, as in a deployment that lost only its worker.
     beat = start_server("beat", "beat")
     cookie = operator_cookie(server_env)
-    await room_with_two_recorded_cameras(web, "orphan", seconds=2)
+    await room_with_two_recorded_cameras(web, "waiting-mix", seconds=2)
 
-    html = await wait_for_page(web, STALE_FILTER, cookie, lambda html: "orphan" in html, timeout=30)
+    html = await wait_for_page(web, STALE_FILTER, cookie, lambda html: "waiting-mix" in html, timeout=30)
     assert "no worker has taken its records" in html
     database = server_env["DATABASE_URL"]
-    mix = next(row for row in recordings(database, "orphan") if row["kind"] == "room")
+    mix = next(row for row in recordings(database, "waiting-mix") if row["kind"] == "room")
     assert mix["status"] == "RECORDING"  # nothing moved it: no worker
     recording_id = manage(server_env, "shell", "-c", (
         "from recording.models import Recording; "
-        "print(Recording.objects.get(room__name='orphan', kind='room').pk)"
+        "print(Recording.objects.get(room__name='waiting-mix', kind='room').pk)"
     )).strip().splitlines()[-1]
     page = admin_page(web, f"admin/recording/recording/{recording_id}/change/", cookie)
     assert "This recording is stale: the room ended" in page and "no worker has taken its records" in page
@@ -103,21 +103,21 @@ async def test_without_a_worker_the_admin_says_stale_then_a_worker_mixes_once(
     worker = start_server("celery", "worker")
     worker.wait_for_log("ready.")
     rows = await wait_for_recordings(
-        database, "orphan",
+        database, "waiting-mix",
         lambda rows: any(row["kind"] == "room" and row["status"] in ("READY", "FAILED") for row in rows),
         timeout=90,
     )
     mix = next(row for row in rows if row["kind"] == "room")
     assert mix["status"] == "READY", (mix, worker.log()[-3000:])
-    await wait_for_recordings(database, "orphan", lambda rows: any(row["hook_exit_status"] == 0 for row in rows), 10)
+    await wait_for_recordings(database, "waiting-mix", lambda rows: any(row["hook_exit_status"] == 0 for row in rows), 10)
     # Let the backlog and three more sweeps (received, succeeded) pass, then count.
     await asyncio.to_thread(log_count_reached, worker, "recording.tasks.recordings_sweep", 6)
-    assert worker.log().count("mixing room orphan") == 1, worker.log()[-4000:]
+    assert worker.log().count("mixing room waiting-mix") == 1, worker.log()[-4000:]
     assert len(calls.read_text().splitlines()) == 1
-    files = sorted(path.name for path in (root / "orphan").iterdir() if path.suffix == ".mp4")
+    files = sorted(path.name for path in (root / "waiting-mix").iterdir() if path.suffix == ".mp4")
     assert files == [Path(mix["file_path"]).name]
-    assert [row["status"] for row in recordings(database, "orphan") if row["kind"] == "room"] == ["READY"]
+    assert [row["status"] for row in recordings(database, "waiting-mix") if row["kind"] == "room"] == ["READY"]
     html = admin_page(web, STALE_FILTER, cookie)
-    assert "orphan" not in html and "0 results" in html
+    assert "waiting-mix" not in html and "0 results" in html
     page = admin_page(web, f"admin/recording/recording/{recording_id}/change/", cookie)
     assert "is stale" not in page
