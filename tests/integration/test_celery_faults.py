@@ -109,7 +109,9 @@ async def test_without_a_worker_the_admin_says_stale_then_a_worker_mixes_once(
     )
     mix = next(row for row in rows if row["kind"] == "room")
     assert mix["status"] == "READY", (mix, worker.log()[-3000:])
-    await wait_for_recordings(database, "waiting-mix", lambda rows: any(row["hook_exit_status"] == 0 for row in rows), 10)
+    await wait_for_recordings(
+        database, "waiting-mix", lambda rows: any(row["hook_exit_status"] == 0 for row in rows), 10
+    )
     # Let the backlog and three more sweeps (received, succeeded) pass, then count.
     await asyncio.to_thread(log_count_reached, worker, "recording.tasks.recordings_sweep", 6)
     assert worker.log().count("mixing room waiting-mix") == 1, worker.log()[-4000:]
