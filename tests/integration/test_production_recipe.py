@@ -34,9 +34,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser as ChromiumBrowser
+from playwright.sync_api import Page, Playwright, expect
 from websockets.sync.client import connect
 
 from tests.conftest import TEST_REDIS_URL
+from tests.e2e.cameras import make_camera
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.room_page import RoomPage
 from tests.processes import ServerProcess, free_port, manage, redis_keys_delete
 from tests.recipe import Nginx, env_file, nginx_site, rss_kib, self_signed_certificate, unit_process
 
@@ -44,6 +49,7 @@ pytestmark = pytest.mark.integration
 
 API_KEYS = "recipe:" + "production-recipe-secret-" * 2
 PASSWORD = "a-long-password-for-the-recipe"
+PAGE_TIMEOUT_MS = 20_000
 # alice is a superuser: she moderates (so her page may record) and sees every record.
 CREATE_ACCOUNTS = f"""
 from django.contrib.auth.models import User
@@ -320,6 +326,9 @@ def test_a_large_record_is_sent_by_nginx_while_daphne_stays_flat(deployment: Dep
     assert received == size == int(headers["Content-Length"])
     assert digest.hexdigest() == hashlib.sha256((deployment.recordings / name).read_bytes()).hexdigest()
     assert "X-Accel-Redirect" not in headers  # nginx consumed it
+    # nginx's ETag (mtime in seconds and size, in hex), not daphne's (mtime in nanoseconds).
+    stat = (deployment.recordings / name).stat()
+    assert headers["ETag"] == f'"{int(stat.st_mtime):x}-{size:x}"'
     assert headers["Content-Disposition"].startswith("attachment")
     assert ranged.status == 206 and ranged_body == (deployment.recordings / name).read_bytes()[1000:2000]
     # nginx sent the bytes; daphne answered with the redirect only.
@@ -347,3 +356,77 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.2)
     raise TimeoutError(what)
+
+
+def logged_in_room_page(page: Page, deployment: Deployment, name: str, room: str) -> RoomPage:
+    """``name`` logs in on the site's login page over https://, which sends them back to the room."""
+    page.goto(f"{deployment.nginx.url}login/?next={urllib.parse.quote(f'/conference/?roomName={room}', safe='/')}")
+    page.fill("#id_username", name)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/conference/?roomName={room}")
+    expect(page.locator("#account-name")).to_have_text(name)
+    return RoomPage(page, name)
+
+
+def join(room_page: RoomPage) -> None:
+    room_page.page.click("#join")
+    expect(room_page.page.locator("#status")).to_have_text("ESTABLISHED")
+    room_page.wait_publishing()
+
+
+def test_two_people_meet_chat_record_and_download_the_mix_through_https(
+    deployment: Deployment, playwright: Playwright, tmp_path: Path
+) -> None:
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    room = f"recipe-{uuid.uuid4().hex[:8]}"
+    text = "Привет через nginx 👋"
+    browsers: list[ChromiumBrowser] = []
+    try:
+        pages: dict[str, RoomPage] = {}
+        for name in ("alice", "bob"):
+            camera = make_camera(name, tmp_path)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                *CHROMIUM_ARGS, "--ignore-certificate-errors", f"--use-file-for-fake-video-capture={camera.path}",
+            ])
+            browsers.append(browser)
+            context = browser.new_context(
+                permissions=["camera", "microphone"], ignore_https_errors=True, accept_downloads=True
+            )
+            context.set_default_timeout(PAGE_TIMEOUT_MS)
+            pages[name] = logged_in_room_page(context.new_page(), deployment, name, room)
+        alice, bob = pages["alice"], pages["bob"]
+        alice.page.check("#record")
+        join(alice)
+        join(bob)
+        # Frames advance in each one's tile of the other, in the other's camera colour.
+        alice.expect_camera_of("bob")
+        bob.expect_camera_of("alice")
+        protocol = alice.page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        alice.send_chat(text)
+        bob.wait_chat("alice", text)
+
+        # The last leave finalizes the room; the Celery worker mixes its record.
+        bob.leave()
+        alice.leave()
+        mix = wait_for(lambda: (found := mix_of(deployment.env["DATABASE_URL"], room)) and found[1] in ("READY", "FAILED")
+                       and found, 120, f"the mix of {room}")
+        assert mix[1] == "READY", deployment.worker.log()
+        recording_id, _, file_path = mix
+        alice.page.goto(f"{deployment.nginx.url}records/")
+        with alice.page.expect_download() as download:
+            alice.page.click(f"tr#recording-{recording_id} a[download]")
+        downloaded = Path(download.value.path()).read_bytes()
+    finally:
+        for browser in browsers:
+            browser.close()
+
+    assert protocol == "h2"
+    mixed = (deployment.recordings / file_path).read_bytes()
+    assert downloaded == mixed and len(mixed) > 10_000
+    path = f"/records/{recording_id}/download/"
+    sent = [line for line in deployment.nginx.access_log().splitlines() if line.startswith(f"GET {path} 200 ")]
+    assert sent and int(sent[-1].split()[3]) == len(mixed), deployment.nginx.access_log()
+    # Over HTTP/2, and daphne answered the request (with the redirect nginx followed).
+    assert sent[-1].split()[4] == "HTTP/2.0"
+    assert any(f'"GET {path}" 200' in log for log in deployment.web_logs())
