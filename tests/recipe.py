@@ -27,13 +27,13 @@ PLACEHOLDER = re.compile(r"@[A-Z0-9_]+@")
 
 
 def env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
-    """KEY=value lines as systemd's EnvironmentFile= reads them (no quotes in ours)."""
+    """KEY=value lines as systemd's EnvironmentFile= reads them (a value may be in single quotes)."""
     values: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
-            values[key] = value
+            values[key] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
     return values
 
 

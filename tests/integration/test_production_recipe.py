@@ -14,9 +14,9 @@ log in, see each other, chat, record and download the mix.
 from __future__ import annotations
 
 import hashlib
-import os
 import http.client
 import json
+import os
 import re
 import secrets
 import socket
@@ -36,7 +36,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser as ChromiumBrowser
 from playwright.sync_api import Page, Playwright, expect
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.conftest import TEST_REDIS_URL
 from tests.e2e.cameras import make_camera
@@ -199,12 +200,16 @@ def next_event(socket_: Any, type_: str) -> dict[str, Any]:
             return frame
 
 
+def wss(deployment: Deployment) -> ClientConnection:
+    """A WebSocket to the site over TLS, from a page of the site (its Origin)."""
+    return connect(deployment.wss_url, ssl=client_tls(), origin=Origin(deployment.origin), open_timeout=10)
+
+
 def test_wss_through_nginx_reaches_both_web_processes_with_tls_and_http2(deployment: Deployment) -> None:
     room = f"recipe-{uuid.uuid4().hex[:8]}"
     alice_token, bob_token = mint_tokens(deployment.env, room, "alice", "bob")
     tls = client_tls()
-    with (connect(deployment.wss_url, ssl=tls, origin=deployment.origin, open_timeout=10) as alice,  # type: ignore[arg-type]
-          connect(deployment.wss_url, ssl=tls, origin=deployment.origin, open_timeout=10) as bob):  # type: ignore[arg-type]
+    with wss(deployment) as alice, wss(deployment) as bob:
         assert request(alice, "session.connect", token=alice_token)["status"] == "ESTABLISHED"
         assert request(bob, "session.connect", token=bob_token)["status"] == "ESTABLISHED"
         assert request(alice, "room.join", room=room)["type"] == "room.state"
@@ -214,7 +219,7 @@ def test_wss_through_nginx_reaches_both_web_processes_with_tls_and_http2(deploym
         message = next_event(bob, "room.message")
         assert (message["message"]["from"], message["message"]["text"]) == ("alice", text)
         # A token-mode server refuses a session without a token.
-        with connect(deployment.wss_url, ssl=tls, origin=deployment.origin, open_timeout=10) as anonymous:  # type: ignore[arg-type]
+        with wss(deployment) as anonymous:
             refused = request(anonymous, "session.connect", username="mallory")
             assert refused["status"] != "ESTABLISHED", refused
     # nginx spread the WebSockets over both daphne processes (round robin),
@@ -409,9 +414,14 @@ def test_two_people_meet_chat_record_and_download_the_mix_through_https(
         # The last leave finalizes the room; the Celery worker mixes its record.
         bob.leave()
         alice.leave()
-        mix = wait_for(lambda: (found := mix_of(deployment.env["DATABASE_URL"], room)) and found[1] in ("READY", "FAILED")
-                       and found, 120, f"the mix of {room}")
+        left_at = time.monotonic()
+        def mix_done() -> tuple[int, str, str] | None:
+            found = mix_of(deployment.env["DATABASE_URL"], room)
+            return found if found and found[1] in ("READY", "FAILED") else None
+
+        mix = wait_for(mix_done, 120, f"the mix of {room}")
         assert mix[1] == "READY", deployment.worker.log()
+        mixed_after_s = time.monotonic() - left_at
         recording_id, _, file_path = mix
         alice.page.goto(f"{deployment.nginx.url}records/")
         with alice.page.expect_download() as download:
@@ -424,6 +434,7 @@ def test_two_people_meet_chat_record_and_download_the_mix_through_https(
     assert protocol == "h2"
     mixed = (deployment.recordings / file_path).read_bytes()
     assert downloaded == mixed and len(mixed) > 10_000
+    print(f"mix READY {mixed_after_s:.1f} s after the last leave, {len(mixed)} bytes downloaded through nginx")
     path = f"/records/{recording_id}/download/"
     sent = [line for line in deployment.nginx.access_log().splitlines() if line.startswith(f"GET {path} 200 ")]
     assert sent and int(sent[-1].split()[3]) == len(mixed), deployment.nginx.access_log()
