@@ -53,8 +53,8 @@ def test_the_turn_example_uses_a_shared_secret_and_denies_private_networks() -> 
         assert any(line.startswith(option) for line in options), option
     denied = [line.removeprefix("denied-peer-ip=").split("-") for line in options if line.startswith("denied-peer-ip=")]
     ranges = [(ipaddress.ip_address(r[0]), ipaddress.ip_address(r[-1])) for r in denied]
-    private_addresses = ("10.1.2.3", "172.20.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1", "fd00::1", "::1")
-    for private in private_addresses:
+    for private in ("10.1.2.3", "172.20.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1",
+                    "fd00::1", "::1"):
         address = ipaddress.ip_address(private)
         assert any(low.version == address.version and low <= address <= high for low, high in ranges), private
     public = ipaddress.ip_address("203.0.113.10")
