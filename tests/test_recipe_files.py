@@ -29,12 +29,12 @@ def test_the_units_the_readme_enables_exist_and_one_runs_beat() -> None:
     for name in enable.split()[3:]:
         unit = f"{name.split('@')[0]}@.service" if "@" in name else f"{name}.service"
         assert (UNITS / unit).exists(), unit
-    with_beat = [unit.name for unit in UNITS.glob("*.service")
-                 if re.search(r"^ExecStart=.*(\sbeat\s|--beat)", unit.read_text(), re.MULTILINE)]
+    with_beat = [path.name for path in UNITS.glob("*.service")
+                 if re.search(r"^ExecStart=.*(\sbeat\s|--beat)", path.read_text(), re.MULTILINE)]
     assert with_beat == ["conference-beat.service"]
     # Units read the environment file the README installs.
-    for unit in UNITS.glob("*.service"):
-        assert "EnvironmentFile=/etc/conference/env" in unit.read_text(), unit.name
+    for path in UNITS.glob("*.service"):
+        assert "EnvironmentFile=/etc/conference/env" in path.read_text(), path.name
     assert f"{ENV_EXAMPLE.relative_to(ROOT)} /etc/conference/env" in PRODUCTION
 
 
@@ -56,6 +56,7 @@ def test_the_turn_example_uses_a_shared_secret_and_denies_private_networks() -> 
     for private in ("10.1.2.3", "172.20.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1",
                     "fd00::1", "::1"):
         address = ipaddress.ip_address(private)
-        assert any(low.version == address.version and low <= address <= high for low, high in ranges), private
+        assert any(low.version == address.version and int(low) <= int(address) <= int(high)
+                   for low, high in ranges), private
     public = ipaddress.ip_address("203.0.113.10")
-    assert not any(low.version == 4 and low <= public <= high for low, high in ranges)
+    assert not any(low.version == 4 and int(low) <= int(public) <= int(high) for low, high in ranges)
