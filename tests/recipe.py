@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.processes import BIN, ROOT, ServerProcess, free_port
+from tests.processes import BIN, ROOT, ServerProcess
 
 DEPLOY = ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -156,6 +156,3 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-__all__ = ["Nginx", "env_file", "free_port", "nginx_site", "rss_kib", "self_signed_certificate", "unit_process"]
