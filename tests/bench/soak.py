@@ -112,6 +112,9 @@ class Ledger:
     unanswered: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
     refusal_examples: list[str] = field(default_factory=list)
+    disconnects: Counter[str] = field(default_factory=Counter)  # DISCONNECTED reasons the server gave
+    silent_closes: int = 0  # sockets the server closed without a DISCONNECTED
+    lost_examples: list[str] = field(default_factory=list)
     wrong_room: int = 0
     plays: int = 0
     stalled_plays: int = 0
@@ -139,6 +142,8 @@ class Connection:
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.visit: Visit | None = None
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.closing = False
+        self.told_disconnected = False
         self.reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -157,11 +162,21 @@ class Connection:
                 elif frame.get("type") == "room.message":
                     self._chat(frame)
                 elif frame.get("type") == "session.status" and frame.get("status") == "DISCONNECTED":
-                    if self.visit is not None:
-                        self.visit.cut_short = True
-                        self.visit.left_at = min(self.visit.left_at, time.monotonic())
+                    self.ledger.disconnects[str(frame.get("reason"))] += 1
+                    self.told_disconnected = True
+                    self._cut_short()
                 else:
                     self.events.put_nowait(frame)
+        if not self.closing:
+            # The server closed the socket: said why (DISCONNECTED) or not.
+            if not self.told_disconnected:
+                self.ledger.silent_closes += 1
+            self._cut_short()
+
+    def _cut_short(self) -> None:
+        if self.visit is not None:
+            self.visit.cut_short = True
+            self.visit.left_at = min(self.visit.left_at, time.monotonic())
 
     def _chat(self, frame: dict[str, Any]) -> None:
         if self.visit is None:
@@ -187,6 +202,7 @@ class Connection:
             self.waiting.pop(request_id, None)
 
     async def close(self) -> None:
+        self.closing = True
         self.reader.cancel()
         with contextlib.suppress(Exception):
             await self.socket.close()
@@ -383,6 +399,13 @@ def chat_accounting(ledger: Ledger) -> dict[str, int]:
                 due += 1
                 if received[index_of[id(member)]][message.text] == 0:
                     lost += 1
+                    if len(ledger.lost_examples) < 5:
+                        ledger.lost_examples.append(
+                            f"{message.text!r} in {message.room} sent {message.sent_at:.3f}"
+                            f" acked {message.acked_at:.3f}"
+                            f" not at {member.person} (joined {member.joined_at:.3f}, left {member.left_at:.3f},"
+                            f" {len(member.received)} received)"
+                        )
     duplicated = sum(count - 1 for counts in received for count in counts.values() if count > 1)
     return {"sent": len(ledger.sent), "deliveries due": due, "lost": lost, "duplicated": duplicated,
             "to a wrong room": ledger.wrong_room}
@@ -525,6 +548,8 @@ async def drive(args: argparse.Namespace, deployment: Deployment) -> dict[str, A
         "visits": len(ledger.visits), "chat": chat_accounting(ledger),
         "unanswered": ledger.unanswered, "refusals": dict(ledger.refusals),
         "refusal_examples": ledger.refusal_examples,
+        "disconnects": dict(ledger.disconnects), "silent_closes": ledger.silent_closes,
+        "lost_examples": ledger.lost_examples,
         "plays": ledger.plays, "stalled_plays": ledger.stalled_plays, "media_errors": dict(ledger.media_errors),
         "redis_keys": {"baseline": len(baseline_keys), "end": len(end_keys),
                        "left over": sorted(end_keys - baseline_keys)[:20]},
@@ -557,6 +582,8 @@ def judge(result: dict[str, Any]) -> list[Target]:
                chat["deliveries due"] > 0 and chat["lost"] == 0 and chat["duplicated"] == 0
                and chat["to a wrong room"] == 0),
         Target("every request answered", f"{result['unanswered']} unanswered", result["unanswered"] == 0),
+        Target("no session closed without a word", f"{result['silent_closes']} silent closes; "
+               f"DISCONNECTED {result['disconnects'] or 'never'}", result["silent_closes"] == 0),
         Target("every play advances", f"{result['plays']} plays, {result['stalled_plays']} stalled",
                result["stalled_plays"] == 0 and (result["plays"] > 0 or result["media_pairs"] == 0)),
     ]
