@@ -98,6 +98,11 @@ def participant_record_leave(
     """Close the session's open row in the room; repeated, it finds none open."""
     left_at = _moment(at_ms)
     with transaction.atomic():
+        # The room row is locked before the participant rows, in the order
+        # room_finalize takes them: the other order deadlocks against a
+        # finalization in another process (a drop recorded while the room's
+        # last leave finalizes it).
+        list(Room.objects.select_for_update(no_key=True).filter(live_id=live_id).values_list("pk", flat=True))
         _participants_leave(
             # Joined before this leave: applied again later, it must not
             # close a row of the same session's next join.
