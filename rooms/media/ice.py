@@ -50,7 +50,7 @@ def check_aioice_internals() -> None:
     connection = aioice.ice.Connection
     keeps_candidates = "_remote_candidates" in connection.__init__.__code__.co_names
     canonical_hosts = "_network_host" in connection.check_incoming.__code__.co_names
-    wrapped = all(hasattr(connection, name) for name in ("request_received", "_valid_username"))
+    wrapped = all(hasattr(connection, name) for name in ("request_received", "_valid_username", "data_received"))
     if not (wrapped and uses_connection and keeps_candidates and canonical_hosts):
         raise RuntimeError(
             "aioice/aiortc lack the ICE internals the media node wraps; "
@@ -174,6 +174,8 @@ def confine_checks(
     the node gathers on loopback only, from loopback. The destinations are
     shared by all of ``pc``'s ICE transports.
 
+    It also drops empty datagrams (see ``_nonempty_only``).
+
     Call it after the remote description is applied (every ICE transport
     exists then, with the offer's candidates) and before the answer leaves
     (no check can arrive earlier).
@@ -216,6 +218,23 @@ def confine_checks(
                 answer(message, addr, protocol)
 
         connection.request_received = request_received  # type: ignore[method-assign]
+        connection.data_received = _nonempty_only(connection.data_received)  # type: ignore[method-assign]
+
+
+def _nonempty_only(deliver: Any) -> Any:
+    """Drop empty datagrams before they reach DTLS.
+
+    aioice hands every datagram that is not STUN to the transport above,
+    from any source, and aiortc's DTLS reads its first byte: one empty UDP
+    datagram from anyone ended the peer connection (an IndexError stopped
+    its receive loop). Other garbage is refused by DTLS and SRTP themselves.
+    """
+
+    def data_received(data: bytes, component: int) -> None:
+        if data:
+            deliver(data, component)
+
+    return data_received
 
 
 def _authenticated(connection: aioice.ice.Connection, message: aioice.stun.Message) -> bool:

@@ -209,9 +209,9 @@ class PublishedStream:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception:
+        except Exception as error:
             await pc.close()
-            raise
+            raise _offer_refused(error) from None
         stream.codecs = {kind: names[0] for kind, names in offered_kinds(_parse(pc.localDescription.sdp)).items()}
         return stream, pc.localDescription.sdp
 
@@ -309,9 +309,9 @@ class PlayedStream:
                 played.tracks[kind] = track
             await _apply_offer(pc, offer_sdp, candidates)
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception:
+        except Exception as error:
             await pc.close()
-            raise
+            raise _offer_refused(error) from None
         for kind, track in played.tracks.items():
             published.taps[kind].add_sink(track.push)
         published.players.add(played)
@@ -335,6 +335,20 @@ async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str, candidates: Candid
         # aiortc's way of saying an m-section shares no codec with us.
         raise MediaError("codec_not_supported", str(error)) from None
     confine_checks(pc, loopback_only=loopback_only, policy=candidates)
+
+
+def _offer_refused(error: Exception) -> MediaError:
+    """What the client hears when an offer could not be applied.
+
+    aiortc refuses many malformed offers only while applying them (no
+    ice-ufrag, a direction it cannot combine, numbers out of range), with
+    ValueError and the like: such an offer is unreadable (``no_media``),
+    never a failure of the node that would leave the request unanswered.
+    """
+    if isinstance(error, MediaError):
+        return error
+    logger.info("an SDP offer could not be applied: %r", error)
+    return MediaError("no_media", f"the SDP offer could not be applied: {error}")
 
 
 def _parse(sdp: str) -> SessionDescription:
