@@ -250,7 +250,11 @@ def _authenticated(connection: aioice.ice.Connection, message: aioice.stun.Messa
 
 
 def _ice_transports(pc: RTCPeerConnection) -> set[Any]:
-    transports = {transceiver.receiver.transport.transport for transceiver in pc.getTransceivers()}
+    transports = {
+        transceiver.receiver.transport.transport
+        for transceiver in pc.getTransceivers()
+        if transceiver.receiver.transport is not None
+    }
     if pc.sctp is not None:
         transports.add(pc.sctp.transport.transport)
     return transports

@@ -210,7 +210,7 @@ class PublishedStream:
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
-            await pc.close()
+            await _close_half_made(pc)
             raise _offer_refused(error) from None
         stream.codecs = {kind: names[0] for kind, names in offered_kinds(_parse(pc.localDescription.sdp)).items()}
         return stream, pc.localDescription.sdp
@@ -310,7 +310,7 @@ class PlayedStream:
             await _apply_offer(pc, offer_sdp, candidates)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
-            await pc.close()
+            await _close_half_made(pc)
             raise _offer_refused(error) from None
         for kind, track in played.tracks.items():
             published.taps[kind].add_sink(track.push)
@@ -334,7 +334,23 @@ async def _apply_offer(pc: RTCPeerConnection, offer_sdp: str, candidates: Candid
     except OperationError as error:
         # aiortc's way of saying an m-section shares no codec with us.
         raise MediaError("codec_not_supported", str(error)) from None
+    if any(transceiver.receiver.transport is None for transceiver in pc.getTransceivers()):
+        raise MediaError("no_media", "an m-section of the offer could not be used")
     confine_checks(pc, loopback_only=loopback_only, policy=candidates)
+
+
+async def _close_half_made(pc: RTCPeerConnection) -> None:
+    """Close a peer connection that an offer left half made.
+
+    aiortc's close() stops the transport of every transceiver and fails on
+    one the offer never associated (it has none): the other transports then
+    stay open and every later close() waits for ever. Such a transceiver has
+    nothing to stop, so it is left out.
+    """
+    transceivers = getattr(pc, "_RTCPeerConnection__transceivers", None)
+    if isinstance(transceivers, list):
+        transceivers[:] = [t for t in transceivers if t.receiver.transport is not None]
+    await pc.close()
 
 
 def _offer_refused(error: Exception) -> MediaError:
