@@ -412,6 +412,17 @@ LOGOUT_REDIRECT_URL = "rooms:landing"
 # --- Recording --------------------------------------------------------------
 RECORDINGS_ROOT = Path(env.str("RECORDINGS_ROOT", default=str(VAR_DIR / "recordings")))
 RECORDING_EMPTY_SHIFT: bool = env("RECORDING_EMPTY_SHIFT")
+# Total bytes of records kept on disk (0: no limit): a record that would
+# start past it is refused. A record is not cut when the total passes it.
+RECORDINGS_MAX_BYTES: int = env.int("RECORDINGS_MAX_BYTES", default=0)
+# Free space the recordings filesystem keeps: a record does not start below
+# it, and a running one stops (its file closed and playable) on reaching it.
+RECORDINGS_MIN_FREE_MB: int = env.int("RECORDINGS_MIN_FREE_MB", default=500)
+# Finalized rooms older than this many days lose their history rows (room,
+# participants, streams, chat); records older than RECORDINGS_RETENTION_DAYS
+# lose their files and rows. 0: keep forever.
+ROOM_HISTORY_RETENTION_DAYS: int = env.int("ROOM_HISTORY_RETENTION_DAYS", default=0)
+RECORDINGS_RETENTION_DAYS: int = env.int("RECORDINGS_RETENTION_DAYS", default=0)
 # A room recording still RECORDING this long after its room ended, PENDING_MIX
 # this long, or MIXING without a word from its worker this long is stale: the
 # admin says why, and Celery beat queues its work again.

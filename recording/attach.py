@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiortc.rtp import RtcpSrPacket
 
 from recording.capture import RecordTarget, StreamRecorder
+from recording.disk_space import DiskRefusal
 from rooms.media.sink import PublishedMedia
 from rooms.media.tap import FrameSink
 
@@ -16,6 +17,7 @@ def recorder_attach(
     target: RecordTarget,
     *,
     wrap_sink: Callable[[FrameSink], FrameSink] = lambda sink: sink,
+    on_stopped: Callable[[DiskRefusal], None] = lambda refusal: None,
 ) -> StreamRecorder:
     """A recorder fed by the stream's frames and its sender reports.
 
@@ -26,6 +28,7 @@ def recorder_attach(
         codecs=published.codecs,
         ssrcs={kind: published.ssrc(kind) for kind in published.codecs},
         rtp_origins=published.rtp_timestamp_origin,
+        on_stopped=on_stopped,
     )
     for kind in published.codecs:
         published.frames_watch(kind, wrap_sink(recorder.sink(kind)))

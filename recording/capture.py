@@ -37,6 +37,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 
+from recording.disk_space import DiskRefusal, free_space_refusal
 from recording.sidecar import (
     RTP_TIMESTAMP_MODULUS,
     SenderReport,
@@ -57,6 +58,9 @@ MAX_QUEUED_FRAMES = 2000
 MAX_SENDER_REPORTS = 64
 SIDECAR_REWRITE_INTERVAL_S = 5.0
 WRITER_NAP_S = 0.25
+# The writer looks at the free space this often (one statvfs), never per
+# packet: a camera writes well under a megabyte in this time.
+DISK_CHECK_INTERVAL_S = 2.0
 NTP_UNIX_OFFSET_S = 2_208_988_800
 
 # Clusters closed every half second and each flushed as it closes: what a
@@ -97,6 +101,9 @@ class RecordResult:
     duration_ms: int
     failure: str  # empty when the record is complete
     packets: int
+    # Why the record stopped before its stream ended (its file is complete
+    # and playable up to there); None when it did not.
+    stopped: DiskRefusal | None = None
 
 
 class StreamRecorder:
@@ -106,7 +113,10 @@ class StreamRecorder:
         codecs: dict[str, str],
         ssrcs: dict[str, int | None],
         rtp_origins: Callable[[str], int | None] = lambda kind: None,
+        on_stopped: Callable[[DiskRefusal], None] = lambda refusal: None,
     ) -> None:
+        """``on_stopped`` is called on the writer thread when the free space
+        falls below RECORDINGS_MIN_FREE_MB and the record stops."""
         self.target = target
         self.codecs = dict(codecs)
         self._ssrcs = ssrcs
@@ -117,6 +127,8 @@ class StreamRecorder:
         self.sidecar_path = target.directory / f"{target.stream_id}.json"
         self.sidecar: Sidecar | None = None
         self.failure = ""
+        self.stopped: DiskRefusal | None = None
+        self._on_stopped = on_stopped
         self._tracks: dict[str, TrackTiming] = {}
         self._queue: queue.SimpleQueue[tuple[str, bytes, int] | None] = queue.SimpleQueue()
         self._closing = False
@@ -198,7 +210,7 @@ class StreamRecorder:
         failure = self.failure or ("" if packets else "no media arrived")
         return RecordResult(
             path=self.path, sidecar_path=self.sidecar_path, size_bytes=size,
-            duration_ms=self._duration_ms, failure=failure, packets=packets,
+            duration_ms=self._duration_ms, failure=failure, packets=packets, stopped=self.stopped,
         )
 
     # --- writer thread -------------------------------------------------------------
@@ -206,11 +218,18 @@ class StreamRecorder:
     def _write_all(self) -> None:
         writer: _ContainerWriter | None = None
         last_sidecar_write = 0.0
+        last_disk_check = time.monotonic()
         try:
             while True:
                 item = self._queue.get()
                 if item is None:
                     break
+                if time.monotonic() - last_disk_check > DISK_CHECK_INTERVAL_S:
+                    last_disk_check = time.monotonic()
+                    self.stopped = free_space_refusal(self.target.directory)
+                    if self.stopped is not None:
+                        logger.warning("record of stream %s stops: %s", self.target.stream_id, self.stopped.reason)
+                        break
                 kind, data, timestamp = item
                 if writer is None:
                     writer = _ContainerWriter(self.path, self.codecs, first_video=data if kind == "video" else None)
@@ -243,6 +262,8 @@ class StreamRecorder:
         except Exception as error:
             logger.exception("finishing the record of stream %s failed", self.target.stream_id)
             self.failure = self.failure or f"finishing the file failed: {error}"
+        if self.stopped is not None:
+            self._on_stopped(self.stopped)
 
 
 def _track_kind(kind: str) -> TrackKind:

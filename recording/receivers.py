@@ -14,7 +14,7 @@ from recording.node_records import StreamRecordSink
 from rooms.database import db_call
 from rooms.media.messages import PublishCommand
 from rooms.media.signals import stream_started
-from rooms.media.sink import PublishedMedia
+from rooms.media.sink import PublishedMedia, RecordStatusReporter
 from rooms.models import Room
 from rooms.signals import media_nodes_dead, room_finalized, room_records_url
 
@@ -42,11 +42,12 @@ def records_url(sender: type[Room], room_live_id: str, identity: str, **kwargs: 
 
 @receiver(stream_started, dispatch_uid="recording.stream_started")
 def stream_record_start(
-    sender: type, node: str, command: PublishCommand, media: PublishedMedia, **kwargs: Any
+    sender: type, node: str, command: PublishCommand, media: PublishedMedia, record_status: RecordStatusReporter,
+    **kwargs: Any,
 ) -> StreamRecordSink | None:
     if not command.record:
         return None
-    return StreamRecordSink.start(node=node, command=command, media=media)
+    return StreamRecordSink.start(node=node, command=command, media=media, record_status=record_status)
 
 
 @receiver(media_nodes_dead, dispatch_uid="recording.media_nodes_dead")

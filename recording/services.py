@@ -17,10 +17,11 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from audit.services import audit_record
+from recording.disk_space import DiskRefusal, quota_refusal
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
 from recording.padding import record_pad
@@ -85,33 +86,62 @@ def recording_file_path(relative_path: str) -> Path | None:
 # --- stream records (media node) ---------------------------------------------------
 
 
+def records_bytes_used() -> int:
+    """Bytes of records on disk, as RECORDINGS_MAX_BYTES counts them: the sizes
+    of finished recordings that keep their files, and the current size of
+    each stream record still being written."""
+    finished = Recording.objects.exclude(file_path="").exclude(size_bytes=None).aggregate(total=Sum("size_bytes"))
+    used: int = finished["total"] or 0
+    running = Recording.objects.filter(status=Recording.Status.RECORDING, size_bytes=None).exclude(file_path="")
+    for relative in running.values_list("file_path", flat=True):
+        path = recording_file_path(relative)
+        if path is not None:
+            used += path.stat().st_size
+    return used
+
+
 def recording_stream_start(
-    *, room_live_id: str, stream_id: str, participant: str, node: str, file_path: str, sidecar_path: str
-) -> None:
+    *, room_live_id: str, stream_id: str, participant: str, node: str, file_path: str, sidecar_path: str,
+    refusal: DiskRefusal | None = None,
+) -> DiskRefusal | None:
+    """A stream record's row: RECORDING, or FAILED with the reason when the
+    free-space floor (``refusal``, found by the node) or the disk quota
+    refuses it; the refusal is returned for the node to stop the record."""
     room = Room.objects.filter(live_id=room_live_id).first()
     if room is None:
         logger.warning("stream %s is recorded in room %s, which has no row", stream_id, room_live_id)
-        return
+        return refusal
+    if refusal is None:
+        refusal = quota_refusal(records_bytes_used())
+    fields: dict[str, object] = {"room": room, "participant": participant, "node": node}
+    if refusal is None:
+        fields.update(file_path=file_path, sidecar_path=sidecar_path)
+    else:
+        logger.warning("stream %s is not recorded: %s", stream_id, refusal.reason)
+        fields.update(status=Recording.Status.FAILED, failure_reason=refusal.reason, ended_at=timezone.now())
     try:
         with transaction.atomic():
-            Recording.objects.get_or_create(
-                kind=Recording.Kind.STREAM, stream_live_id=stream_id,
-                defaults={"room": room, "participant": participant, "node": node, "file_path": file_path,
-                          "sidecar_path": sidecar_path},
-            )
+            Recording.objects.get_or_create(kind=Recording.Kind.STREAM, stream_live_id=stream_id, defaults=fields)
     except IntegrityError:
         pass  # the finish got there first
+    return refusal
 
 
 def recording_stream_finish(
-    *, stream_id: str, file_path: str, size_bytes: int, duration_ms: int, failure: str
+    *, stream_id: str, file_path: str, size_bytes: int, duration_ms: int, failure: str, stopped: str = ""
 ) -> None:
-    """Close a stream record's row: READY, or FAILED with the reason."""
+    """Close a stream record's row: READY, FAILED with the reason, or PARTIAL
+    with the reason it was ``stopped`` early (its file is playable)."""
     stream = Stream.objects.filter(live_id=stream_id).first()
     record = Recording.objects.filter(kind=Recording.Kind.STREAM, stream_live_id=stream_id)
+    if failure:
+        status, reason = Recording.Status.FAILED, failure
+    elif stopped:
+        status, reason = Recording.Status.PARTIAL, stopped
+    else:
+        status, reason = Recording.Status.READY, ""
     updated = record.filter(status__in=(Recording.Status.RECORDING, Recording.Status.PARTIAL)).update(
-        status=Recording.Status.FAILED if failure else Recording.Status.READY,
-        failure_reason=failure, file_path=file_path, size_bytes=size_bytes, duration_ms=duration_ms,
+        status=status, failure_reason=reason, file_path=file_path, size_bytes=size_bytes, duration_ms=duration_ms,
         ended_at=timezone.now(), status_changed_at=timezone.now(), stream=stream,
     )
     if not updated:

@@ -222,6 +222,16 @@ class StreamStatus(ServerMessage):
 # --- Events (no ``re``) ------------------------------------------------------------
 
 
+class StreamRecordStatus(ServerMessage):
+    """The publisher's stream is not being recorded although it asked: its
+    record did not start (``FAILED``) or stopped (``STOPPED``); the stream goes on."""
+
+    type: Literal["stream.record"] = "stream.record"
+    stream: str
+    status: Literal["FAILED", "STOPPED"]
+    info: Literal["disk_quota", "disk_full"]
+
+
 class RoomJoined(ServerMessage):
     type: Literal["room.joined"] = "room.joined"
     room: str
@@ -297,6 +307,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RoomFailed,
     StreamAnswer,
     StreamStatus,
+    StreamRecordStatus,
     RoomJoined,
     RoomLeft,
     RoomPublished,

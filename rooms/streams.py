@@ -34,6 +34,7 @@ from rooms.server_messages import (
     Stream,
     StreamAnswer,
     StreamKind,
+    StreamRecordStatus,
     StreamRef,
     StreamStatus,
 )
@@ -253,7 +254,7 @@ def _client_info(reason: messages.FailureReason) -> str:
 
 async def node_report(
     *, session: Session, report: messages.AnyReport
-) -> StreamAnswer | StreamStatus | None:
+) -> StreamAnswer | StreamStatus | StreamRecordStatus | None:
     """A media node's report about this connection's publish or play: its
     side effects, and the message for the client, if any."""
     match report:
@@ -270,6 +271,10 @@ async def node_report(
             return StreamStatus(stream=report.stream, status="PLAYING")
         case messages.FailedReport():
             return await _stream_failed(session, report)
+        case messages.RecordReport():
+            if report.stream not in session.publishes:
+                return None  # the stream ended meanwhile
+            return StreamRecordStatus(stream=report.stream, status=report.status, info=report.reason)
         case messages.EndedReport():
             if report.player is not None:
                 session.plays.pop(report.stream, None)

@@ -170,6 +170,18 @@ class FailedReport(Report):
     detail: str = ""
 
 
+class RecordReport(Report):
+    """A published stream's record did not start (``FAILED``) or stopped while
+    the stream goes on (``STOPPED``): its disk quota or free-space floor."""
+
+    report: Literal["record"] = "record"
+    room: str
+    stream: str
+    status: Literal["FAILED", "STOPPED"]
+    reason: Literal["disk_quota", "disk_full"]
+    detail: str = ""
+
+
 class EndedReport(Report):
     """A play ended because its stream was unpublished (``player`` set), or a
     publisher closed its connection (``player`` null)."""
@@ -191,7 +203,7 @@ class LoadReport(Report):
 
 
 AnyReport = Annotated[
-    AnswerReport | PublishingReport | PlayingReport | FailedReport | EndedReport | LoadReport,
+    AnswerReport | PublishingReport | PlayingReport | FailedReport | RecordReport | EndedReport | LoadReport,
     Field(discriminator="report"),
 ]
 

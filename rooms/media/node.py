@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer
@@ -39,6 +39,8 @@ class Publication:
     command: messages.PublishCommand
     stream: PublishedStream
     sinks: list[StreamSink] = field(default_factory=list)
+    # Record reports a sink gave before the answer left: they follow it.
+    reports_before_answer: list[messages.RecordReport] | None = field(default_factory=list)
 
 
 class MediaNode:
@@ -156,9 +158,21 @@ class MediaNode:
             ))
             return
         publication = Publication(command, published)
+
+        def record_status(
+            status: Literal["FAILED", "STOPPED"], reason: Literal["disk_quota", "disk_full"], detail: str
+        ) -> None:
+            report = messages.RecordReport(
+                room=command.room, stream=command.stream, status=status, reason=reason, detail=detail,
+            )
+            if publication.reports_before_answer is not None:
+                publication.reports_before_answer.append(report)
+            elif self._current(publication):
+                self._spawn(self._report(command.reply_to, report))
+
         # Before the answer leaves: a sink must see the stream's first frame.
         for _, response in stream_started.send_robust(
-            sender=MediaNode, node=self.channel, command=command, media=published
+            sender=MediaNode, node=self.channel, command=command, media=published, record_status=record_status
         ):
             if response is not None and not isinstance(response, Exception):
                 publication.sinks.append(response)
@@ -168,6 +182,9 @@ class MediaNode:
             request_id=command.request_id, room=command.room, stream=command.stream, sdp=answer,
             codecs=published.codecs,
         ))
+        reports, publication.reports_before_answer = publication.reports_before_answer or [], None
+        for report in reports:
+            await self._report(command.reply_to, report)
         self._spawn(self._expect_media(publication))
 
     async def _expect_media(self, publication: Publication) -> None:

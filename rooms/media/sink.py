@@ -9,13 +9,18 @@ closed by the node when that stream ends or the node shuts down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from aiortc.rtp import RtcpSrPacket
 
 from rooms.media.tap import FrameSink
 
 SenderReportWatcher = Callable[[RtcpSrPacket], None]
+# (status, info, detail): a record that did not start ("FAILED") or stopped
+# ("STOPPED") for want of disk ("disk_quota", "disk_full"); call on the loop.
+RecordStatusReporter = Callable[
+    [Literal["FAILED", "STOPPED"], Literal["disk_quota", "disk_full"], str], None
+]
 
 
 class PublishedMedia(Protocol):
