@@ -542,6 +542,19 @@ CELERY_BEAT_SCHEDULE["recordings-sweep"] = {
     "schedule": RECORDING_SWEEP_INTERVAL_S,
     "options": {"expires": RECORDING_SWEEP_INTERVAL_S},
 }
+# Retention (ROOM_HISTORY_RETENTION_DAYS, RECORDINGS_RETENTION_DAYS): each
+# run deletes what has expired since the last; with 0 days it does nothing.
+RETENTION_INTERVAL_S = 3600
+CELERY_BEAT_SCHEDULE["recordings-retention"] = {
+    "task": "recording.tasks.recordings_retention",
+    "schedule": RETENTION_INTERVAL_S,
+    "options": {"expires": RETENTION_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["rooms-history-retention"] = {
+    "task": "rooms.tasks.rooms_history_retention",
+    "schedule": RETENTION_INTERVAL_S,
+    "options": {"expires": RETENTION_INTERVAL_S},
+}
 if WEBHOOK_URLS:
     CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
         "task": "webhooks.tasks.webhooks_sweep",

@@ -16,7 +16,7 @@ from rooms.media.messages import PublishCommand
 from rooms.media.signals import stream_started
 from rooms.media.sink import PublishedMedia, RecordStatusReporter
 from rooms.models import Room
-from rooms.signals import media_nodes_dead, room_finalized, room_records_url
+from rooms.signals import media_nodes_dead, room_finalized, room_history_expiring, room_records_url
 
 
 @receiver(post_save, sender=Room, dispatch_uid="recording.room_created")
@@ -56,3 +56,9 @@ async def records_of_dead_nodes_close(sender: Any, alive: set[str], **kwargs: An
     # in the database thread pool rather than on the one thread every
     # synchronous receiver and consumer shares.
     await db_call(services.recordings_of_dead_nodes_close)(alive)
+
+
+@receiver(room_history_expiring, dispatch_uid="recording.room_history_expiring")
+def room_history_keep(sender: type[Room], room_ids: list[int], **kwargs: Any) -> set[int]:
+    # A room's records point at its rows: they go first (RECORDINGS_RETENTION_DAYS).
+    return services.rooms_with_kept_records(room_ids)

@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -470,4 +471,48 @@ def recording_files_delete(*, recording: Recording, actor: str, address: str | N
     audit_record(
         actor=actor, action="record.delete", target=str(recording.pk), room=recording.room.name, address=address,
         detail={"files": deleted},
+    )
+
+
+# --- retention (Celery beat) -------------------------------------------------------
+
+RETENTION_ACTOR = "retention"
+# Rows still being written or mixed are not expired under their worker.
+IN_PROGRESS = (Recording.Status.RECORDING, Recording.Status.PENDING_MIX, Recording.Status.MIXING)
+
+
+def recordings_expired_delete(*, now: datetime) -> int:
+    """Delete the files and rows of recordings started more than
+    RECORDINGS_RETENTION_DAYS before ``now`` (0 days: keep forever), each
+    written to the audit trail as an operator's deletion is; the number deleted."""
+    days: int = settings.RECORDINGS_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    expired = (
+        Recording.objects.filter(started_at__lt=now - timedelta(days=days))
+        .exclude(status__in=IN_PROGRESS)
+        .select_related("room")
+        .order_by("pk")
+    )
+    deleted = 0
+    for recording in expired.iterator(chunk_size=200):
+        files = [relative for relative in (recording.file_path, recording.sidecar_path) if relative]
+        for relative in files:
+            path = recording_file_path(relative)
+            if path is not None:
+                path.unlink(missing_ok=True)
+        with transaction.atomic():
+            Recording.objects.filter(pk=recording.pk).delete()
+            audit_record(
+                actor=RETENTION_ACTOR, action="record.delete", target=str(recording.pk), room=recording.room.name,
+                detail={"files": files, "row": True, "retention_days": days},
+            )
+        deleted += 1
+    return deleted
+
+
+def rooms_with_kept_records(room_ids: list[int]) -> set[int]:
+    """Rooms among ``room_ids`` with record files still kept: their history stays."""
+    return set(
+        Recording.objects.filter(room_id__in=room_ids).exclude(file_path="").values_list("room_id", flat=True)
     )

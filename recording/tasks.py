@@ -7,6 +7,7 @@ mix; the services make every run safe to repeat.
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from recording import services
 
@@ -55,3 +56,9 @@ def recordings_sweep() -> None:
         room_recordings_finish.apply_async((room_id,), expires=expires)
     for recording_id in due.mixes:
         room_mix.apply_async((recording_id,), expires=expires)
+
+
+@shared_task(ignore_result=True)
+def recordings_retention() -> int:
+    """Delete records past RECORDINGS_RETENTION_DAYS (Celery beat)."""
+    return services.recordings_expired_delete(now=timezone.now())

@@ -37,3 +37,9 @@ stream_published = Signal()
 
 # A stream's row was closed. Arguments: stream (rooms.models.Stream, with ended_at).
 stream_unpublished = Signal()
+
+# Sent (synchronously) by ``rooms.retention`` before it deletes the history
+# of rooms past ROOM_HISTORY_RETENTION_DAYS; a receiver returns the ids,
+# among ``room_ids``, of rooms whose rows it still needs (their records are
+# kept longer): those rooms stay. Arguments: room_ids (list[int]).
+room_history_expiring = Signal()

@@ -3,8 +3,9 @@
 import asyncio
 
 from celery import shared_task
+from django.utils import timezone
 
-from rooms import services
+from rooms import retention, services
 from rooms.live.context import process_context_close
 
 
@@ -19,3 +20,9 @@ def sweep_rooms() -> int:
             await process_context_close()
 
     return asyncio.run(sweep())
+
+
+@shared_task(ignore_result=True)
+def rooms_history_retention() -> int:
+    """Delete the history of rooms past ROOM_HISTORY_RETENTION_DAYS (Celery beat)."""
+    return retention.rooms_history_expired_delete(now=timezone.now())
