@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from recording.downloads import downloadable_file
 from recording.models import Recording
@@ -69,7 +70,7 @@ def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeS
 class RecordingAdmin(admin.ModelAdmin[Recording]):
     list_display = (
         "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
-        "download", "hook_exit_status", "stale", "repaired",
+        "download", "reason", "hook_exit_status", "stale", "repaired",
     )
     list_filter = ("status", StaleFilter, "kind", "repaired")
     list_select_related = ("room",)
@@ -111,6 +112,11 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         if reason is not None:
             self.message_user(request, f"This recording is stale: {reason}.", messages.WARNING)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="reason")
+    def reason(self, recording: Recording) -> str:
+        # Why a record failed, stopped early or never started (disk quota, free space).
+        return Truncator(recording.failure_reason).chars(120) or "—"
 
     @admin.display(description="stale")
     def stale(self, recording: Recording) -> str:

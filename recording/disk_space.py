@@ -29,7 +29,9 @@ def size_text(size: int) -> str:
     """ "120 MB", "1.2 GB": sizes in the reasons an operator reads."""
     if size >= GB:
         return f"{size / GB:.1f} GB"
-    return f"{size / MB:.0f} MB" if size >= MB else f"{size} bytes"
+    if size >= 10 * MB:
+        return f"{size / MB:.0f} MB"
+    return f"{size / MB:.1f} MB" if size >= MB else f"{size} bytes"
 
 
 def free_bytes(path: Path) -> int:
