@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -347,3 +348,22 @@ async def test_stopping_the_server_finishes_its_records(start_server, server_env
     assert sidecar.ended_at_ms is not None
     assert 1.5 <= float(probe(recordings_root / rows[0]["file_path"])["format"]["duration"]) <= 4
     await camera.close()
+
+
+async def test_a_record_refused_for_disk_is_told_to_the_publisher(start_server, server_env, recordings_root) -> None:  # type: ignore[no-untyped-def]
+    recordings_root.mkdir()
+    statvfs = os.statvfs(recordings_root)
+    floor_mb = statvfs.f_bavail * statvfs.f_frsize // 1_000_000 + 1_000_000  # more than the disk has
+    server_env["RECORDINGS_MIN_FREE_MB"] = str(floor_mb)
+    web = start_server("daphne", "web")
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    await alice.request("room.join", room="full")
+    camera = await publish(alice, "full", record=True)  # published all the same
+    told = await alice.event("stream.record", timeout=5)
+    assert told == {"type": "stream.record", "stream": camera.stream["id"], "status": "FAILED", "info": "disk_full"}
+    rows = await wait_for_recordings(server_env["DATABASE_URL"], "full", lambda rows: True, timeout=5)
+    assert [(row["kind"], row["status"], row["file_path"]) for row in rows] == [("stream", "FAILED", "")]
+    assert rows[0]["failure_reason"].endswith(f"below RECORDINGS_MIN_FREE_MB {floor_mb}")
+    assert not any(path.is_file() for path in recordings_root.rglob("*"))
+    await camera.close()
+    await alice.close()
