@@ -275,6 +275,9 @@ ROOMS_PER_CONNECTION: int = env.int("ROOMS_PER_CONNECTION", default=8)
 JOINS_PER_SECOND: float = env.float("JOINS_PER_SECOND", default=2.0)
 JOINS_BURST: int = env.int("JOINS_BURST", default=10)
 PEER_CONNECTIONS_PER_SESSION: int = env.int("PEER_CONNECTIONS_PER_SESSION", default=24)
+# Each published video stream is told (REMB, every second) to stay at or
+# under this many kbit/s; 0: no cap.
+ROOM_MAX_VIDEO_KBPS: int = env.int("ROOM_MAX_VIDEO_KBPS", default=2500)
 # WebSocket connections one client address may hold open in one web process
 # (0: no limit). Counted per process, not across the deployment.
 CONNECTIONS_PER_IP: int = env.int("CONNECTIONS_PER_IP", default=50)

@@ -25,6 +25,9 @@ class NodeConfig:
     # Where the node may send connectivity checks (MEDIA_MAX_REMOTE_CANDIDATES,
     # MEDIA_DENIED_PEER_NETWORKS).
     candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY
+    # Each published video stream is told by REMB to stay at or under this
+    # (ROOM_MAX_VIDEO_KBPS); 0: no cap.
+    max_video_kbps: int = 0
 
     @classmethod
     def from_settings(cls) -> NodeConfig:
@@ -38,4 +41,5 @@ class NodeConfig:
                 max_remote_candidates=settings.MEDIA_MAX_REMOTE_CANDIDATES,
                 denied_networks=settings.MEDIA_DENIED_PEER_NETWORKS,
             ),
+            max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,
         )

@@ -150,6 +150,7 @@ class MediaNode:
                 ice_servers=self._ice_servers,
                 candidates=self.config.candidates,
                 on_first_media=first_media,
+                max_video_kbps=self.config.max_video_kbps,
             )
         except MediaError as error:
             await self._report(command.reply_to, messages.FailedReport(

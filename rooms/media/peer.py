@@ -32,6 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 from aiortc.sdp import SessionDescription
 
+from rooms.media.bitrate import BitrateCap
 from rooms.media.forward import ForwardTrack
 from rooms.media.ice import (
     DEFAULT_CANDIDATE_POLICY,
@@ -165,6 +166,7 @@ class PublishedStream:
     ssrcs: dict[str, int | None] = field(default_factory=dict)  # kind -> the offer's media SSRC
     taps: dict[str, EncodedFrameTap] = field(default_factory=dict)
     keyframes: KeyframeRequester | None = None
+    bitrate_cap: BitrateCap | None = None
     on_first_media: Callable[[], None] | None = None
     media_started: bool = False
     players: set[PlayedStream] = field(default_factory=set)
@@ -179,6 +181,7 @@ class PublishedStream:
         ice_servers: list[RTCIceServer],
         on_first_media: Callable[[], None] | None = None,
         candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY,
+        max_video_kbps: int = 0,
     ) -> tuple[PublishedStream, str]:
         offer = _parse(offer_sdp)
         kinds = offered_kinds(offer)
@@ -208,8 +211,12 @@ class PublishedStream:
             if video_ssrc is not None:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
+                if max_video_kbps > 0:
+                    stream.bitrate_cap = BitrateCap.install(receiver, video_ssrc, max_video_kbps * 1000)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
+            if stream.bitrate_cap is not None:
+                stream.bitrate_cap.close()
             await _close_half_made(pc)
             raise _offer_refused(error) from None
         stream.codecs = {kind: names[0] for kind, names in offered_kinds(_parse(pc.localDescription.sdp)).items()}
@@ -263,6 +270,8 @@ class PublishedStream:
             await player.close()
         if self.keyframes is not None:
             self.keyframes.close()
+        if self.bitrate_cap is not None:
+            self.bitrate_cap.close()
         await self.pc.close()
 
 

@@ -31,15 +31,17 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"  # read by rooms.media.bitrate
 
 
 def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     """Fail loudly if the installed aiortc moved the attributes the tap uses."""
     source = getattr(vars(receiver_class).get("__init__"), "__code__", None)
     names = set(source.co_names) if source else set()
-    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER, _TIMESTAMP_MAPPER)
+    missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER, _TIMESTAMP_MAPPER, _RTCP_SSRC)
                if name not in names]
-    missing += [name for name in ("_send_rtcp_pli", "_handle_rtcp_packet") if not hasattr(receiver_class, name)]
+    missing += [name for name in ("_send_rtcp_pli", "_send_rtcp", "_handle_rtcp_packet")
+                if not hasattr(receiver_class, name)]
     if missing:
         raise RuntimeError(
             f"aiortc {_aiortc_version()} lacks the receiver internals the media plane taps "

@@ -1,0 +1,95 @@
+"""A room's video bitrate cap, told to each publisher by REMB.
+
+REMB (RTCP PSFB, format 15, "Receiver Estimated Maximum Bitrate") is the
+receiver's way of telling a sender how fast it may send; Chromium takes it
+as an upper bound when ``goog-remb`` is negotiated, and aiortc's sender sets
+its encoder's ``target_bitrate`` from it. The cap applies to each published
+video stream on its own (not shared among a room's publishers): a room of
+n cameras carries at most n times the cap.
+
+aiortc's receiver sends REMB by itself, from its bandwidth estimator, when
+the estimate changes; those are clamped to the cap here, and the cap (or the
+last estimate, when lower: congestion wins) is repeated every second, so a
+publisher that missed one, or reset its encoder, is capped again within a
+second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+
+logger = logging.getLogger(__name__)
+
+REMB_INTERVAL_S = 1.0
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+
+
+class BitrateCap:
+    """Keeps one publisher's video at or under ``cap_bps``."""
+
+    def __init__(self, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
+                 interval_s: float = REMB_INTERVAL_S) -> None:
+        self.cap_bps = cap_bps
+        self.sent = 0
+        self._receiver = receiver
+        self._media_ssrc = media_ssrc
+        self._interval_s = interval_s
+        self._estimate_bps: int | None = None
+        self._send: Callable[[Any], Awaitable[None]] = receiver._send_rtcp
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def install(cls, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
+                interval_s: float = REMB_INTERVAL_S) -> BitrateCap:
+        cap = cls(receiver, media_ssrc, cap_bps, interval_s)
+        receiver._send_rtcp = cap._send_clamped  # type: ignore[method-assign]
+        cap._task = asyncio.get_running_loop().create_task(cap._repeat(), name="remb-cap")
+        return cap
+
+    def bitrate_bps(self) -> int:
+        """What the publisher is told: the cap, or the estimate when that is lower."""
+        if self._estimate_bps is None:
+            return self.cap_bps
+        return min(self.cap_bps, self._estimate_bps)
+
+    async def _send_clamped(self, packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                estimate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass
+            else:
+                self._estimate_bps = estimate
+                packet.fci = pack_remb_fci(self.bitrate_bps(), ssrcs)
+        await self._send(packet)
+
+    async def _repeat(self) -> None:
+        while True:
+            await self.send_now()
+            await asyncio.sleep(self._interval_s)
+
+    async def send_now(self) -> None:
+        rtcp_ssrc = getattr(self._receiver, _RTCP_SSRC, None)
+        if rtcp_ssrc is None:
+            return  # the transport is not up yet
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+            fci=pack_remb_fci(self.bitrate_bps(), [self._media_ssrc]),
+        )
+        try:
+            await self._send(packet)
+        except Exception:
+            logger.exception("sending REMB to the publisher failed")
+            return
+        self.sent += 1
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
