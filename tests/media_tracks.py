@@ -100,6 +100,30 @@ def mean_luma(frame: av.VideoFrame) -> float:
     return sum(data[:: 97]) / len(data[:: 97])
 
 
+class NoiseVideoTrack(PacedVideoTrack):
+    """Grain on grey, never the same twice in a row: whatever bitrate the
+    encoder is given (aiortc's VP8: 250 kbit/s to 1.5 Mbit/s), it spends,
+    where a flat picture would need almost none. The grain is faint
+    (``amplitude`` levels) so that VP8 can meet its target at all: full-range
+    noise takes ~3.6 Mbit/s at its coarsest quantizer, whatever it is told."""
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30, amplitude: int = 32,
+                 distinct: int = 16) -> None:
+        super().__init__(width, height, fps)
+        import random
+
+        rng = random.Random(13)
+        low = 128 - amplitude // 2
+        self._lumas = [bytes(low + rng.randrange(amplitude) for _ in range(width * height)) for _ in range(distinct)]
+
+    def picture(self, number: int) -> av.VideoFrame:
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        write_plane(frame.planes[0], bytearray(self._lumas[number % len(self._lumas)]), self.width, self.height)
+        for plane in frame.planes[1:]:
+            plane.update(bytes([128]) * (plane.line_size * plane.height))
+        return frame
+
+
 class PacedAudioTrack(MediaStreamTrack):
     """A mono s16 audio track that paces its 20 ms frames in real time."""
 
@@ -187,6 +211,7 @@ __all__ = [
     "BeepAudioTrack",
     "CounterVideoTrack",
     "FlashVideoTrack",
+    "NoiseVideoTrack",
     "ToneAudioTrack",
     "audio_energy",
     "mean_luma",

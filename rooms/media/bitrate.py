@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 REMB_INTERVAL_S = 1.0
 _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_SETTLED_STATES = ("connected", "closed", "failed")
 
 
 class BitrateCap:
@@ -70,9 +71,30 @@ class BitrateCap:
         await self._send(packet)
 
     async def _repeat(self) -> None:
+        # The first REMB as soon as the publisher can hear it: until then
+        # its encoder runs at its own default (aiortc's VP8: 500 kbit/s),
+        # and a REMB sent before DTLS is up is dropped unseen.
+        if not await self._transport_connected():
+            return
         while True:
             await self.send_now()
             await asyncio.sleep(self._interval_s)
+
+    async def _transport_connected(self) -> bool:
+        transport = self._receiver.transport
+        settled = asyncio.Event()
+
+        def on_state() -> None:
+            if transport.state in _SETTLED_STATES:
+                settled.set()
+
+        transport.on("statechange", on_state)
+        try:
+            on_state()
+            await settled.wait()
+        finally:
+            transport.remove_listener("statechange", on_state)
+        return bool(transport.state == "connected")
 
     async def send_now(self) -> None:
         rtcp_ssrc = getattr(self._receiver, _RTCP_SSRC, None)
