@@ -74,7 +74,10 @@ Flags: ``--subscribers`` ("0,1,4,8,16"), ``--h264-subscribers`` ("0,1,4"),
 ``--bitrate`` bit/s (1000000), ``--join-interval`` seconds (0), ``--audio``
 (also publish a tone, Opus), ``--json`` (print JSON instead of Markdown).
 Progress goes to stderr; the server logs to a temporary directory, named if a
-run fails.
+run fails. The passthrough server caps the publisher as a media node does
+(``ROOM_MAX_VIDEO_KBPS``, default 2500: above the pinned bitrate, so only
+the REMBs' cost shows, counted in the details); ``ROOM_MAX_VIDEO_KBPS=0``
+in the environment measures it without.
 """
 
 from __future__ import annotations
@@ -207,6 +210,7 @@ class Point:
     first_frame_max_s: float | None = None
     without_frames: int = 0  # subscribers that never got a frame
     keyframe_requests: int | None = None  # passthrough: PLIs the server sent the publisher
+    rembs: int | None = None  # passthrough: REMBs the server's bitrate cap sent (ROOM_MAX_VIDEO_KBPS)
     window_s: float = 0.0
     error: str | None = None
     per_leg_cpu: float | None = None
@@ -260,7 +264,9 @@ async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Pa
             if latencies:
                 point.first_frame_p50_s, point.first_frame_max_s = statistics.median(latencies), max(latencies)
         if variant == "passthrough":
-            point.keyframe_requests = int((await server.request("stats"))["keyframe_requests_sent"])
+            stats = await server.request("stats")
+            point.keyframe_requests = int(stats["keyframe_requests_sent"])
+            point.rembs = int(stats["remb_sent"])
     except Exception as error:
         point.error = f"{type(error).__name__}: {error}"
         if str(log_path) not in point.error:
@@ -454,14 +460,15 @@ def markdown(cfg: Config, points: list[Point], results: list[Target], command: s
         "## Details",
         "",
         "| variant | codec | N | publisher fps | sent kbit/s | received kbit/s (mean) | fps mean "
-        "| audio fps min | driver CPU-s/s | PLIs to publisher | error |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| audio fps min | driver CPU-s/s | PLIs to publisher | REMBs to publisher | error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         lines.append(
             f"| {VARIANT_TITLES[p.variant]} | {p.codec} | {p.subscribers} | {p.publisher_fps:.1f} | {p.sent_kbps:.0f} "
             f"| {fmt(p.received_kbps, 0)} | {fmt(p.fps_mean, 1)} | {fmt(p.audio_fps_min, 1)} | {p.driver_cpu:.3f} "
-            f"| {'-' if p.keyframe_requests is None else p.keyframe_requests} | {p.error or ''} |"
+            f"| {'-' if p.keyframe_requests is None else p.keyframe_requests} "
+            f"| {'-' if p.rembs is None else p.rembs} | {p.error or ''} |"
         )
     lines += ["", *targets_markdown(results)]
     return "\n".join(lines)

@@ -48,6 +48,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription  #
 from aiortc.codecs import h264, vpx  # noqa: E402
 from aiortc.contrib.media import MediaRelay  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from rooms.media.peer import PlayedStream, PublishedStream, use_host_address, video_capabilities  # noqa: E402
 from rooms.media.tap import check_aiortc_internals  # noqa: E402
@@ -76,8 +77,10 @@ class PassthroughServer:
         self.published: PublishedStream | None = None
 
     async def publish(self, sdp: str) -> str:
+        # Capped as a media node caps it (ROOM_MAX_VIDEO_KBPS; 0 measures without).
         self.published, answer = await PublishedStream.accept(
-            stream_id="bench", offer_sdp=sdp, video_codec=self.codec, ice_servers=[]
+            stream_id="bench", offer_sdp=sdp, video_codec=self.codec, ice_servers=[],
+            max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,
         )
         return answer
 
@@ -94,6 +97,7 @@ class PassthroughServer:
         return {
             "players": len(published.players) if published else 0,
             "keyframe_requests_sent": keyframes.sent if keyframes else 0,
+            "remb_sent": published.bitrate_cap.sent if published and published.bitrate_cap else 0,
         }
 
     async def close(self) -> None:
