@@ -93,6 +93,7 @@ class Run:
     sender: RTCRtpSender
     rembs: RembSeen
     publishing_at: float
+    answer_sdp: str
 
     def encoder_target(self) -> int | None:
         encoder = getattr(self.sender, "_RTCRtpSender__encoder", None)
@@ -132,7 +133,7 @@ async def noisy_publish(cap_kbps: int) -> AsyncIterator[Run]:
         await publisher.pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
         assert isinstance(await report_on(layer, client), messages.PublishingReport)
         [sink] = sinks
-        yield Run(node, sink, sender, rembs, time.monotonic())
+        yield Run(node, sink, sender, rembs, time.monotonic(), answer.sdp)
     finally:
         stream_started.disconnect(dispatch_uid="tests.video_bytes")
         await node.shutdown()
@@ -152,6 +153,10 @@ async def test_a_capped_publisher_is_told_the_cap_every_second_and_keeps_under_i
         kbps = run.sink.kbps(start, end)
         target = run.encoder_target()
 
+    # The answer tells a browser it will hear REMB for the video codec.
+    video = run.answer_sdp[run.answer_sdp.index("m=video"):]
+    payload_type = video.split("\r\n")[0].split()[3]
+    assert f"a=rtcp-fb:{payload_type} goog-remb" in video, video
     # The encoder was told, and the bytes at the node show it listened.
     assert target is not None and target <= CAP_KBPS * 1000, target
     assert kbps <= CAP_KBPS * TOLERANCE, kbps

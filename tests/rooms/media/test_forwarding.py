@@ -8,6 +8,7 @@ import time
 
 import pytest
 from aiortc import RTCSessionDescription
+from django.conf import settings
 
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address
 from tests.media_clients import Player, Publisher, loopback_peer, new_player, publisher_offer
@@ -32,7 +33,8 @@ async def publish(codec: str = "VP8") -> tuple[Publisher, PublishedStream, async
     publisher, offer = await publisher_offer(codec)
     started = asyncio.Event()
     published, answer = await PublishedStream.accept(
-        stream_id="s1", offer_sdp=offer, video_codec=codec, ice_servers=[], on_first_media=started.set
+        stream_id="s1", offer_sdp=offer, video_codec=codec, ice_servers=[], on_first_media=started.set,
+        max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,  # as deployed: REMB on
     )
     await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     return publisher, published, started

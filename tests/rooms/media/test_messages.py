@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 from channels.layers import InMemoryChannelLayer
+from django.conf import settings
 
 from rooms.media import messages
 from rooms.media.config import NodeConfig
@@ -105,8 +106,9 @@ def test_a_command_without_reply_to_has_nowhere_to_be_refused() -> None:
 
 
 def loopback_config(media_start_timeout_ms: int = 10_000) -> NodeConfig:
+    # The deployed default bitrate cap, so every node test runs with REMB on.
     return NodeConfig(host_ip="127.0.0.1", udp_ports=None, video_codec="VP8", ice_servers=(),
-                      media_start_timeout_ms=media_start_timeout_ms)
+                      media_start_timeout_ms=media_start_timeout_ms, max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS)
 
 
 async def report_on(layer: InMemoryChannelLayer, channel: str, timeout: float = 10) -> messages.AnyReport:
