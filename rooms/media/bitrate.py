@@ -76,9 +76,14 @@ class BitrateCap:
         # and a REMB sent before DTLS is up is dropped unseen.
         if not await self._transport_connected():
             return
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             await self.send_now()
-            await asyncio.sleep(self._interval_s)
+            # On a fixed beat rather than a pause after each send, so a busy
+            # loop does not stretch the interval; a late beat is not caught up.
+            due = max(due + self._interval_s, loop.time())
+            await asyncio.sleep(due - loop.time())
 
     async def _transport_connected(self) -> bool:
         transport = self._receiver.transport
