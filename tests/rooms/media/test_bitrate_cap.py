@@ -194,3 +194,9 @@ async def test_without_a_cap_the_same_publisher_sends_clearly_more() -> None:
     assert kbps > CAP_KBPS * 1.5, kbps
     print(f"uncapped: {kbps:.0f} kbps, encoder target {target}, publisher heard {len(run.rembs.packets)} REMBs, "
           f"each second: {run.sink.kbps_each_second(run.publishing_at - 1, end)}")
+
+
+def test_a_node_takes_the_cap_from_room_max_video_kbps(settings: Any) -> None:
+    assert NodeConfig.from_settings().max_video_kbps == 2500  # the default: on
+    settings.ROOM_MAX_VIDEO_KBPS = 0
+    assert NodeConfig.from_settings().max_video_kbps == 0
