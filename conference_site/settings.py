@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "audit",
+    "ops",
     "rooms",
     "recording",
     "webhooks",
@@ -499,6 +501,23 @@ WEBHOOK_RETRY_FOR_S: int = env.int("WEBHOOK_RETRY_FOR_S", default=24 * 3600)
 # that died), and forgets delivered ones older than WEBHOOK_LOG_KEEP_DAYS.
 WEBHOOK_SWEEP_INTERVAL_S: float = env.float("WEBHOOK_SWEEP_INTERVAL_S", default=30.0)
 WEBHOOK_LOG_KEEP_DAYS: int = env.int("WEBHOOK_LOG_KEEP_DAYS", default=30)
+
+# --- Health and metrics -------------------------------------------------------
+# prometheus-client reads the directory when first imported (ops.metrics):
+# set here, before any app module loads. Every process of one server (daphne,
+# runmedianode, Celery) must share it; /metrics sums their files.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+# /metrics answers a bearer METRICS_TOKEN, or addresses in METRICS_ALLOW
+# (addresses or networks; default loopback only).
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW: list[str] = env.list("METRICS_ALLOW", default=["127.0.0.0/8", "::1"])
+# Each readiness check (database, Redis, broker, media node) gives up after this.
+READYZ_CHECK_TIMEOUT_S: float = env.float("READYZ_CHECK_TIMEOUT_S", default=2.0)
+# Probes are answered over plain HTTP too (nginx, kubelet and systemd probe inside).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Celery -----------------------------------------------------------------
 # Without Redis the embedded default uses kombu's filesystem transport: a

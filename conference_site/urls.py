@@ -1,7 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from conference_site import monitoring
+
 urlpatterns = [
+    path("healthz", monitoring.healthz, name="healthz"),
+    path("readyz", monitoring.readyz, name="readyz"),
+    path("metrics", monitoring.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("rooms.api_urls")),
     path("", include("rooms.urls")),

@@ -37,6 +37,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 
+from ops import metrics
 from recording.disk_space import DiskRefusal, free_space_refusal
 from recording.sidecar import (
     RTP_TIMESTAMP_MODULUS,
@@ -206,6 +207,7 @@ class StreamRecorder:
         self.close_nowait()
         self._thread.join()
         size = self.path.stat().st_size if self.path.exists() else 0
+        metrics.RECORDER_BYTES.inc(size)
         packets = sum(track.packets for track in self._tracks.values())
         failure = self.failure or ("" if packets else "no media arrived")
         return RecordResult(

@@ -22,6 +22,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from audit.services import audit_record
+from ops import metrics
 from recording.disk_space import DiskRefusal, quota_refusal
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
@@ -358,12 +359,14 @@ def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     from recording import mixing  # numpy, Pillow and the encoders load in workers only
 
     temporary = directory / f".{target.stem}.{uuid.uuid4().hex[:8]}.mp4"
+    started = time.monotonic()
     try:
         result = mixing.room_mix(
             sidecars, temporary, mixer_config_load(settings.OFFLINE_MIXER_CONFIG),
             progress=lambda percent: _mix_progress(recording.pk, percent),
         )
         os.replace(temporary, target)
+        metrics.MIX_SECONDS.observe(time.monotonic() - started)
     except Exception as error:
         temporary.unlink(missing_ok=True)
         logger.exception("mixing room %s failed", room.name)

@@ -15,6 +15,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ops import metrics
 from rooms import events, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.dispatch import dispatch
@@ -52,6 +53,13 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _chat_delivery_count(event: dict[str, Any]) -> None:
+    metrics.CHAT_DELIVERIES.inc()
+    # The message's ts is the accepting process's clock: across hosts this
+    # includes their clock difference.
+    metrics.CHAT_DELIVERY_SECONDS.observe(max(0.0, time.time() - event["message"]["ts"] / 1000))
+
+
 class RoomConsumer(AsyncWebsocketConsumer):
     session: Session | None = None
     process_id: str = ""
@@ -66,6 +74,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     sending_stopped: bool = False
     # Counted in the process's connections by address (CONNECTIONS_PER_IP) until it ends.
     address_counted: bool = False
+    # Counted in conference_websocket_connections until it ends.
+    connection_counted: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -106,11 +116,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.connection.bound_inbound_queue(INBOUND_QUEUE_MAX)
         await self.accept()
         process_context().connections.add(self)
+        self.connection_counted = True
+        metrics.WEBSOCKET_CONNECTIONS.inc()
         if self.client_address:
             self.address_counted = process_context().connections_by_address.take(
                 self.client_address, settings.CONNECTIONS_PER_IP
             )
             if not self.address_counted:
+                metrics.RATE_LIMIT_REFUSALS.labels("connections_per_ip").inc()
                 await self._refuse_too_many_connections()
 
     async def _refuse_too_many_connections(self) -> None:
@@ -174,11 +187,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await live_epoch.epoch_current()
         return self.session is not None
 
+    def _session_release(self) -> Session | None:
+        """Take the connection's session away (it ends), uncounting it."""
+        session, self.session = self.session, None
+        if session is not None:
+            metrics.SESSIONS.dec()
+        return session
+
     def live_epoch(self) -> str | None:
         return self.session.epoch if self.session is not None else None
 
     async def state_lost(self) -> None:
-        session, self.session = self.session, None
+        session = self._session_release()
         if session is None:
             return
         # Told first: the client reconnects while the history is written.
@@ -243,13 +263,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         process_context().connections.discard(self)
+        if self.connection_counted:
+            self.connection_counted = False
+            metrics.WEBSOCKET_CONNECTIONS.dec()
         if self.address_counted:
             self.address_counted = False
             process_context().connections_by_address.release(self.client_address)
         if self.token_expiry is not None:
             self.token_expiry.cancel()
             self.token_expiry = None
-        session, self.session = self.session, None
+        session = self._session_release()
         if session is None:
             return
         for attempt in range(4):
@@ -296,6 +319,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         elif message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it
         await self.send_frame(event)
+        if event["type"] == "room.message" and not self.sending_stopped:
+            _chat_delivery_count(event)
 
     async def client_send(self, message: dict[str, Any]) -> None:
         """A frame for this client from another process (a stream's status)."""
@@ -329,7 +354,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def session_end(self, message: dict[str, Any]) -> None:
         # Another connection took this session over (session.connect resume);
         # it already removed the memberships, so there is nothing to drop.
-        session, self.session = self.session, None
+        session = self._session_release()
         for room in session.rooms if session else ():
             await events.room_group_discard(room, self.channel_name)
         await self.send_message(SessionStatus.disconnected(message["reason"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ops import metrics
 from rooms import moderation, permissions, protocol, services, streams
 from rooms.server_messages import ErrorReply, Ok, Pong, ServerMessage, SessionStatus
 from rooms.session import ServiceError, Session
@@ -112,4 +113,5 @@ async def _session_connect(connection: Connection, message: protocol.SessionConn
     )
     if session is not None:
         connection.session = session
+        metrics.SESSIONS.inc()
     return reply

@@ -44,6 +44,11 @@ class MediaNodeHost:
         )
 
     async def _heartbeat(self) -> None:
+        try:
+            self.node.metrics_read()
+        except Exception:
+            # Metrics are no reason to miss a heartbeat (the node would be declared dead).
+            logger.exception("reading the media node's metrics failed")
         load = self.node.load()
         await self.registry.node_heartbeat(load.node, load.at_ms)
 

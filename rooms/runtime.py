@@ -33,6 +33,9 @@ class Runtime:
         self._ready = asyncio.Event()
         # Whether a heartbeat of this process reached the live state yet.
         self._registered = False
+        # When the live state last took this process's heartbeat (0: never);
+        # /readyz reads it.
+        self.last_heartbeat_ms = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rooms-runtime")
@@ -55,6 +58,7 @@ class Runtime:
             await live_epoch.epoch_current()
             await state.process_heartbeat(self.process_id, now_ms())
             self._registered = True
+            self.last_heartbeat_ms = now_ms()
         except Exception:
             logger.exception("first heartbeat failed; retrying in the loop")
         finally:
@@ -82,6 +86,7 @@ class Runtime:
         context = process_context()
         epoch_before = context.live_epoch
         registered = await context.live_state.process_heartbeat(self.process_id, now_ms())
+        self.last_heartbeat_ms = now_ms()
         await live_epoch.epoch_current()
         if self._registered and not registered and context.live_epoch == epoch_before:
             # Not a lost state (that ended the sessions already): a sweep took

@@ -16,6 +16,7 @@ from typing import Literal
 from django.conf import settings
 from pydantic import MISSING
 
+from ops import metrics
 from rooms import events, history, live_epoch, permissions, protocol, streams
 from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
@@ -289,6 +290,7 @@ async def room_join(
     if result.outcome in ("login_taken", "full", "locked", "server_full"):
         await _group_discard_unless_member(session, room)
         if result.outcome == "server_full":
+            metrics.RATE_LIMIT_REFUSALS.labels("rooms_max").inc()
             return RoomFailed(
                 re=request_id, room=room, code="limit",
                 message=f"the server has {settings.ROOMS_MAX} rooms, the most ROOMS_MAX allows; join an existing room",
@@ -358,6 +360,7 @@ async def _join_quota_refusal(session: Session, room: str, request_id: str | Non
     connection's rooms at once (a repeated join of its own room counts against
     the rates only)."""
     if not session.join_bucket.take():
+        metrics.RATE_LIMIT_REFUSALS.labels("joins_per_connection").inc()
         return RoomFailed(
             re=request_id, room=room, code="rate_limited",
             message=f"at most {settings.JOINS_PER_SECOND:g} joins per second (JOINS_PER_SECOND); join again later",
@@ -366,6 +369,7 @@ async def _join_quota_refusal(session: Session, room: str, request_id: str | Non
     if session.address and not await process_context().rate_limits.take(
         f"joins:ip:{session.address}", rate=settings.JOINS_PER_IP_PER_SECOND, burst=settings.JOINS_PER_IP_BURST
     ):
+        metrics.RATE_LIMIT_REFUSALS.labels("joins_per_ip").inc()
         return RoomFailed(
             re=request_id, room=room, code="rate_limited",
             message=(
@@ -374,6 +378,7 @@ async def _join_quota_refusal(session: Session, room: str, request_id: str | Non
             ),
         )
     if room not in session.rooms and len(session.rooms) >= settings.ROOMS_PER_CONNECTION:
+        metrics.RATE_LIMIT_REFUSALS.labels("rooms_per_connection").inc()
         return RoomFailed(
             re=request_id, room=room, code="limit",
             message=f"this connection is in {len(session.rooms)} rooms, the most ROOMS_PER_CONNECTION allows",
@@ -443,6 +448,7 @@ async def chat_message_send(
         raise ServiceError("not_in_room", f"not in room {room!r}")
     permissions.chat_check(session)
     if not session.chat_bucket.take():
+        metrics.RATE_LIMIT_REFUSALS.labels("chat_per_connection").inc()
         raise ServiceError(
             "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
         )
@@ -452,6 +458,7 @@ async def chat_message_send(
         f"chat:identity:{session.username}",
         rate=settings.CHAT_IDENTITY_RATE_PER_SECOND, burst=settings.CHAT_IDENTITY_RATE_BURST,
     ):
+        metrics.RATE_LIMIT_REFUSALS.labels("chat_per_identity").inc()
         raise ServiceError(
             "rate_limited",
             f"at most {settings.CHAT_IDENTITY_RATE_PER_SECOND:g} messages per second from {session.username!r} "

@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from pydantic import MISSING
 
+from ops import metrics
 from rooms import events, permissions
 from rooms.live.context import process_context
 from rooms.live.registry import StreamRecord
@@ -67,6 +68,7 @@ async def stream_publish(
     if record:
         permissions.record_check(session)
     if session.peer_connections() >= settings.PEER_CONNECTIONS_PER_SESSION:
+        metrics.RATE_LIMIT_REFUSALS.labels("peer_connections_per_session").inc()
         return StreamStatus.refused(request_id, None, "limit")
     registry = process_context().stream_registry
     node = await _node_for_room(room)
@@ -123,6 +125,7 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
         raise ServiceError("not_in_room", f"not in room {record.room!r}")
     # Playing a stream again replaces the play: no new peer connection.
     if stream not in session.plays and session.peer_connections() >= settings.PEER_CONNECTIONS_PER_SESSION:
+        metrics.RATE_LIMIT_REFUSALS.labels("peer_connections_per_session").inc()
         return StreamStatus.refused(request_id, stream, "limit")
     session.plays[stream] = record.room
     published = Stream.model_validate(record.payload)

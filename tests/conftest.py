@@ -83,6 +83,8 @@ def server_env(integration_database: str, tmp_path):  # type: ignore[no-untyped-
         "REDIS_URL": TEST_REDIS_URL,
         "LIVE_STATE_PREFIX": prefix,
         "VAR_DIR": str(tmp_path / "var"),
+        # The test's processes count into their own files (the pytest process set one of its own).
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "var" / "prometheus"),
         "ROOM_IDLE_TIMEOUT_MS": "2000",
         "PRESENCE_TTL_MS": "1500",
         "HEARTBEAT_INTERVAL_MS": "250",

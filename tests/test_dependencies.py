@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("conference_site", "audit", "rooms", "recording", "webhooks")
+PACKAGES = ("conference_site", "audit", "ops", "rooms", "recording", "webhooks")
 
 
 @cache
@@ -114,6 +114,18 @@ def test_the_audit_trail_imports_nothing_of_the_project() -> None:
         if _inside(module, "audit")
         for imported in imports
         if not _inside(imported, "audit")
+    }
+    assert not wrong
+
+
+def test_the_metrics_import_nothing_of_the_project() -> None:
+    """Every layer counts into ops.metrics, down to the media node: it must close no circle."""
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if _inside(module, "ops")
+        for imported in imports
+        if not _inside(imported, "ops")
     }
     assert not wrong
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ops import metrics
 from webhooks.events import WebhookEvent
 from webhooks.models import WebhookDelivery
 from webhooks.sending import Attempt, webhook_post
@@ -97,6 +98,7 @@ def _attempt_record(delivery: WebhookDelivery, attempt: Attempt) -> float | None
     outcome = {"attempts": attempts, "last_status_code": attempt.status_code, "last_error": attempt.error,
                "claimed_until": None}
     if attempt.delivered:
+        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
         row.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=now, **outcome)
         return None
     wait = retry_delay_s(attempts)
@@ -105,8 +107,10 @@ def _attempt_record(delivery: WebhookDelivery, attempt: Attempt) -> float | None
             "webhook %s (%s of %s) to %s given up after %d attempts: %s",
             delivery.webhook_id, delivery.event, delivery.room, delivery.url, attempts, attempt.error,
         )
+        metrics.WEBHOOK_DELIVERIES.labels("given_up").inc()
         row.update(status=WebhookDelivery.Status.FAILED, **outcome)
         return None
+    metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
     row.update(next_attempt_at=now + datetime.timedelta(seconds=wait), **outcome)
     return wait
 

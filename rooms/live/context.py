@@ -30,6 +30,7 @@ class ProcessRuntime(Protocol):
     """What the context holds of the process's background work (``rooms.runtime``)."""
 
     process_id: str
+    last_heartbeat_ms: int
 
     async def ready(self) -> None: ...
 

@@ -52,6 +52,8 @@ class ForwardTrack(MediaStreamTrack):
         self._waiting_for_keyframe = kind == "video"
         self.paused = False
         self.frames_sent = 0
+        # Read by the node's meter once per heartbeat (rooms.media.metering).
+        self.frames_dropped = 0
 
     def push(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """Queue a publisher's frame for this subscriber (tap sink)."""
@@ -62,12 +64,14 @@ class ForwardTrack(MediaStreamTrack):
                 return
             self._waiting_for_keyframe = False
         if self.kind == "video" and self._queue.qsize() >= MAX_QUEUED_VIDEO_FRAMES:
+            self.frames_dropped += self._queue.qsize()
             self._drain()
             self._waiting_for_keyframe = True
             self._request_keyframe()
             return
         if self.kind == "audio" and self._queue.qsize() >= MAX_QUEUED_AUDIO_FRAMES:
             self._queue.get_nowait()
+            self.frames_dropped += 1
         # Each player gets its own packet: packing sets its pts.
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp

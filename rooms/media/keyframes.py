@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from ops import metrics
+
 H264_NAL_IDR = 5
 H264_NAL_SPS = 7
 
@@ -66,6 +68,7 @@ class KeyframeRequester:
         self._pending = None
         self._last_sent = time.monotonic()
         self.sent += 1
+        metrics.KEYFRAME_REQUESTS.inc()
         task = asyncio.ensure_future(self._send_pli())
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,10 +19,12 @@ from typing import Any, Literal
 from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer
 
+from ops import metrics
 from rooms.media import messages
 from rooms.media.config import NodeConfig
 from rooms.media.ice import check_aioice_internals
 from rooms.media.loops import cancelled
+from rooms.media.metering import TrafficMeter
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
 from rooms.media.signals import stream_started
 from rooms.media.sink import StreamSink
@@ -53,6 +56,7 @@ class MediaNode:
         self.played: dict[tuple[str, str], PlayedStream] = {}
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Future[None]] = set()
+        self.meter = TrafficMeter()
         self._ice_servers = [
             RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
             for server in config.ice_servers
@@ -72,6 +76,12 @@ class MediaNode:
         """The node's heartbeat: what it serves right now."""
         return messages.LoadReport(
             node=self.channel, published=len(self.publications), played=len(self.played), at_ms=now_ms()
+        )
+
+    def metrics_read(self) -> None:
+        """Add the traffic since the last reading to the metrics (once per heartbeat)."""
+        self.meter.read(
+            (publication.stream for publication in self.publications.values()), self.played.values()
         )
 
     async def shutdown(self) -> None:
@@ -217,8 +227,11 @@ class MediaNode:
 
     async def _unpublish(self, stream_id: str) -> None:
         publication = self.publications.pop(stream_id, None)
+        if publication is not None:
+            self.meter.published_read(publication.stream)
         for key in [key for key in self.played if key[0] == stream_id]:
             played = self.played.pop(key)
+            self.meter.played_read(played)
             if publication is not None:
                 await self._report(key[1], messages.EndedReport(
                     room=publication.command.room, stream=stream_id, player=key[1],
@@ -255,7 +268,10 @@ class MediaNode:
         if previous is not None:
             await previous.close()
 
+        asked_at = time.monotonic()
+
         def first_frame() -> None:
+            metrics.FIRST_FRAME_SECONDS.observe(time.monotonic() - asked_at)
             self._spawn(self._report(player, messages.PlayingReport(
                 room=command.room, stream=command.stream, player=player,
             )))
@@ -293,6 +309,7 @@ class MediaNode:
         for stream_id in stream_ids:
             played = self.played.pop((stream_id, player), None)
             if played is not None:
+                self.meter.played_read(played)
                 await played.close()
 
     def _mute(self, stream_id: str, muted: messages.Muted) -> None:

@@ -107,6 +107,9 @@ class EncodedFrameTap:
     def __init__(self) -> None:
         self._sinks: list[FrameSink] = []
         self._stopped = threading.Event()
+        # Payload bytes handed on (a plain int on the event loop: the node's
+        # meter reads it once per heartbeat, rooms.media.metering).
+        self.bytes_in = 0
 
     @classmethod
     def install(cls, receiver: RTCRtpReceiver, *, packet_by_packet: bool = False) -> EncodedFrameTap:
@@ -132,6 +135,7 @@ class EncodedFrameTap:
             self._stopped.set()
             return
         codec, frame = item
+        self.bytes_in += len(frame.data)
         for sink in tuple(self._sinks):
             try:
                 sink(codec, frame)

@@ -1,0 +1,84 @@
+"""A media node's traffic and holdings, added to ``ops.metrics`` once per heartbeat.
+
+The forwarding path counts nothing for Prometheus: aiortc already counts
+RTP packets (each receiver's streams, each sender), the tap adds up the
+payload bytes it hands on and each ``ForwardTrack`` its dropped frames, all
+plain integers on the event loop. The meter reads them and adds what grew
+since its last reading to the shared counters: a few locked increments per
+heartbeat for the whole node, whatever the packet rate.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from collections.abc import Iterable
+
+from ops import metrics
+from rooms.media.peer import PlayedStream, PublishedStream
+
+_SENDER_PACKETS = "_RTCRtpSender__packet_count"
+_SENDER_OCTETS = "_RTCRtpSender__octet_count"
+_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+
+
+class TrafficMeter:
+    def __init__(self) -> None:
+        # Per counted object (a tap, a receiver, a sender, a track): its
+        # figures at the last reading.
+        self._last: weakref.WeakKeyDictionary[object, tuple[int, ...]] = weakref.WeakKeyDictionary()
+        self._stream_labels: set[tuple[str, str]] = set()
+        self._leg_kinds: set[str] = set()
+
+    def _grown(self, owner: object, *now: int) -> tuple[int, ...]:
+        before = self._last.get(owner, (0,) * len(now))
+        self._last[owner] = now
+        return tuple(max(0, current - previous) for current, previous in zip(now, before, strict=True))
+
+    def published_read(self, stream: PublishedStream) -> None:
+        packets = octets = 0
+        for tap in stream.taps.values():
+            octets += self._grown(tap, tap.bytes_in)[0]
+        for transceiver in stream.pc.getTransceivers():
+            remote_streams = getattr(transceiver.receiver, _RECEIVER_STREAMS, {})
+            received = sum(int(getattr(s, "packets_received", 0)) for s in remote_streams.values())
+            packets += self._grown(transceiver.receiver, received)[0]
+        if packets:
+            metrics.RTP_PACKETS.labels("in").inc(packets)
+        if octets:
+            metrics.RTP_BYTES.labels("in").inc(octets)
+
+    def played_read(self, played: PlayedStream) -> None:
+        packets = octets = 0
+        for transceiver in played.pc.getTransceivers():
+            sender = transceiver.sender
+            sent = int(getattr(sender, _SENDER_PACKETS, 0)), int(getattr(sender, _SENDER_OCTETS, 0))
+            grown = self._grown(sender, *sent)
+            packets += grown[0]
+            octets += grown[1]
+        if packets:
+            metrics.RTP_PACKETS.labels("out").inc(packets)
+        if octets:
+            metrics.RTP_BYTES.labels("out").inc(octets)
+        for kind, track in played.tracks.items():
+            dropped = self._grown(track, track.frames_dropped)[0]
+            if dropped:
+                metrics.FORWARD_DROPS.labels(kind).inc(dropped)
+
+    def read(self, published: Iterable[PublishedStream], played: Iterable[PlayedStream]) -> None:
+        """Count the traffic since the last reading, and set what the node holds now."""
+        streams: Counter[tuple[str, str]] = Counter()
+        for stream in published:
+            self.published_read(stream)
+            streams.update(stream.codecs.items())
+        legs: Counter[str] = Counter()
+        for leg in played:
+            self.played_read(leg)
+            legs.update(leg.tracks.keys())
+        # Labels seen before and gone now read 0 rather than their last value.
+        self._stream_labels |= set(streams)
+        for kind, codec in self._stream_labels:
+            metrics.STREAMS.labels(kind, codec).set(streams[(kind, codec)])
+        self._leg_kinds |= set(legs)
+        for kind in self._leg_kinds:
+            metrics.SUBSCRIBER_LEGS.labels(kind).set(legs[kind])
