@@ -102,7 +102,8 @@ class HistoryOutbox:
     def __init__(self, store: OutboxStore) -> None:
         self._store = store
         self._task: asyncio.Task[None] | None = None
-        self._again = False
+        # Done when a drain pass that starts after the last kick has ended.
+        self._next_pass: asyncio.Future[None] | None = None
         self._failing = False
 
     async def write(self, write: str, **arguments: Any) -> None:
@@ -111,16 +112,24 @@ class HistoryOutbox:
         await self._store.push(entry)
         self.kick()
 
-    def kick(self) -> asyncio.Task[None]:
-        """Start draining, or ask the running drain to look again when it is done."""
+    def kick(self) -> asyncio.Future[None]:
+        """Make sure a drain pass starts after this call; the returned future
+        is done when that pass has ended."""
+        if self._next_pass is None:
+            self._next_pass = asyncio.get_running_loop().create_future()
+        waiter = self._next_pass
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain_all(), name="history-outbox")
-        else:
-            self._again = True
-        return self._task
+        return waiter
 
     async def flush(self, timeout: float = FLUSH_WAIT_S) -> None:
-        """Wait until what is queued is applied, or ``timeout`` has passed, or the database refused."""
+        """Wait until what is queued now is applied, or ``timeout`` has passed, or the database refused.
+
+        Waits for one pass over what the outbox holds when the pass starts,
+        not for the drain to run dry: under steady traffic from other
+        connections it never does, and a reply waiting on it held its
+        connection's events back for the whole timeout.
+        """
         await asyncio.wait({self.kick()}, timeout=timeout)
 
     async def settle(self, timeout: float = FLUSH_WAIT_S) -> None:
@@ -132,32 +141,42 @@ class HistoryOutbox:
         return await self._store.length()
 
     async def _drain_all(self) -> None:
-        while True:
-            self._again = False
+        while self._next_pass is not None:
+            current, self._next_pass = self._next_pass, None
             try:
                 await self._drain()
             except Exception as error:
                 if not self._failing:
                     logger.warning("history writes wait for the database (%s); retried every sweep", error)
                 self._failing = True
+                # Nobody waits for a database that refuses: the waiting
+                # passes end now, the next sweep or write tries again.
+                for waiter in (current, self._next_pass):
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                self._next_pass = None
                 return
+            finally:
+                if not current.done():
+                    current.set_result(None)
             if self._failing:
                 logger.info("history writes applied again; the outbox is drained")
                 self._failing = False
-            if not self._again:
-                return
 
     async def _drain(self) -> None:
-        if not await self._store.length():
+        """One pass: the entries the outbox holds as it starts, in order."""
+        remaining = await self._store.length()
+        if not remaining:
             return  # the sweep's usual case: no lock taken, none to leave behind
         owner = f"{os.getpid()}:{uuid.uuid4().hex}"
         if not await self._store.lock(owner, DRAIN_LEASE_MS):
             return  # another drainer is at it, and drains until the outbox is empty
         try:
             apply = db_call(_apply)
-            while entries := await self._store.head(MAX_BATCH):
+            while remaining > 0 and (entries := await self._store.head(min(MAX_BATCH, remaining))):
                 done = await apply(entries)
                 if not await self._store.ack(first=entries[0], count=done):
                     return  # our lease ran out and another drainer took these over
+                remaining -= max(done, 1)
         finally:
             await self._store.unlock(owner)

@@ -103,6 +103,11 @@ class FaultProxy:
         await self._set_mode("refuse", True)
         if self._server is not None:
             self._server.close()
+        # Links being torn down end here, not as "destroyed but pending" tasks.
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _set_mode(self, mode: str, reset: bool) -> int:
         assert mode in MODES
