@@ -1,7 +1,7 @@
 """Fuzzing of SDP offers through the consumer and the in-process media node.
 
-Mutations of a real aiortc offer and of a Chromium offer
-(tests/fixtures/chromium_publish_offer.sdp): lines deleted, duplicated or
+Mutations of a real aiortc offer and of a real Chromium offer
+(tests/fixtures/chromium_publish_offer.sdp, captured from Debian's Chromium): lines deleted, duplicated or
 replaced, truncation, random characters, huge numbers, bad fingerprints,
 missing ice-ufrag, many m-lines. Every ``stream.publish`` and
 ``stream.play`` of such an offer is answered with ``stream.answer`` or
