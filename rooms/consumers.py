@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ops import metrics
 from rooms import events, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
+from rooms.channel_layers import ClosingChannelLayer
 from rooms.dispatch import dispatch
 from rooms.live.context import process_context
 from rooms.media import messages
@@ -85,6 +86,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             # server), its rooms must see the drop, or a ghost stays in them
             # for as long as this process lives.
             await asyncio.shield(self.disconnect(0))
+            # Nor may its channel stay in the layer (rooms.channel_layers).
+            if isinstance(self.channel_layer, ClosingChannelLayer) and getattr(self, "channel_name", None):
+                await asyncio.shield(self.channel_layer.channel_close(self.channel_name))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread to close stale database
