@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from channels.layers import get_channel_layer
 
-from rooms.channel_layers import BoundedPubSubChannelLayer
+from rooms.channel_layers import BoundedInMemoryChannelLayer, BoundedPubSubChannelLayer
 from tests.wsclient import ProtocolClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,3 +39,14 @@ async def test_channels_of_ended_consumers_leave_the_pubsub_layer(redis_live_sta
         assert channel not in shard._subscribed_to
         assert not any(channel in members for members in loop_layer.groups.values())
     assert not loop_layer.groups
+
+
+async def test_in_memory_channel_close_forgets_queue_and_groups() -> None:
+    layer = BoundedInMemoryChannelLayer(capacity=10)
+    channel = await layer.new_channel()
+    await layer.group_add("room.a", channel)
+    await layer.group_send("room.a", {"type": "room.event", "seq": 1})
+    assert channel in layer.channels
+    await layer.channel_close(channel)
+    assert channel not in layer.channels
+    assert not any(channel in members for members in layer.groups.values())
