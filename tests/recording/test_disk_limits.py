@@ -28,14 +28,6 @@ from tests.wsclient import ProtocolClient
 MB = 1_000_000
 
 
-@pytest.fixture
-def recordings_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    root = tmp_path / "recordings"
-    root.mkdir()
-    settings.RECORDINGS_ROOT = root
-    return root
-
-
 def floor_above_free_space(root: Path) -> int:
     """A RECORDINGS_MIN_FREE_MB the filesystem of ``root`` cannot meet."""
     return free_bytes(root) // MB + 1_000_000

@@ -56,14 +56,6 @@ def test_requested_range_past_the_end(header: str, size: int) -> None:
         requested_range(header, size)
 
 
-@pytest.fixture
-def recordings_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    root = tmp_path / "recordings"
-    root.mkdir()
-    settings.RECORDINGS_ROOT = root
-    return root
-
-
 def write(root: Path, relative: str, content: bytes = CONTENT) -> str:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)

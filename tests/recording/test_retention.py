@@ -23,14 +23,6 @@ from rooms.retention import rooms_history_expired_delete
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def recordings_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    root = tmp_path / "recordings"
-    root.mkdir()
-    settings.RECORDINGS_ROOT = root
-    return root
-
-
 def finalized_room(name: str, days_ago: float) -> Room:
     """A room finalized ``days_ago`` with a participant, a stream and a chat message."""
     room = Room.objects.create(name=name, live_id=f"live-{name}", status=Room.Status.FINALIZED)

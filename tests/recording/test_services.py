@@ -14,14 +14,6 @@ from rooms.models import Room
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def recordings_root(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    root = tmp_path / "recordings"
-    root.mkdir()
-    settings.RECORDINGS_ROOT = root
-    return root
-
-
 def mixed_room(root: Path, name: str) -> Recording:
     """A room whose mix is already written: room_mix_run only runs the hook."""
     room = Room.objects.create(name=name, live_id="f00dfeed", status=Room.Status.FINALIZED)
