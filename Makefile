@@ -30,7 +30,7 @@ services:
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy conference_site audit rooms recording webhooks
+	$(BIN)/mypy conference_site audit rooms recording webhooks ops
 
 # The unit and consumer tests run on SQLite, then everything (integration
 # tests with real daphne processes included) runs on PostgreSQL and Redis.
