@@ -39,6 +39,7 @@ async def test_channels_of_ended_consumers_leave_the_pubsub_layer(redis_live_sta
         assert channel not in shard._subscribed_to
         assert not any(channel in members for members in loop_layer.groups.values())
     assert not loop_layer.groups
+    await layer.flush()  # its Redis connections and receive task end with the test's loop
 
 
 async def test_in_memory_channel_close_forgets_queue_and_groups() -> None:
