@@ -404,6 +404,13 @@ if ROOM_AUTH == "token" and not API_KEYS:
 
     raise ImproperlyConfigured("ROOM_AUTH=token needs API_KEYS (key:secret,...) to verify tokens with")
 
+# WHIP and WHEP (rooms.whip): in open rooms their bearer token is this shared
+# secret, and without it they are off; with ROOM_AUTH=token it is an access
+# token. Browser WHIP clients on other origins are let in by CORS from these
+# origins ("*": any; the bearer, never a cookie, is what admits a request).
+WHIP_TOKEN: str = env.str("WHIP_TOKEN", default="")
+WHIP_CORS_ORIGINS: list[str] = env.list("WHIP_CORS_ORIGINS", default=["*"])
+
 # Tokens the pages get from /api/token: how long each lives (the pages
 # fetch a fresh one before it expires), and how long an invite link admits
 # guests unless its maker chose less.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("metrics", monitoring.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("rooms.api_urls")),
+    path("", include("rooms.whip_urls")),
     path("", include("rooms.urls")),
     path("", include("recording.urls")),
 ]

@@ -139,6 +139,23 @@ async def session_drop(*, sid: str, reason: str = "disconnect") -> None:
     await state.session_close(info)
 
 
+async def session_end(*, sid: str, reason: str) -> bool:
+    """End a session on its client's behalf from any process (a WHIP or WHEP
+    ``DELETE``): it leaves each of its rooms as ``room.leave`` would, and its
+    connection is told ``reason`` and lets go. False if there was no such session."""
+    context = process_context()
+    state = context.live_state
+    info = await state.session_get(sid)
+    if info is None:
+        return False
+    for room in await state.session_rooms(sid):
+        await membership_end(state, info=info, room=room, reason="leave")
+    await state.session_close(info)
+    await events.session_end_send(info.channel, reason)
+    await context.history_outbox.flush()
+    return True
+
+
 async def membership_end(
     state: LiveState,
     *,

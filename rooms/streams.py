@@ -123,6 +123,26 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
     membership = session.rooms.get(record.room)
     if membership is None:
         raise ServiceError("not_in_room", f"not in room {record.room!r}")
+    return await _play_send(session, record, sdp=sdp, request_id=request_id, room_id=membership.room_id)
+
+
+async def stream_watch(
+    *, session: Session, room: str, stream: str, sdp: str, request_id: str | None
+) -> StreamStatus | None:
+    """Play a stream of ``room`` without being in it (a WHEP player): its
+    token's room grant admits it, as it would admit a join."""
+    permissions.join_check(session, room)
+    permissions.subscribe_check(session)
+    record = await process_context().stream_registry.stream_get(stream)
+    if record is None or record.room != room:
+        return StreamStatus.refused(request_id, stream, "unknown_stream")
+    return await _play_send(session, record, sdp=sdp, request_id=request_id, room_id="")
+
+
+async def _play_send(
+    session: Session, record: StreamRecord, *, sdp: str, request_id: str | None, room_id: str
+) -> StreamStatus | None:
+    stream = record.stream_id
     # Playing a stream again replaces the play: no new peer connection.
     if stream not in session.plays and session.peer_connections() >= settings.PEER_CONNECTIONS_PER_SESSION:
         metrics.RATE_LIMIT_REFUSALS.labels("peer_connections_per_session").inc()
@@ -131,7 +151,7 @@ async def stream_play(*, session: Session, stream: str, sdp: str, request_id: st
     published = Stream.model_validate(record.payload)
     node_request = _node_request_id()
     session.media_requests[node_request] = MediaRequest(
-        client_request_id=request_id, room=record.room, room_id=membership.room_id, stream=published
+        client_request_id=request_id, room=record.room, room_id=room_id, stream=published
     )
     await _command_send(
         record.node,
@@ -152,6 +172,13 @@ async def stream_stop(*, session: Session, stream: str, request_id: str | None) 
         record.node, messages.StopCommand(room=record.room, stream=stream, player=session.info.channel)
     )
     return StreamStatus(re=request_id, stream=stream, status="STOPPED")
+
+
+async def play_stop(*, room: str, stream: str, player: str) -> None:
+    """Stop ``player``'s play of a stream of ``room``, from any process."""
+    record = await process_context().stream_registry.stream_get(stream)
+    if record is not None and record.room == room:
+        await _command_send(record.node, messages.StopCommand(room=room, stream=stream, player=player))
 
 
 async def _own_stream(session: Session, stream: str) -> StreamRecord:
