@@ -64,6 +64,10 @@ class HeadlessSession:
         self._answer: asyncio.Future[MediaAnswer] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # Its session id (the resource of its URL), kept after the session ends.
+        self.resource: str | None = None
+        # Set once nothing of it is left in this process.
+        self.stopped = asyncio.Event()
 
     @classmethod
     async def open(cls, role: Role) -> HeadlessSession:
@@ -90,6 +94,7 @@ class HeadlessSession:
 
     def session_attach(self, session: Session) -> None:
         self.session = session
+        self.resource = session.sid
         metrics.SESSIONS.inc()
 
     def _session_release(self) -> Session | None:
@@ -131,6 +136,7 @@ class HeadlessSession:
         layer = get_channel_layer()
         if isinstance(layer, ClosingChannelLayer):
             await layer.channel_close(self.channel_name)
+        self.stopped.set()
 
     async def _run(self) -> None:
         layer = get_channel_layer()

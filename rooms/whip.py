@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from rooms import events, permissions, protocol, runtime, services, streams
+from rooms.access_tokens import TokenError, token_verify
 from rooms.headless import HeadlessSession, MediaAnswer, Role
 from rooms.live.context import process_context
 from rooms.permissions import Forbidden
@@ -83,9 +84,15 @@ def admission(bearer: str | None, *, login_prefix: str) -> Admission:
         return Admission(token=bearer)
     if hmac.compare_digest(bearer.encode(), settings.WHIP_TOKEN.encode()):
         return Admission(username=f"{login_prefix}-{secrets.token_hex(4)}")
-    if settings.API_KEYS:
-        return Admission(token=bearer)
-    raise WhipRefused("token_invalid", "the bearer token is not this server's WHIP_TOKEN")
+    if not settings.API_KEYS:
+        raise WhipRefused("token_invalid", "the bearer token is not this server's WHIP_TOKEN")
+    try:
+        token_verify(bearer)
+    except TokenError as error:
+        raise WhipRefused(
+            error.problem, f"the bearer token is not this server's WHIP_TOKEN, nor an access token: {error.message}"
+        ) from None
+    return Admission(token=bearer)
 
 
 def sdp_problem(sdp: str, *, role: Role) -> str | None:
