@@ -204,14 +204,13 @@ class HeadlessSession:
         return not session.plays
 
     def _room_event(self, session: Session, event: dict[str, Any]) -> bool:
-        if event["type"] == "room.finalized":
-            session.room_forget(event["room"])
+        # Its stream was unpublished by someone else: a moderator removed it
+        # (the kick takes it out of the room, then ends its streams), the
+        # room was ended, the client deleted it on another process. Ending
+        # at the kick or the room's end would race the moderator's leave.
+        stream = event["stream"]["id"] if event["type"] == "room.unpublished" else None
+        if stream is not None and (stream == self.stream or stream in session.publishes):
+            session.stream_forget(stream)
             return True
-        if event["type"] == "room.unpublished" and event["stream"]["id"] == self.stream:
-            session.stream_forget(event["stream"]["id"])
-            return True
-        # Removed by a moderator: the kick already took it out of the room.
-        return bool(
-            event["type"] == "room.left" and event.get("reason") == "kicked"
-            and event["participant"]["name"] == session.username
-        )
+        # A player is in no room: nobody leaves it on its behalf.
+        return self.role == "play" and event["type"] == "room.finalized"

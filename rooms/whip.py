@@ -167,12 +167,16 @@ async def whip_publish(*, room: str, sdp: str, who: Admission, address: str, rec
         if isinstance(joined, RoomFailed):
             raise WhipRefused(joined.code, joined.message)
         headless.room = room
-        refused = await streams.stream_publish(
-            session=session, room=room, kind="camera", record=record, sdp=sdp, request_id=None
-        )
+        try:
+            refused = await streams.stream_publish(
+                session=session, room=room, kind="camera", record=record, sdp=sdp, request_id=None
+            )
+        except ServiceError as error:
+            raise WhipRefused(error.code, error.message) from None
         if refused is not None:
             info = str(refused.info)
             raise WhipRefused(info, _REFUSALS.get(info, info))
+        headless.stream = next(iter(session.publishes))
         return _answered(await headless.answer(ANSWER_TIMEOUT_S), session)
     except BaseException:
         # Refused, failed, or the client went away mid-request: nothing stays.

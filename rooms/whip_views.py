@@ -13,6 +13,7 @@ hence no CSRF token.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from typing import Any
@@ -21,11 +22,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms import protocol, whip
 from rooms.api_auth import api_json, bearer_token
 from rooms.headless import Role
 from rooms.whip import WhipRefused
+
+logger = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 ENDPOINT_METHODS = ("POST", "OPTIONS")
@@ -43,10 +48,13 @@ STATUS = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
     "limit": 503, "try_again": 503, "node_unavailable": 503, "node_stopped": 503, "node_failed": 503,
-    "ended": 503, "ice_failed": 503,
+    "ended": 503, "ice_failed": 503, "unavailable": 503,
 }
 # Seconds a client should wait before trying again, by status.
 RETRY_AFTER = {429: "1", 503: "2"}
+
+# Redis unreachable (refused, reset, or silent past the client's timeout).
+LIVE_STATE_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 
 View = Callable[..., Coroutine[Any, Any, HttpResponse]]
 
@@ -110,6 +118,11 @@ def whip_edge(*allow: str) -> Callable[[View], View]:
                 response = await view(request, **kwargs)
             except WhipRefused as error:
                 response = _refusal(error, allow)
+            except LIVE_STATE_UNREACHABLE:
+                logger.warning("%s %s failed: the live state is unreachable", request.method, request.path,
+                               exc_info=True)
+                response = _refusal(WhipRefused("unavailable", "the server's live state is unreachable; try again"),
+                                    allow)
             return _cors(request, response)
 
         return edge

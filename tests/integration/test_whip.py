@@ -93,10 +93,12 @@ async def test_whip_publisher_seen_played_and_deleted_across_processes(start_ser
     await bob.event("room.unpublished", timeout=10)
     left = await bob.event("room.left", timeout=5)
     assert left["participant"] == {"name": name} and left["reason"] == "disconnect"
-    state = await (await SocketClient.connected(b.ws_url, "carol")).request("room.join", room="whip-stage")
+    carol = await SocketClient.connected(b.ws_url, "carol")
+    state = await carol.request("room.join", room="whip-stage")
     assert [participant["name"] for participant in state["participants"]] == ["bob"]
     await orphan.close()
-    await bob.close()
+    for client in (bob, carol):
+        await client.close()
 
 
 async def test_whip_refusals_over_http(start_server) -> None:  # type: ignore[no-untyped-def]

@@ -74,8 +74,10 @@ def headless_of(resource: str) -> HeadlessSession:
 
 
 async def nobody_in(room: str) -> None:
-    """No WHIP participant stayed anywhere: not in the room, not in this process."""
+    """No WHIP participant stayed anywhere: not in the room, and nothing of it in this process."""
     assert await process_context().live_state.room_members(room) == {}
+    for headless in [c for c in process_context().connections if isinstance(c, HeadlessSession)]:
+        await asyncio.wait_for(headless.stopped.wait(), 5)
     assert not [c for c in process_context().connections if isinstance(c, HeadlessSession)]
 
 
@@ -254,7 +256,7 @@ async def test_whip_participant_leaves_when_its_media_ends(live_backend: str) ->
     bob = await ProtocolClient.connected("bob")
     await bob.request("room.join", room="stage")
     response, publisher = await whip_publish("stage")
-    resource = response["Location"].rsplit("/", 1)[1]
+    headless = headless_of(response["Location"].rsplit("/", 1)[1])
     name = (await bob.event("room.joined", timeout=5))["participant"]["name"]
     stream = (await bob.event("room.published", timeout=10))["stream"]["id"]
 
@@ -263,7 +265,8 @@ async def test_whip_participant_leaves_when_its_media_ends(live_backend: str) ->
     assert (await bob.event("room.unpublished", timeout=10))["stream"]["id"] == stream
     left = await bob.event("room.left", timeout=5)
     assert left["participant"] == {"name": name} and left["reason"] == "disconnect"
-    assert await process_context().live_state.session_get(resource) is None
+    await asyncio.wait_for(headless.stopped.wait(), 5)
+    assert await process_context().live_state.session_get(str(headless.resource)) is None
     await bob.close()
     await nobody_in("stage")
 
