@@ -40,6 +40,12 @@ async def test_whip_publisher_seen_played_and_deleted_across_processes(start_ser
     node.wait_for_log("media node ready")
     a = start_server("daphne", "web-a", env=ENV)
     b = start_server("daphne", "web-b", env=ENV)
+    with pytest.raises(WhipError) as refused:
+        await whip_publish(f"{a.http_url}whip/whip-stage", "not-the-token")
+    assert refused.value.status == 401 and '"error": "token_invalid"' in refused.value.body
+    with pytest.raises(WhipError) as refused:
+        await whep_play(f"{a.http_url}whep/whip-stage/0123456789abcdef", WHIP_TOKEN)
+    assert refused.value.status == 404 and '"error": "unknown_stream"' in refused.value.body
     bob = await SocketClient.connected(b.ws_url, "bob")
     await bob.request("room.join", room="whip-stage")
 
@@ -99,13 +105,3 @@ async def test_whip_publisher_seen_played_and_deleted_across_processes(start_ser
     await orphan.close()
     for client in (bob, carol):
         await client.close()
-
-
-async def test_whip_refusals_over_http(start_server) -> None:  # type: ignore[no-untyped-def]
-    a = start_server("daphne", "web-a", env={"WHIP_TOKEN": WHIP_TOKEN})
-    with pytest.raises(WhipError) as refused:
-        await whip_publish(f"{a.http_url}whip/whip-stage", "not-the-token")
-    assert refused.value.status == 401 and '"error": "token_invalid"' in refused.value.body
-    with pytest.raises(WhipError) as refused:
-        await whep_play(f"{a.http_url}whep/whip-stage/0123456789abcdef", WHIP_TOKEN)
-    assert refused.value.status == 404 and '"error": "unknown_stream"' in refused.value.body
