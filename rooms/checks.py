@@ -44,4 +44,13 @@ def room_auth_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
                 id="rooms.W002",
             )
         )
+    if settings.ROOM_AUTH == "open" and settings.WHIP_TOKEN and len(settings.WHIP_TOKEN) < MIN_SECRET_LENGTH:
+        # In open rooms it is the one key to publishing by WHIP.
+        problems.append(
+            Warning(
+                f"WHIP_TOKEN is shorter than {MIN_SECRET_LENGTH} characters.",
+                hint="Use a long random secret, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                id="rooms.W003",
+            )
+        )
     return problems

@@ -22,13 +22,14 @@ def test_deploy_check_warns_about_open_rooms_and_short_secrets(tmp_path) -> None
 
     env = {
         **os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path),
-        "ROOM_AUTH": "open", "API_KEYS": "main:short",
+        "ROOM_AUTH": "open", "API_KEYS": "main:short", "WHIP_TOKEN": "obs",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert "(rooms.W001) ROOM_AUTH is open" in result.stderr
     assert "(rooms.W002) API_KEYS secrets shorter than 32 characters: main." in result.stderr
+    assert "(rooms.W003) WHIP_TOKEN is shorter than 32 characters." in result.stderr
 
 
 def test_deploy_check_on_plain_http_names_only_https_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
