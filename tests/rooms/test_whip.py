@@ -9,16 +9,18 @@ import json
 import time
 from typing import Any
 
+import av
 import jwt
 import pytest
 from aiortc import RTCSessionDescription
 from django.test import AsyncClient
 
+from recording.models import Recording
 from rooms.access_tokens import grants_from_names, token_mint
 from rooms.headless import HeadlessSession
 from rooms.live.context import process_context
 from rooms.media.peer import use_host_address
-from rooms.models import Participant
+from rooms.models import Participant, Room
 from tests.media_clients import Player, new_player, play, publish, publisher_offer
 from tests.wsclient import ProtocolClient
 
@@ -187,6 +189,17 @@ async def test_room_refusals_are_the_websockets(settings) -> None:  # type: igno
     await bob.close()
 
 
+async def test_a_locked_room_refuses_whip() -> None:
+    admin = await ProtocolClient.open()
+    await admin.connect_session("mod", token=token("mod", grants=("admin",)))
+    await admin.request("room.join", room="stage")
+    assert (await admin.request("room.lock", room="stage", locked=True))["type"] == "ok"
+    message = refusal(await post_offer("/whip/stage", FORM_OFFER), 403, "room_locked")
+    assert message == "a moderator locked the room: nobody can join"
+    await admin.assert_no_event("room.joined")
+    await admin.close()
+
+
 # --- Publishing and playing ---------------------------------------------------------------
 
 
@@ -338,3 +351,41 @@ async def test_whep_player_ends_with_its_stream(live_backend: str) -> None:
     await camera.close()
     await alice.close()
     await nobody_in("nowhere")
+
+
+async def test_whip_into_a_new_room_creates_it_records_it_and_finalizes_it(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings.RECORDINGS_ROOT = tmp_path
+    publisher, sdp = await publisher_offer()
+    response = await post_offer("/whip/fresh?record=true", sdp)
+    assert response.status_code == 201, response.content
+    await publisher.pc.setRemoteDescription(RTCSessionDescription(response.content.decode(), "answer"))
+    stream = response["ETag"].strip('"')
+
+    bob = await ProtocolClient.connected("bob")
+    state = await bob.request("room.join", room="fresh")
+    (whip_participant,) = state["participants"]
+    if not whip_participant["streams"]:
+        await bob.event("room.published", timeout=10)
+    player = await play(bob, stream)
+    await frames_advance(player)  # a second of media in the record
+    assert (await bob.request("room.leave", room="fresh"))["type"] == "ok"
+
+    # The publisher was the last one in: its DELETE finalizes the room, as a last leave does.
+    resource = response["Location"].rsplit("/", 1)[1]
+    assert (await AsyncClient().delete(f"/whip/fresh/{resource}")).status_code == 200
+    room = await Room.objects.aget(name="fresh")
+    assert room.status == Room.Status.FINALIZED
+    deadline = time.monotonic() + 10
+    while True:  # the node closes the record after its unpublish; nothing tells the test when
+        record = await Recording.objects.aget(stream_live_id=stream)
+        if record.status != Recording.Status.RECORDING or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert record.status == Recording.Status.READY and record.participant == whip_participant["name"]
+    with av.open(str(tmp_path / record.file_path)) as container:
+        video_packets = [packet for packet in container.demux(video=0) if packet.size]
+    assert len(video_packets) >= 25  # the second bob watched, at least
+    for closing in (publisher.pc, player.pc):
+        await closing.close()
+    await bob.close()
+    await nobody_in("fresh")
