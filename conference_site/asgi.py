@@ -12,11 +12,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from conference_site.access_log import access_log_install  # noqa: E402
 from conference_site.backpressure import StreamingBackPressure  # noqa: E402
 from rooms.checks import open_mode_refuse_unless_explicit  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 open_mode_refuse_unless_explicit()
+access_log_install()
 
 application = ProtocolTypeRouter(
     {

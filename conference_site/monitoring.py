@@ -3,7 +3,7 @@
 ``/healthz`` answers from the process alone (is it serving at all);
 ``/readyz`` asks every dependency (``conference_site.health``);
 ``/metrics`` is the sum of every process's counters (``ops.multiprocess``)
-plus what the database says now, for a bearer ``METRICS_TOKEN`` or a
+plus what the database and the Celery broker say now, for a bearer ``METRICS_TOKEN`` or a
 client address in ``METRICS_ALLOW``.
 """
 
@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from conference_site import health
+from conference_site.broker_queue import BrokerQueueCollector
 from ops.multiprocess import dead_processes_forget, exposition
 from rooms.models import Participant, Room
 
@@ -88,4 +89,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return response
     # A process killed since the last scrape holds no connections any more.
     dead_processes_forget()
-    return HttpResponse(exposition(DatabaseCollector()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(DatabaseCollector(), BrokerQueueCollector()), content_type=CONTENT_TYPE_LATEST)

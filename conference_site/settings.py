@@ -18,6 +18,8 @@ from typing import Any
 import django_stubs_ext
 import environ
 
+from ops.logs import logging_config
+
 # Lets admin classes be written generic (ModelAdmin[Room]) for the type checker.
 django_stubs_ext.monkeypatch()
 
@@ -591,14 +593,7 @@ if WEBHOOK_URLS:
         "options": {"expires": WEBHOOK_SWEEP_INTERVAL_S},
     }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
-    "loggers": {
-        "daphne": {"level": "WARNING"},
-        "django.channels.server": {"level": "WARNING"},
-    },
-}
+# plain: text lines; json: one JSON object a line (ops.logs). Both carry the
+# room, session, identity, stream and node a line is about, and no query string.
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain").strip().lower()
+LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL"))

@@ -57,12 +57,30 @@ FIRST_FRAME_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
 RECORDER_BYTES = Counter("conference_recorder_bytes_written", "Bytes of stream records written by media nodes")
+NACKS = Counter(
+    "conference_nacks", "NACK messages received from subscribers and sent to publishers", ["direction"]
+)
+NACKED_PACKETS = Counter(
+    "conference_nacked_packets", "RTP packets named lost by those NACKs", ["direction"]
+)
+FORWARD_QUEUE_FRAMES = Gauge(
+    "conference_forward_queue_frames", "Frames waiting in subscribers' forwarding queues, by kind (each heartbeat)",
+    ["kind"], multiprocess_mode="livesum",
+)
+RECORDER_QUEUE_FRAMES = Gauge(
+    "conference_recorder_queue_frames", "Frames waiting for the recorders' writer threads (each heartbeat)",
+    multiprocess_mode="livesum",
+)
 
 # --- Celery workers -------------------------------------------------------------------
 
 MIX_SECONDS = Histogram(
     "conference_mix_duration_seconds", "Time to mix a room's records into one file",
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+)
+MIX_REALTIME_FACTOR = Histogram(
+    "conference_mix_realtime_factor", "Seconds of media mixed per second of a worker's time, one per mix",
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
 )
 WEBHOOK_DELIVERIES = Counter(
     "conference_webhook_deliveries", "Webhook delivery attempts, by outcome", ["outcome"]

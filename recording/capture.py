@@ -139,6 +139,10 @@ class StreamRecorder:
 
     # --- event loop side ---------------------------------------------------------
 
+    def queued_frames(self) -> int:
+        """Frames waiting for the writer thread."""
+        return self._queue.qsize()
+
     def sink(self, kind: str) -> Callable[[RTCRtpCodecParameters, JitterFrame], None]:
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             self._on_frame(kind, codec, frame)

@@ -38,6 +38,10 @@ class StreamRecordSink:
         self._row_created: asyncio.Future[DiskRefusal | None] | None = None
         self._finished: asyncio.Future[None] | None = None
 
+    def queued_frames(self) -> int:
+        """Frames waiting to be written (rooms.media.sink.QueueingSink, read by the node's meter)."""
+        return self.recorder.queued_frames() if self.recorder is not None else 0
+
     @classmethod
     def start(
         cls, *, node: str, command: PublishCommand, media: PublishedMedia, record_status: RecordStatusReporter

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from ops import metrics
+from ops.logs import log_context_bind
 from recording.disk_space import DiskRefusal, quota_refusal
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
@@ -213,6 +214,7 @@ def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> Ro
     closed as their node would have been found dead.
     """
     room = Room.objects.get(pk=room_id)
+    log_context_bind(room=room.name)
     records = room_stream_records(room)
     open_records = [record for record in records if record.status in UNSETTLED]
     if open_records and not give_up_waiting:
@@ -338,6 +340,7 @@ def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     READY, or another run holds it) does nothing but the hook, once.
     """
     recording = Recording.objects.select_related("room").get(pk=recording_id)
+    log_context_bind(room=recording.room.name)
     output = recording_file(recording)
     if recording.status == Recording.Status.READY and output is not None and output.exists():
         _hook_run_once(recording)
@@ -366,7 +369,12 @@ def room_mix_run(recording_id: int, *, claim: str = "") -> None:
             progress=lambda percent: _mix_progress(recording.pk, percent),
         )
         os.replace(temporary, target)
-        metrics.MIX_SECONDS.observe(time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        metrics.MIX_SECONDS.observe(elapsed)
+        # How much faster than the meeting itself a mix runs: below 1 a worker
+        # falls behind rooms that record all day.
+        metrics.MIX_REALTIME_FACTOR.observe(result.duration_ms / 1000 / max(elapsed, 1e-6))
+        logger.info("mixed %.1f s of media in %.1f s", result.duration_ms / 1000, elapsed)
     except Exception as error:
         temporary.unlink(missing_ok=True)
         logger.exception("mixing room %s failed", room.name)

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ops import metrics
+from ops.logs import log_context
 from rooms import events, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.channel_layers import ClosingChannelLayer
@@ -164,6 +165,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except protocol.MessageError as error:
             await self.send_message(error.reply())
             return
+        # The request's room and stream join the session's in every line logged for it.
+        with self._log_context(room=getattr(message, "room", None), stream=getattr(message, "stream", None)):
+            await self._serve(message)
+
+    def _log_context(self, **fields: object) -> Any:
+        session = self.session
+        if session is None:
+            return log_context(**fields)
+        return log_context(session=session.sid, identity=session.username, **fields)
+
+    async def _serve(self, message: protocol.AnyClientMessage) -> None:
         try:
             if not await self._live_epoch_check(message):
                 return
@@ -339,7 +351,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         if self.session is None:
             return  # the session ended, and its streams and plays with it
-        reply = await streams.node_report(session=self.session, report=report)
+        with self._log_context(room=getattr(report, "room", None), stream=getattr(report, "stream", None)):
+            reply = await streams.node_report(session=self.session, report=report)
         if reply is not None:
             await self.send_message(reply)
 

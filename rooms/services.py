@@ -17,6 +17,7 @@ from django.conf import settings
 from pydantic import MISSING
 
 from ops import metrics
+from ops.logs import log_context, log_context_bind
 from rooms import events, history, live_epoch, permissions, protocol, streams
 from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
@@ -98,6 +99,8 @@ async def session_connect(
             await session_drop(sid=previous.sid, reason="resumed")
     info = SessionInfo(sid=secrets.token_urlsafe(24), username=login, channel=channel, process=process)
     await state.session_open(info)
+    log_context_bind(session=info.sid, identity=login)
+    logger.info("session connected%s", " with an access token" if claims else "")
     reply = SessionStatus.established(
         request_id,
         session=info.sid,
@@ -164,6 +167,18 @@ async def membership_end(
     reason: Literal["leave", "disconnect", "kicked"],
     by: str | MISSING = MISSING,
 ) -> None:
+    with log_context(room=room, session=info.sid, identity=info.username):
+        await _membership_end(state, info=info, room=room, reason=reason, by=by)
+
+
+async def _membership_end(
+    state: LiveState,
+    *,
+    info: SessionInfo,
+    room: str,
+    reason: Literal["leave", "disconnect", "kicked"],
+    by: str | MISSING,
+) -> None:
     explicit = reason != "disconnect"
     current = now_ms()
     result = await state.room_leave(
@@ -176,6 +191,7 @@ async def membership_end(
     )
     if result.outcome == "absent":
         return
+    logger.info("left the room (%s)", reason)
     # Recorded before anything else can fail, and applied when the database
     # can take it: the room hears of the leave whatever the database does.
     outbox = process_context().history_outbox
@@ -325,6 +341,10 @@ async def room_join(
             message=f"the room has {settings.ROOM_MAX_PARTICIPANTS} participants",
         )
     own_profile = _profile_of(profile)
+    logger.info(
+        "%s the room (%d participants)", "created" if result.created else "joined" if result.outcome == "joined"
+        else "joined again", len(result.members),
+    )
     if result.outcome == "joined":
         session.rooms[room] = Membership(result.room_id, result.seq, record=result.record)
         await process_context().history_outbox.write(

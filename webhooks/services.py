@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ops import metrics
+from ops.logs import log_context_bind
 from webhooks.events import WebhookEvent
 from webhooks.models import WebhookDelivery
 from webhooks.sending import Attempt, webhook_post
@@ -71,6 +72,7 @@ def webhook_queue_drain(*, url: str, room_key: str) -> float | None:
         now = timezone.now()
         if head.next_attempt_at > now or not _claim(head, now):
             return None
+        log_context_bind(room=head.room)
         attempt = webhook_post(
             url=url, webhook_id=head.webhook_id, payload=head.payload, secret=settings.WEBHOOK_SECRET,
             timeout_s=settings.WEBHOOK_TIMEOUT_S,

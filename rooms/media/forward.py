@@ -78,6 +78,10 @@ class ForwardTrack(MediaStreamTrack):
         packet.time_base = _time_base(codec.clockRate)
         self._queue.put_nowait(packet)
 
+    def queued(self) -> int:
+        """Frames waiting for this subscriber's sender (read once per heartbeat)."""
+        return self._queue.qsize()
+
     def resume(self) -> None:
         """Forward again after a pause; video restarts at a fresh keyframe."""
         if not self.paused:

@@ -2,8 +2,9 @@
 
 The forwarding path counts nothing for Prometheus: aiortc already counts
 RTP packets (each receiver's streams, each sender), the tap adds up the
-payload bytes it hands on and each ``ForwardTrack`` its dropped frames, all
-plain integers on the event loop. The meter reads them and adds what grew
+payload bytes it hands on, each ``ForwardTrack`` its dropped frames, and
+``rooms.media.nacks`` the NACKs on the RTCP side, all plain integers on the
+event loop. Queue depths (forwarding, recorders) are sampled here too. The meter reads them and adds what grew
 since its last reading to the shared counters: a few locked increments per
 heartbeat for the whole node, whatever the packet rate.
 """
@@ -15,7 +16,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ops import metrics
+from rooms.media.nacks import NackCount
 from rooms.media.peer import PlayedStream, PublishedStream
+from rooms.media.sink import QueueingSink, StreamSink
 
 _SENDER_PACKETS = "_RTCRtpSender__packet_count"
 _SENDER_OCTETS = "_RTCRtpSender__octet_count"
@@ -47,6 +50,7 @@ class TrafficMeter:
             metrics.RTP_PACKETS.labels("in").inc(packets)
         if octets:
             metrics.RTP_BYTES.labels("in").inc(octets)
+        self._nacks_read(stream.nacks_sent, "sent")
 
     def played_read(self, played: PlayedStream) -> None:
         packets = octets = 0
@@ -64,17 +68,33 @@ class TrafficMeter:
             dropped = self._grown(track, track.frames_dropped)[0]
             if dropped:
                 metrics.FORWARD_DROPS.labels(kind).inc(dropped)
+        self._nacks_read(played.nacks_received, "received")
 
-    def read(self, published: Iterable[PublishedStream], played: Iterable[PlayedStream]) -> None:
-        """Count the traffic since the last reading, and set what the node holds now."""
+    def _nacks_read(self, count: NackCount, direction: str) -> None:
+        messages, packets = self._grown(count, count.messages, count.packets)
+        if messages:
+            metrics.NACKS.labels(direction).inc(messages)
+        if packets:
+            metrics.NACKED_PACKETS.labels(direction).inc(packets)
+
+    def read(
+        self, published: Iterable[PublishedStream], played: Iterable[PlayedStream], sinks: Iterable[StreamSink] = ()
+    ) -> None:
+        """Count the traffic since the last reading, and set what the node holds and queues now."""
         streams: Counter[tuple[str, str]] = Counter()
         for stream in published:
             self.published_read(stream)
             streams.update(stream.codecs.items())
         legs: Counter[str] = Counter()
+        queued: Counter[str] = Counter()
         for leg in played:
             self.played_read(leg)
             legs.update(leg.tracks.keys())
+            for kind, track in leg.tracks.items():
+                queued[kind] += track.queued()
+        metrics.RECORDER_QUEUE_FRAMES.set(
+            sum(sink.queued_frames() for sink in sinks if isinstance(sink, QueueingSink))
+        )
         # Labels seen before and gone now read 0 rather than their last value.
         self._stream_labels |= set(streams)
         for kind, codec in self._stream_labels:
@@ -82,3 +102,4 @@ class TrafficMeter:
         self._leg_kinds |= set(legs)
         for kind in self._leg_kinds:
             metrics.SUBSCRIBER_LEGS.labels(kind).set(legs[kind])
+            metrics.FORWARD_QUEUE_FRAMES.labels(kind).set(queued[kind])

@@ -20,6 +20,7 @@ from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer
 
 from ops import metrics
+from ops.logs import log_context
 from rooms.media import messages
 from rooms.media.config import NodeConfig
 from rooms.media.ice import check_aioice_internals
@@ -80,8 +81,10 @@ class MediaNode:
 
     def metrics_read(self) -> None:
         """Add the traffic since the last reading to the metrics (once per heartbeat)."""
+        publications = list(self.publications.values())
         self.meter.read(
-            (publication.stream for publication in self.publications.values()), self.played.values()
+            (publication.stream for publication in publications), self.played.values(),
+            (sink for publication in publications for sink in publication.sinks),
         )
 
     async def shutdown(self) -> None:
@@ -122,6 +125,13 @@ class MediaNode:
             if refusal is not None:
                 await self._report(*refusal)
             return
+        # Each command runs in a task of its own: the context stays with it,
+        # and with the tasks aiortc starts for its peer connection.
+        with log_context(room=getattr(command, "room", None), stream=getattr(command, "stream", None),
+                         node=self.channel):
+            await self._serve(command)
+
+    async def _serve(self, command: messages.Command) -> None:
         try:
             match command:
                 case messages.PublishCommand():
@@ -148,6 +158,7 @@ class MediaNode:
         def first_media() -> None:
             publication = self.publications.get(command.stream)
             if publication is not None:
+                logger.info("stream publishing: first media arrived")
                 self._spawn(self._report(command.reply_to, messages.PublishingReport(
                     room=command.room, stream=command.stream, codecs=publication.stream.codecs,
                 )))
@@ -196,6 +207,7 @@ class MediaNode:
         reports, publication.reports_before_answer = publication.reports_before_answer or [], None
         for report in reports:
             await self._report(command.reply_to, report)
+        logger.info("publish accepted (%s)%s", _codecs_text(published.codecs), ", recorded" if command.record else "")
         self._spawn(self._expect_media(publication))
 
     async def _expect_media(self, publication: Publication) -> None:
@@ -228,6 +240,7 @@ class MediaNode:
     async def _unpublish(self, stream_id: str) -> None:
         publication = self.publications.pop(stream_id, None)
         if publication is not None:
+            logger.info("stream unpublished")
             self.meter.published_read(publication.stream)
         for key in [key for key in self.played if key[0] == stream_id]:
             played = self.played.pop(key)
@@ -272,6 +285,7 @@ class MediaNode:
 
         def first_frame() -> None:
             metrics.FIRST_FRAME_SECONDS.observe(time.monotonic() - asked_at)
+            logger.info("playing: first frame sent to player %s", player)
             self._spawn(self._report(player, messages.PlayingReport(
                 room=command.room, stream=command.stream, player=player,
             )))
@@ -291,6 +305,7 @@ class MediaNode:
         self.played[(command.stream, player)] = played
         played.pc.on("connectionstatechange", lambda: self._watch_player(command, played))
         self._apply_mute(played, command.muted)
+        logger.info("play accepted for player %s", player)
         await self._report(player, messages.AnswerReport(
             request_id=command.request_id, room=command.room, stream=command.stream, player=player, sdp=answer,
             codecs=publication.stream.codecs,
@@ -324,3 +339,7 @@ class MediaNode:
                 track.pause()
             else:
                 track.resume()
+
+
+def _codecs_text(codecs: dict[str, str]) -> str:
+    return ", ".join(f"{kind} {codec}" for kind, codec in sorted(codecs.items())) or "no media"

@@ -43,6 +43,7 @@ from rooms.media.ice import (
 )
 from rooms.media.keyframes import KeyframeRequester, is_keyframe
 from rooms.media.messages import FailureReason
+from rooms.media.nacks import NackCount
 from rooms.media.tap import EncodedFrameTap, FrameSink, rtp_timestamp_origin, watch_sender_reports
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,8 @@ class PublishedStream:
     on_first_media: Callable[[], None] | None = None
     media_started: bool = False
     players: set[PlayedStream] = field(default_factory=set)
+    # NACKs sent to the publisher (read by the node's meter).
+    nacks_sent: NackCount = field(default_factory=NackCount)
 
     @classmethod
     async def accept(
@@ -230,6 +233,7 @@ class PublishedStream:
         self.taps[transceiver.kind] = EncodedFrameTap.install(
             transceiver.receiver, packet_by_packet=transceiver.kind == "audio"
         )
+        self.nacks_sent.watch_receiver(transceiver.receiver)
 
     def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         if not is_keyframe(codec.name, frame.data):
@@ -282,6 +286,8 @@ class PlayedStream:
     published: PublishedStream
     pc: RTCPeerConnection
     tracks: dict[str, ForwardTrack] = field(default_factory=dict)
+    # NACKs the subscriber sent (read by the node's meter).
+    nacks_received: NackCount = field(default_factory=NackCount)
 
     @classmethod
     async def accept(
@@ -308,6 +314,7 @@ class PlayedStream:
                     continue
                 track = ForwardTrack(kind, request_keyframe=published.request_keyframe, on_first_frame=first_frame)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
+                played.nacks_received.watch_sender(transceiver.sender)
                 if kind == "video":
                     transceiver.setCodecPreferences(video_capabilities(video_codec))
                     # The player's PLI/FIR asks the publisher, not an encoder

@@ -9,7 +9,7 @@ closed by the node when that stream ends or the node shuts down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from aiortc.rtp import RtcpSrPacket
 
@@ -58,3 +58,12 @@ class PublishedMedia(Protocol):
 class StreamSink(Protocol):
     async def close(self) -> None:
         """The stream ended (or its node is shutting down): finish up."""
+
+
+@runtime_checkable
+class QueueingSink(StreamSink, Protocol):
+    """A sink that hands frames to a queue of its own (a recorder's writer thread)."""
+
+    def queued_frames(self) -> int:
+        """Frames taken and not yet written; read once per node heartbeat."""
+        ...

@@ -40,7 +40,7 @@ def check_aiortc_internals(receiver_class: type = RTCRtpReceiver) -> None:
     names = set(source.co_names) if source else set()
     missing = [name for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER, _TIMESTAMP_MAPPER, _RTCP_SSRC)
                if name not in names]
-    missing += [name for name in ("_send_rtcp_pli", "_send_rtcp", "_handle_rtcp_packet")
+    missing += [name for name in ("_send_rtcp_pli", "_send_rtcp", "_send_rtcp_nack", "_handle_rtcp_packet")
                 if not hasattr(receiver_class, name)]
     if missing:
         raise RuntimeError(

@@ -7,6 +7,7 @@ requests to nodes like this one over the channel layer (Redis).
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Any
 
@@ -14,10 +15,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from ops.logs import log_context_bind
 from rooms.live.context import process_context
 from rooms.media.config import NodeConfig
 from rooms.media.node import MediaNode
 from rooms.media_host import MediaNodeHost
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,9 +37,10 @@ class Command(BaseCommand):
         assert layer is not None
         host = MediaNodeHost(MediaNode(layer, NodeConfig.from_settings()), registry=process_context().stream_registry)
         await host.start()
-        addresses = settings.MEDIA_HOST_IP or "every interface address"
-        self.stdout.write(f"media node ready: {host.node.channel} (media on {addresses})", ending="\n")
-        self.stdout.flush()
+        # Every line of this process is about this node.
+        log_context_bind(node=host.node.channel)
+        logger.info("media node ready: %s (media on %s)", host.node.channel,
+                    settings.MEDIA_HOST_IP or "every interface address")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -6,6 +6,7 @@ prints the URL, and stops both on Ctrl-C (or when either one dies).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -21,6 +22,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from rooms.lan import interface_addresses, self_signed_certificate
 from rooms.protocol import MAX_FRAME_BYTES
+
+logger = logging.getLogger(__name__)
 
 ALL_INTERFACES = ("0.0.0.0", "::")
 # daphne closes WebSockets after 24 h by default, and a meeting may be
@@ -88,20 +91,20 @@ class Command(BaseCommand):
         shown_host = "127.0.0.1" if host in ALL_INTERFACES else host
         # The URL is printed once it answers: clicked at once, it must work.
         _wait_until_listening(shown_host, port, children[0])
-        self.stdout.write(self.style.SUCCESS(f"Conference server running: open {scheme}://{shown_host}:{port}/"))
+        self._say(f"Conference server running: open {scheme}://{shown_host}:{port}/", success=True)
         for address in lan:
-            self.stdout.write(f"On this network: {scheme}://{address}:{port}/")
+            self._say(f"On this network: {scheme}://{address}:{port}/")
         if lan and not self_signed:
-            self.stdout.write(
+            self._say(
                 "Browsers on other devices give the camera only to https:// pages: "
                 "add --self-signed (or SELF_SIGNED_TLS=true), or serve behind a TLS proxy with HTTPS=true."
             )
         if env["ROOM_AUTH"] == "open":
-            self.stdout.write(
+            self._say(
                 "Rooms are open: anyone who reaches this server can join (ROOM_AUTH=token with API_KEYS requires "
                 "signed access tokens)."
             )
-        self.stdout.write("Admin: /admin/ (create an operator with: make superuser). Stop with Ctrl-C.")
+        self._say("Admin: /admin/ (create an operator with: make superuser). Stop with Ctrl-C.")
         stopping = False
 
         def stop(signum: int, frame: object) -> None:
@@ -125,6 +128,13 @@ class Command(BaseCommand):
         failed = [child for child in children if child.returncode not in (0, -signal.SIGTERM, None)]
         if failed and not stopping:
             raise SystemExit(f"a server process exited with status {failed[0].returncode}")
+
+    def _say(self, text: str, *, success: bool = False) -> None:
+        """Tell the person who started the server; with LOG_FORMAT=json a log line like every other."""
+        if settings.LOG_FORMAT == "json":
+            logger.info("%s", text)
+        else:
+            self.stdout.write(self.style.SUCCESS(text) if success else text)
 
 
 def _endpoint_escape(value: str) -> str:
