@@ -38,7 +38,17 @@ def queue_lengths() -> dict[str, int]:
     return lengths
 
 
+def _family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "conference_celery_queue_length", "Tasks waiting in the Celery broker, by queue", labels=["queue"]
+    )
+
+
 class BrokerQueueCollector(Collector):
+    def describe(self) -> Iterator[Metric]:
+        """What ``collect`` yields, without asking the broker."""
+        yield _family()
+
     def collect(self) -> Iterator[Metric]:
         try:
             lengths = queue_lengths()
@@ -46,9 +56,7 @@ class BrokerQueueCollector(Collector):
             # The scrape goes on without it; /readyz names the broker.
             logger.warning("reading the Celery queue lengths failed: %r", error)
             return
-        family = GaugeMetricFamily(
-            "conference_celery_queue_length", "Tasks waiting in the Celery broker, by queue", labels=["queue"]
-        )
+        family = _family()
         for queue, length in lengths.items():
             family.add_metric([queue], length)
         yield family

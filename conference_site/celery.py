@@ -49,6 +49,16 @@ class QuietInJsonWorker(Worker):  # type: ignore[misc]
     def on_before_init(self, quiet: bool = False, **kwargs: Any) -> None:
         super().on_before_init(quiet=quiet or _json_logs(), **kwargs)
 
+    def install_platform_tweaks(self, worker: Any) -> None:
+        super().install_platform_tweaks(worker)
+        if _json_logs():
+            # The SIGTERM and SIGQUIT handlers print "worker: Warm shutdown"
+            # straight to standard output: the same handlers, without it.
+            from celery.apps import worker as worker_program
+
+            worker_program.install_worker_term_handler(worker, verbose=False)
+            worker_program.install_worker_term_hard_handler(worker, verbose=False)
+
 
 class QuietInJsonBeat(Beat):  # type: ignore[misc]
     def __init__(self, *args: Any, quiet: bool = False, **kwargs: Any) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 from autobahn.exception import Disconnected
@@ -169,7 +170,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         with self._log_context(room=getattr(message, "room", None), stream=getattr(message, "stream", None)):
             await self._serve(message)
 
-    def _log_context(self, **fields: object) -> Any:
+    def _log_context(self, **fields: object) -> AbstractContextManager[None]:
         session = self.session
         if session is None:
             return log_context(**fields)

@@ -134,3 +134,43 @@ async def play(client: Client, stream_id: str) -> Player:
     return player
 
 
+
+
+def rtp_sent_lossy(pc: RTCPeerConnection, every: int) -> None:
+    """Drop every ``every``-th RTP packet ``pc`` sends (not RTCP), as a lossy uplink would.
+
+    The far end sees the gaps in the sequence numbers and sends NACKs.
+    """
+    from aiortc.rtp import is_rtcp
+
+    transport = pc.getSenders()[0].transport
+    send = transport._send_rtp
+    sent = 0
+
+    async def send_lossy(data: bytes) -> None:
+        nonlocal sent
+        if not is_rtcp(data):
+            sent += 1
+            if sent % every == 0:
+                return
+        await send(data)
+
+    transport._send_rtp = send_lossy
+
+
+def rtp_received_lossy(pc: RTCPeerConnection, kind: str, every: int) -> None:
+    """Lose every ``every``-th RTP packet of ``kind`` that reaches ``pc``, as a lossy downlink would.
+
+    ``pc``'s receiver sees the gaps and sends NACKs to the far end.
+    """
+    receiver = next(transceiver.receiver for transceiver in pc.getTransceivers() if transceiver.kind == kind)
+    handle = receiver._handle_rtp_packet
+    received = 0
+
+    async def handle_lossy(packet: Any, arrival_time_ms: int) -> None:
+        nonlocal received
+        received += 1
+        if received % every:
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_lossy

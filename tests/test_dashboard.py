@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY, Metric
 
+from conference_site.broker_queue import BrokerQueueCollector
 from conference_site.monitoring import DatabaseCollector
 from ops import metrics
 
@@ -33,7 +34,7 @@ def _series_names(family: Metric) -> set[str]:
 
 
 def test_the_dashboard_queries_only_exposed_series(db) -> None:  # type: ignore[no-untyped-def]
-    families = _families() + list(DatabaseCollector().collect())
+    families = _families() + list(DatabaseCollector().collect()) + list(BrokerQueueCollector().describe())
     exposed = set().union(*(_series_names(family) for family in families))
     assert exposed >= {sample.name for family in families for sample in family.samples
                       if not sample.name.endswith("_created")}
@@ -43,7 +44,7 @@ def test_the_dashboard_queries_only_exposed_series(db) -> None:  # type: ignore[
 
 
 def test_every_metric_has_a_panel(db) -> None:  # type: ignore[no-untyped-def]
-    families = _families() + list(DatabaseCollector().collect())
+    families = _families() + list(DatabaseCollector().collect()) + list(BrokerQueueCollector().describe())
     used = " ".join(_expressions())
     named = set(re.findall(r"\bconference_[a-z_]+", used))
     missing = {family.name for family in families if not _series_names(family) & named}

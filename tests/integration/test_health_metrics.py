@@ -77,6 +77,19 @@ async def metric_until(
         await asyncio.sleep(0.2)
 
 
+async def metric_until_above(
+    server: ServerProcess, name: str, floor: float, labels: tuple[tuple[str, str], ...] = (), timeout: float = 10
+) -> float:
+    """Scrape until the series is above ``floor``; its value then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = (await scrape(server)).get((name, labels), 0.0)
+        if value > floor:
+            return value
+        assert time.monotonic() < deadline, f"{name}{dict(labels)} stayed at {value}, not above {floor}"
+        await asyncio.sleep(0.2)
+
+
 async def test_healthz_answers_without_dependencies(start_server) -> None:  # type: ignore[no-untyped-def]
     # Nothing behind this process answers: no Redis, no broker.
     dead = "redis://127.0.0.1:9/0"
@@ -185,17 +198,17 @@ async def test_metrics_sum_what_clients_did_on_two_processes(start_server) -> No
     assert (await scrape(a))[("conference_chat_deliveries_total", ())] == 15
 
 
-async def test_metrics_count_media_a_node_forwards(start_server) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_count_media_a_node_forwards(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from rooms.media.peer import use_host_address
-    from tests.media_clients import play, publish
+    from tests.media_clients import new_player, play, publish, rtp_received_lossy, rtp_sent_lossy
 
     use_host_address("127.0.0.1")
-    web = start_server("daphne", "web", env={"METRICS_TOKEN": TOKEN})
+    web = start_server("daphne", "web", env={"METRICS_TOKEN": TOKEN, "RECORDINGS_ROOT": str(tmp_path / "records")})
     alice = await SocketClient.connected(web.ws_url, "alice")
     viewers = [await SocketClient.connected(web.ws_url, name) for name in ("bob", "cid")]
     for client in (alice, *viewers):
         await client.request("room.join", room="watched")
-    camera = await publish(alice, "watched")
+    camera = await publish(alice, "watched", record=True)
     players = [await play(viewer, camera.stream["id"]) for viewer in viewers]
     for player in players:
         await player.wait_for(lambda player=player: len(player.counters) >= 30, timeout=20)
@@ -217,11 +230,75 @@ async def test_metrics_count_media_a_node_forwards(start_server) -> None:  # typ
     assert packets_out >= 60 and bytes_out > bytes_in
     print(f"in {packets_in:.0f} packets {bytes_in:.0f} B, out {packets_out:.0f} packets {bytes_out:.0f} B")
 
+    # Nothing lost on loopback, nothing asked again; the writer keeps up with the record.
+    assert measured.get(("conference_nacks_total", (("direction", "sent"),)), 0) == 0
+    assert measured.get(("conference_nacks_total", (("direction", "received"),)), 0) == 0
+    assert measured[("conference_recorder_queue_frames", ())] == 0
+
+    # A lossy uplink: the node asks the publisher for what it missed. A lossy
+    # downlink: the subscriber asks the node.
+    rtp_sent_lossy(camera.pc, every=7)
+    rtp_received_lossy(players[0].pc, "video", every=7)
+    for direction in ("sent", "received"):
+        nacks = await metric_until_above(web, "conference_nacks_total", 0, (("direction", direction),))
+        lost = (await scrape(web))[("conference_nacked_packets_total", (("direction", direction),))]
+        assert lost >= nacks, (direction, nacks, lost)
+        print(f"NACKs {direction}: {nacks:.0f} naming {lost:.0f} packets")
+
+    # A subscriber whose connection never comes up: its frames wait in its
+    # forwarding queue (audio up to 25 frames, then the oldest go).
+    stalled = await new_player()
+    answer = await viewers[0].request("stream.play", stream=camera.stream["id"], sdp=stalled.pc.localDescription.sdp)
+    assert answer["type"] == "stream.answer", answer
+    await stalled.pc.close()
+    waiting = await metric_until_above(web, "conference_forward_queue_frames", 0, (("kind", "audio"),))
+    assert waiting <= 25
+
     assert (await alice.request("stream.unpublish", stream=camera.stream["id"]))["type"] == "stream.status"
     await metric_until(web, "conference_streams", 0, (("codec", "VP8"), ("kind", "video")))
     await metric_until(web, "conference_subscriber_legs", 0, (("kind", "video"),))
+    await metric_until(web, "conference_forward_queue_frames", 0, (("kind", "audio"),))
     for player in players:
         await player.pc.close()
     await camera.close()
     for client in (alice, *viewers):
         await client.close()
+
+
+async def test_metrics_read_the_celery_queue_and_time_the_mix(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Tasks queue up while no worker runs, the queue drains when one starts,
+    and the mix it runs reports how much faster than real time it went."""
+    from rooms.media.peer import use_host_address
+    from tests.media_clients import publish
+    from tests.processes import manage
+
+    use_host_address("127.0.0.1")
+    env = {"METRICS_TOKEN": TOKEN, "RECORDINGS_ROOT": str(tmp_path / "records")}
+    web = start_server("daphne", "web", env=env)
+    queue = ("conference_celery_queue_length", (("queue", "celery"),))
+    # The test's own key prefix on Redis: nobody else queues there.
+    await metric_until(web, queue[0], 0, queue[1])
+    manage(web.env, "shell", "-c", "from recording.tasks import recordings_retention\n"
+                                   "for _ in range(3): recordings_retention.delay()")
+    await metric_until(web, queue[0], 3, queue[1])
+
+    # A recorded room that ends queues its records' finishing: one more.
+    alice = await SocketClient.connected(web.ws_url, "alice")
+    assert (await alice.request("room.join", room="mixed-metrics", record=True))["record"] is True
+    camera = await publish(alice, "mixed-metrics")
+    await asyncio.sleep(2)  # the length of the record
+    assert (await alice.request("room.leave", room="mixed-metrics", timeout=10))["type"] == "ok"
+    await metric_until(web, queue[0], 4, queue[1])
+
+    worker = start_server("celery", "worker", env=env)
+    await metric_until(web, queue[0], 0, queue[1], timeout=30)
+    count = await metric_until_above(web, "conference_mix_realtime_factor_count", 0, timeout=60)
+    measured = await scrape(web)
+    assert count == 1 == measured[("conference_mix_duration_seconds_count", ())], worker.log()[-3000:]
+    factor = measured[("conference_mix_realtime_factor_sum", ())]
+    mixing_s = measured[("conference_mix_duration_seconds_sum", ())]
+    # About 2 s of media: the factor is media seconds over the mix's seconds.
+    assert factor > 0 and 1.0 <= factor * mixing_s <= 4.0, (factor, mixing_s)
+    print(f"mix realtime factor {factor:.2f} ({mixing_s:.2f} s of mixing)")
+    await camera.close()
+    await alice.close()
