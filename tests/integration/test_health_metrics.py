@@ -230,27 +230,30 @@ async def test_metrics_count_media_a_node_forwards(start_server, tmp_path) -> No
     assert packets_out >= 60 and bytes_out > bytes_in
     print(f"in {packets_in:.0f} packets {bytes_in:.0f} B, out {packets_out:.0f} packets {bytes_out:.0f} B")
 
-    # Nothing lost on loopback, nothing asked again; the writer keeps up with the record.
-    assert measured.get(("conference_nacks_total", (("direction", "sent"),)), 0) == 0
-    assert measured.get(("conference_nacks_total", (("direction", "received"),)), 0) == 0
-    assert measured[("conference_recorder_queue_frames", ())] == 0
+    # The record's writer keeps up: a frame or two between two of its reads at most.
+    assert 0 <= measured[("conference_recorder_queue_frames", ())] < 10
 
     # A lossy uplink: the node asks the publisher for what it missed. A lossy
     # downlink: the subscriber asks the node.
+    nacks_before = {direction: measured.get(("conference_nacks_total", (("direction", direction),)), 0.0)
+                    for direction in ("sent", "received")}
     rtp_sent_lossy(camera.pc, every=7)
     rtp_received_lossy(players[0].pc, "video", every=7)
     for direction in ("sent", "received"):
-        nacks = await metric_until_above(web, "conference_nacks_total", 0, (("direction", direction),))
-        lost = (await scrape(web))[("conference_nacked_packets_total", (("direction", direction),))]
+        labels = (("direction", direction),)
+        nacks = await metric_until_above(web, "conference_nacks_total", nacks_before[direction] + 3, labels)
+        lost = (await scrape(web))[("conference_nacked_packets_total", labels)]
         assert lost >= nacks, (direction, nacks, lost)
-        print(f"NACKs {direction}: {nacks:.0f} naming {lost:.0f} packets")
+        print(f"NACKs {direction}: {nacks:.0f} naming {lost:.0f} packets (before: {nacks_before[direction]:.0f})")
 
-    # A subscriber whose connection never comes up: its frames wait in its
-    # forwarding queue (audio up to 25 frames, then the oldest go).
+    # A subscriber whose connection never comes up (it never takes the
+    # answer): its frames wait in its forwarding queue (audio up to 25
+    # frames, then the oldest go).
+    latecomer = await SocketClient.connected(web.ws_url, "dan")
+    await latecomer.request("room.join", room="watched")
     stalled = await new_player()
-    answer = await viewers[0].request("stream.play", stream=camera.stream["id"], sdp=stalled.pc.localDescription.sdp)
+    answer = await latecomer.request("stream.play", stream=camera.stream["id"], sdp=stalled.pc.localDescription.sdp)
     assert answer["type"] == "stream.answer", answer
-    await stalled.pc.close()
     waiting = await metric_until_above(web, "conference_forward_queue_frames", 0, (("kind", "audio"),))
     assert waiting <= 25
 
@@ -258,10 +261,10 @@ async def test_metrics_count_media_a_node_forwards(start_server, tmp_path) -> No
     await metric_until(web, "conference_streams", 0, (("codec", "VP8"), ("kind", "video")))
     await metric_until(web, "conference_subscriber_legs", 0, (("kind", "video"),))
     await metric_until(web, "conference_forward_queue_frames", 0, (("kind", "audio"),))
-    for player in players:
+    for player in (*players, stalled):
         await player.pc.close()
     await camera.close()
-    for client in (alice, *viewers):
+    for client in (alice, *viewers, latecomer):
         await client.close()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import urllib.request
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from rooms.media.peer import use_host_address
 from tests.media_clients import play, publish
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, free_port
 from tests.wsclient import SocketClient
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,25 @@ async def test_every_line_is_json_and_says_whom_it_is_about(start_server, tmp_pa
 
     for process in (web, node, worker, beat):
         assert SECRET not in process.log(), process.name
+
+
+def test_manage_py_serve_logs_json_lines_only(server_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The embedded default (daphne and a Celery worker with beat under manage.py serve)."""
+    port = free_port()
+    env = {**server_env, "LOG_FORMAT": "json", "REDIS_URL": ""}  # no Redis: the filesystem broker
+    env.pop("CELERY_BROKER_URL", None)
+    serve = ServerProcess("serve", [sys.executable, "manage.py", "serve", "--port", str(port)], env,
+                          tmp_path / "serve.log", port=port)
+    serve.start(timeout=60)
+    try:
+        serve.wait_for_log("Conference server running")
+        assert page_status(f"{serve.http_url}chat/?roomName=x&invite={SECRET}") == 200
+        serve.wait_for_log('"daphne.access"')
+        serve.wait_for_log(" ready.")  # the worker
+    finally:
+        serve.stop()
+    lines = json_lines(serve)
+    the_line(lines, "rooms.management.commands.serve", "Conference server running: open http://127.0.0.1:")
+    assert any(record["message"] == "GET /chat/?REDACTED" for record in lines if record["logger"] == "daphne.access")
+    assert any(record["logger"].startswith("celery") for record in lines)
+    assert SECRET not in serve.log()
