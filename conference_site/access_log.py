@@ -29,7 +29,7 @@ from ops.logs import json_formatter, query_strings_redact
 LOGGER_NAME = "daphne.access"
 
 
-class AccessLog(AccessLogGenerator):  # type: ignore[misc]
+class AccessLog(AccessLogGenerator):
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self.json = json_formatter() if settings.LOG_FORMAT == "json" else None

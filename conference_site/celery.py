@@ -45,7 +45,7 @@ def log_context_reset(**kwargs: Any) -> None:
     log_context_clear()
 
 
-class QuietInJsonWorker(Worker):  # type: ignore[misc]
+class QuietInJsonWorker(Worker):
     def on_before_init(self, quiet: bool = False, **kwargs: Any) -> None:
         super().on_before_init(quiet=quiet or _json_logs(), **kwargs)
 
@@ -60,7 +60,7 @@ class QuietInJsonWorker(Worker):  # type: ignore[misc]
             worker_program.install_worker_term_hard_handler(worker, verbose=False)
 
 
-class QuietInJsonBeat(Beat):  # type: ignore[misc]
+class QuietInJsonBeat(Beat):
     def __init__(self, *args: Any, quiet: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, quiet=quiet or _json_logs(), **kwargs)
 

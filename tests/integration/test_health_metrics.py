@@ -281,8 +281,8 @@ async def test_metrics_read_the_celery_queue_and_time_the_mix(start_server, tmp_
     queue = ("conference_celery_queue_length", (("queue", "celery"),))
     # The test's own key prefix on Redis: nobody else queues there.
     await metric_until(web, queue[0], 0, queue[1])
-    manage(web.env, "shell", "-c", "from recording.tasks import recordings_retention\n"
-                                   "for _ in range(3): recordings_retention.delay()")
+    await asyncio.to_thread(manage, web.env, "shell", "-c", "from recording.tasks import recordings_retention\n"
+                            "for _ in range(3): recordings_retention.delay()")
     await metric_until(web, queue[0], 3, queue[1])
 
     # A recorded room that ends queues its records' finishing: one more.
