@@ -32,6 +32,8 @@ def logging_setup(loglevel: int | str | None = None, **kwargs: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    # Warnings too (the worker's one about running as root comes before Django sets up).
+    logging.captureWarnings(True)
     if loglevel:
         # --loglevel on the command line (manage.py serve asks for WARNING).
         logging.getLogger().setLevel(loglevel)
@@ -47,6 +49,9 @@ def log_context_reset(**kwargs: Any) -> None:
 
 class QuietInJsonWorker(Worker):
     def on_before_init(self, quiet: bool = False, **kwargs: Any) -> None:
+        # Celery sets up logging only later (setup_logging), after the
+        # privilege check, whose warning would be a bare text line.
+        logging_setup()
         super().on_before_init(quiet=quiet or _json_logs(), **kwargs)
 
     def install_platform_tweaks(self, worker: Any) -> None:

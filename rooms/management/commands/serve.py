@@ -83,7 +83,10 @@ class Command(BaseCommand):
                 subprocess.Popen(
                     [
                         str(bin_dir / "celery"), "-A", "conference_site", "worker", "--beat",
-                        "--loglevel", "WARNING", "--pool", "solo",
+                        # A newcomer's terminal shows the worker's warnings only;
+                        # a log collector gets what LOG_LEVEL asks for.
+                        "--loglevel", settings.LOGGING["root"]["level"] if settings.LOG_FORMAT == "json" else "WARNING",
+                        "--pool", "solo",
                         "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
                     ]
                 )
