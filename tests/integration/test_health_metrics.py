@@ -230,8 +230,9 @@ async def test_metrics_count_media_a_node_forwards(start_server, tmp_path) -> No
     assert packets_out >= 60 and bytes_out > bytes_in
     print(f"in {packets_in:.0f} packets {bytes_in:.0f} B, out {packets_out:.0f} packets {bytes_out:.0f} B")
 
-    # The record's writer keeps up: a frame or two between two of its reads at most.
-    assert 0 <= measured[("conference_recorder_queue_frames", ())] < 10
+    # The record's writer keeps up: far from the 2000 frames at which a record fails
+    # (it opens its file at the first keyframe, so up to a second may wait before).
+    assert 0 <= measured[("conference_recorder_queue_frames", ())] < 200
 
     # A lossy uplink: the node asks the publisher for what it missed. A lossy
     # downlink: the subscriber asks the node.
