@@ -20,7 +20,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.services import audit_record
-from rooms.models import ChatMessage, Participant, Room, Stream
+from rooms.models import ChatMessage, Participant, Room, Stream, StreamMute
 from rooms.signals import (
     participant_joined,
     participant_left,
@@ -169,7 +169,8 @@ def _participants_leave(participants: QuerySet[Participant], *, left_at: datetim
 
 
 def stream_record_start(
-    *, live_id: str, session: str, login: str, stream_id: str, kind: str, record: bool, codec: str
+    *, live_id: str, session: str, login: str, stream_id: str, kind: str, record: bool, codec: str,
+    at_ms: int | None = None,
 ) -> None:
     participant = (
         Participant.objects.filter(room__live_id=live_id, login=login, session=session).order_by("-joined_at").first()
@@ -178,7 +179,10 @@ def stream_record_start(
         logger.warning("stream %s started for %s, who is no longer in the room", stream_id, login)
         return
     stream, created = Stream.objects.get_or_create(
-        live_id=stream_id, defaults={"participant": participant, "kind": kind, "record": record, "codec": codec}
+        live_id=stream_id,
+        defaults={
+            "participant": participant, "kind": kind, "record": record, "codec": codec, "started_at": _moment(at_ms)
+        },
     )
     if created:
         _send_on_commit(stream_published, Stream, stream=stream)
@@ -190,6 +194,19 @@ def stream_record_end(*, stream_id: str, at_ms: int | None = None) -> None:
         if Stream.objects.filter(live_id=stream_id, ended_at__isnull=True).update(ended_at=now):
             stream = Stream.objects.select_related("participant__room").get(live_id=stream_id)
             _send_on_commit(stream_unpublished, Stream, stream=stream)
+
+
+def stream_record_mute(
+    *, stream_id: str, mute_id: str, audio: bool, video: bool, by: str = "", at_ms: int | None = None
+) -> None:
+    """Record a mute or unmute of a stream; one recorded already (the same ``mute_id``) is left as it is."""
+    stream = Stream.objects.filter(live_id=stream_id).first()
+    if stream is None:
+        logger.warning("stream %s was muted before it was recorded as published; not kept", stream_id)
+        return
+    StreamMute.objects.get_or_create(
+        mute_id=mute_id, defaults={"stream": stream, "audio": audio, "video": video, "by": by, "at": _moment(at_ms)}
+    )
 
 
 def rooms_finalize_orphaned() -> int:

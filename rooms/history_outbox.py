@@ -1,9 +1,9 @@
 """History writes that never hold up a room: recorded first, applied when
 the database can take them.
 
-A room action (join, leave, drop, chat, a stream starting or ending, a room
-finalized) changes the live state and tells the room at once; the matching
-history write goes into the outbox (``rooms.live.outbox``) and is applied
+A room action (join, leave, drop, chat, a stream starting, ending or muted,
+a room finalized) changes the live state and tells the room at once; the
+matching history write goes into the outbox (``rooms.live.outbox``) and is applied
 from there, in order, by whichever process drains it next: the one that
 wrote it, right away, or any process's sweep, every ``SWEEP_INTERVAL_MS``,
 after the database comes back. Each write is idempotent (``rooms.history``),
@@ -55,6 +55,7 @@ _WRITES: Mapping[str, Callable[..., object]] = {
     "chat_message": _chat_message_record,
     "stream_start": history.stream_record_start,
     "stream_end": history.stream_record_end,
+    "stream_mute": history.stream_record_mute,
     "room_finalize": history.room_finalize,
 }
 

@@ -82,7 +82,8 @@ class Stream(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices)
     record = models.BooleanField(default=False)
     codec = models.CharField(max_length=16, blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
+    # When its first media arrived (the history write carries the moment).
+    started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -90,6 +91,28 @@ class Stream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.participant.login}"
+
+
+class StreamMute(models.Model):
+    """A stream's tracks muted or unmuted, by its publisher or by a moderator (``by``).
+
+    ``audio`` and ``video`` are the stream's state after the change, as the
+    room was told it (``room.muted``).
+    """
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="mutes")
+    # Made by the action: applying its (queued) history write twice keeps one row.
+    mute_id = models.CharField(max_length=32, unique=True)
+    audio = models.BooleanField()
+    video = models.BooleanField()
+    by = models.CharField(max_length=64, blank=True, help_text="The moderator who did it; empty: the publisher.")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"mute of {self.stream}"
 
 
 class ChatMessage(models.Model):

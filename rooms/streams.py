@@ -267,6 +267,10 @@ async def stream_mute_apply(
     )
     node_muted = messages.Muted(audio=muted.audio, video=muted.video)
     await _command_send(record.node, messages.MuteCommand(room=record.room, stream=record.stream_id, muted=node_muted))
+    await process_context().history_outbox.write(
+        "stream_mute", stream_id=record.stream_id, mute_id=uuid.uuid4().hex, audio=muted.audio, video=muted.video,
+        by=by if isinstance(by, str) else "", at_ms=now_ms(),
+    )
     seq = await process_context().live_state.room_event_seq(record.room)
     await events.room_event_send(record.room, RoomMuted(room=record.room, stream=published, by=by), seq=seq)
 
@@ -330,7 +334,7 @@ async def _stream_publishing(session: Session, report: messages.PublishingReport
     await process_context().history_outbox.write(
         "stream_start",
         live_id=request.room_id, session=session.sid, login=session.username, stream_id=report.stream,
-        kind=record.kind, record=request.record, codec="+".join(report.codecs.values()),
+        kind=record.kind, record=request.record, codec="+".join(report.codecs.values()), at_ms=now_ms(),
     )
     seq = await process_context().live_state.room_event_seq(record.room)
     # Queued behind this handler: the client gets PUBLISHING first.

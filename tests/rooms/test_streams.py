@@ -10,7 +10,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
-from rooms.models import Stream
+from rooms.models import Stream, StreamMute
 from tests.media_clients import Player, loopback_peer, play, publish
 from tests.media_tracks import CounterVideoTrack
 from tests.wsclient import ProtocolClient
@@ -116,6 +116,17 @@ async def assert_video_paused_until(player: Player, unmute: Awaitable[object]) -
     await player.wait_for(lambda: len(player.counters) >= count + 15, 5)
 
 
+async def mutes_recorded(stream_id: str, count: int) -> list[tuple[bool, bool, str]]:
+    """The stream's mute history once ``count`` rows are there (history writes are applied from a queue)."""
+    rows = StreamMute.objects.filter(stream__live_id=stream_id).order_by("at", "pk")
+    for _ in range(50):
+        found = [(row.audio, row.video, row.by) async for row in rows]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{count} mutes of {stream_id} were never recorded: {found}")
+
+
 async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> None:
     alice, bob = await alice_and_bob_in("r")
     camera = await publish(alice, "r")
@@ -126,6 +137,7 @@ async def test_mute_video_tells_the_room_and_stops_frames_until_unmuted() -> Non
     muted = await bob.event("room.muted")
     assert muted["stream"]["muted"] == {"audio": False, "video": True}
     await assert_video_paused_until(player, alice.request("stream.mute", stream=camera.stream["id"], video=False))
+    assert await mutes_recorded(camera.stream["id"], 2) == [(False, True, ""), (False, False, "")]
     await camera.close()
     await player.pc.close()
     await alice.close()
@@ -154,6 +166,7 @@ async def test_a_moderator_mutes_another_participants_stream_on_the_server(setti
     await assert_video_paused_until(
         player, moderator.request("stream.mute", stream=camera.stream["id"], video=False)
     )
+    assert await mutes_recorded(camera.stream["id"], 2) == [(False, True, "mod"), (False, False, "mod")]
     await camera.close()
     await player.pc.close()
     for client in (alice, bob, moderator):
