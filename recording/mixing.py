@@ -8,7 +8,9 @@ audio moved against its video by the sender-report correction of
 nearest decoded frame; the geometry is planned in `recording.mix_layout`.
 A record without video (or whose video has not started yet) is a black tile,
 named like the others. Audio is mixed like `amix`: each live input scaled by
-1/number of live inputs, so it never clips.
+1/number of live inputs, so it never clips. The room's public chat becomes
+a mov_text subtitle track (`recording.subtitles`, `recording.mix_subtitles`),
+its cues placed on the mix's clock, whose 0 is the first media start.
 
 No filter graph: frames are composed by copying YUV planes into the canvas
 with numpy, and the work runs as a pipeline (one decoder thread per video
@@ -21,6 +23,7 @@ parallelizes its stages (tests/bench/recording_mix.py compares the two).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -57,8 +60,10 @@ from recording.mix_sources import (
     media_end_s,
     video_picture_size,
 )
+from recording.mix_subtitles import chat_packets, chat_stream_add
 from recording.mixer_config import MixerConfig
 from recording.sidecar import Sidecar, SidecarError, audio_correction_ms, sidecar_read
+from recording.subtitles import ChatCue, ChatLine, chat_cues
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,8 @@ class MixResult:
     has_audio: bool
     has_video: bool
     frames: int
+    media_started_at_ms: float  # the mix's time 0 on the server clock (epoch ms)
+    chat_cues: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,14 +169,18 @@ def room_mix(
     output: Path,
     config: MixerConfig,
     progress: Callable[[int], None] | None = None,
+    chat: Sequence[ChatLine] = (),
 ) -> MixResult:
-    """Mix a room's stream records into `output` (MP4, H.264 yuv420p + AAC 48 kHz stereo)."""
+    """Mix a room's stream records into `output` (MP4, H.264 yuv420p + AAC 48 kHz stereo), with ``chat``
+    (the room's public messages) as a mov_text track."""
     records = mix_records_read(sidecars)
     video_records = [record for record in records if record.picture_size is not None] if config.has_video else []
     audio_records = [record for record in records if record.has_audio] if config.has_audio else []
     if not video_records and not audio_records:
         raise MixError("nothing to mix: no record has a track the mixer settings keep")
     duration_ms = max(record.span.end_ms for record in records)
+    media_started_at_ms = records[0].sidecar.started_at_ms - records[0].origin_ms
+    cues = chat_cues(chat, origin_ms=media_started_at_ms, duration_ms=duration_ms)
     spans = [record.span for record in records]
     canvas = (0, 0)
     segments: list[LayoutSegment] = []
@@ -184,7 +195,7 @@ def room_mix(
         "mixing %d records, %.1f s, canvas %dx%d, audio from %d", len(records), duration_ms / 1000, *canvas,
         len(audio_records),
     )
-    mixer = _RoomMixer(records, video_records, audio_records, segments, canvas, duration_ms, config, progress)
+    mixer = _RoomMixer(records, video_records, audio_records, segments, canvas, duration_ms, config, progress, cues)
     try:
         frames = mixer.run(output)
     except BaseException:
@@ -197,6 +208,8 @@ def room_mix(
         has_audio=bool(audio_records),
         has_video=bool(video_records),
         frames=frames,
+        media_started_at_ms=media_started_at_ms,
+        chat_cues=len(cues),
     )
 
 
@@ -211,6 +224,7 @@ class _RoomMixer:
         duration_ms: float,
         config: MixerConfig,
         progress: Callable[[int], None] | None,
+        cues: Sequence[ChatCue] = (),
     ) -> None:
         self.records = records
         self.video_records = video_records
@@ -224,10 +238,14 @@ class _RoomMixer:
         self.audio_sources: dict[int, AudioSource] = {}
         self.audio_position = 0  # next room sample to mix
         self.audio_gain = 1.0
+        self.cues = cues
+        self.chat_packets: collections.deque[Any] = collections.deque()  # muxed as the mix reaches their time
 
     def run(self, output: Path) -> int:
         container: Any = av.open(str(output), "w", format="mp4", options={"movflags": "+faststart"})
         writer = _EncodeThread(container, self._video_stream(container), self._audio_stream(container))
+        if self.cues:
+            self.chat_packets.extend(chat_packets(self.cues, chat_stream_add(container)))
         try:
             self._open_sources()
             writer.start()
@@ -288,7 +306,9 @@ class _RoomMixer:
         if not self.video_records:
             while self.audio_position < total_samples:
                 self._mix_audio_until(min(total_samples, self.audio_position + MIX_SAMPLE_RATE), writer)
+                self._chat_until(self.audio_position * 1000 / MIX_SAMPLE_RATE, writer)
                 self.progress.report(100 * self.audio_position // total_samples)
+            self._chat_until(math.inf, writer)
             return 0
         frame_count = max(1, math.ceil(self.duration_ms * MIX_FRAME_RATE / 1000))
         cursor = SegmentCursor(self.segments)
@@ -296,6 +316,7 @@ class _RoomMixer:
             time_ms = index * 1000 / MIX_FRAME_RATE
             frame = self._compose(cursor.at(time_ms), time_ms)
             frame.pts = index
+            self._chat_until(time_ms, writer)
             writer.put(frame, video=True)
             if self.audio_records:
                 next_ms = (index + 1) * 1000 / MIX_FRAME_RATE
@@ -303,7 +324,13 @@ class _RoomMixer:
             self.progress.report(100 * (index + 1) // frame_count)
         if self.audio_records:
             self._mix_audio_until(total_samples, writer)
+        self._chat_until(math.inf, writer)
         return frame_count
+
+    def _chat_until(self, time_ms: float, writer: _EncodeThread) -> None:
+        """Hand the muxer the chat cues due by ``time_ms``, so the file stays interleaved."""
+        while self.chat_packets and self.chat_packets[0].pts <= time_ms:
+            writer.put(self.chat_packets.popleft(), video=None)
 
     def _compose(self, segment: LayoutSegment | None, time_ms: float) -> Any:
         frame = av.VideoFrame(self.canvas[0], self.canvas[1], "yuv420p")
@@ -401,7 +428,8 @@ class _EncodeThread:
         self.container = container
         self.video_stream = video_stream
         self.audio_stream = audio_stream
-        self._frames: queue.Queue[tuple[Any, bool] | None] = queue.Queue(ENCODE_QUEUE_FRAMES)
+        # (frame, True) video, (frame, False) audio to encode; (packet, None) to mux as it is.
+        self._frames: queue.Queue[tuple[Any, bool | None] | None] = queue.Queue(ENCODE_QUEUE_FRAMES)
         self._thread = threading.Thread(target=self._run, name="mix-encode", daemon=True)
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -409,7 +437,8 @@ class _EncodeThread:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, frame: Any, *, video: bool) -> None:
+    def put(self, frame: Any, *, video: bool | None) -> None:
+        """Encode ``frame`` on the video (True) or audio (False) stream, or mux it as a packet (None)."""
         self._put((frame, video))
 
     def finish(self) -> None:
@@ -419,7 +448,7 @@ class _EncodeThread:
         if self._error is not None:
             raise self._error
 
-    def _put(self, item: tuple[Any, bool] | None) -> None:
+    def _put(self, item: tuple[Any, bool | None] | None) -> None:
         while True:
             if self._error is not None:
                 raise self._error
@@ -448,6 +477,9 @@ class _EncodeThread:
                             self.container.mux(stream.encode(None))
                     return
                 frame, video = item
+                if video is None:
+                    self.container.mux(frame)
+                    continue
                 stream = self.video_stream if video else self.audio_stream
                 self.container.mux(stream.encode(frame))
         except BaseException as error:  # raised again on the mixing thread

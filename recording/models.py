@@ -45,6 +45,11 @@ class Recording(models.Model):
     sidecar_path = models.CharField(max_length=512, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
+    # A room mix's time 0 on the server's clock (epoch ms): where its first
+    # stream record's media starts. The archive page and the chat subtitles
+    # place the room's history on the mix with it. (A stream record's is in
+    # its sidecar.)
+    media_started_at_ms = models.FloatField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)

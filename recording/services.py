@@ -32,6 +32,7 @@ from recording.repair import RecordRepairError, record_repair
 from recording.sidecar import SidecarError, sidecar_read, sidecars_room_start_ms
 from recording.signals import recording_failed, recording_ready
 from recording.stale import recordings_stale_q, stale_after
+from recording.timeline import room_public_chat
 from rooms.models import Room, Stream
 
 logger = logging.getLogger(__name__)
@@ -331,7 +332,7 @@ def _mix_claim(recording_id: int, claim: str) -> bool:
 
 
 def room_mix_run(recording_id: int, *, claim: str = "") -> None:
-    """Mix a room's stream records into one MP4, then run the hook; safe to repeat.
+    """Mix a room's stream records and its public chat into one MP4, then run the hook; safe to repeat.
 
     The mix is written under a temporary name and renamed into place, so a
     run that dies leaves no half file where the mix belongs, and a repeated
@@ -366,7 +367,7 @@ def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     try:
         result = mixing.room_mix(
             sidecars, temporary, mixer_config_load(settings.OFFLINE_MIXER_CONFIG),
-            progress=lambda percent: _mix_progress(recording.pk, percent),
+            progress=lambda percent: _mix_progress(recording.pk, percent), chat=room_public_chat(room),
         )
         os.replace(temporary, target)
         elapsed = time.monotonic() - started
@@ -383,7 +384,7 @@ def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     Recording.objects.filter(pk=recording.pk).update(
         status=Recording.Status.READY, progress=100, file_path=str(target.relative_to(recordings_root())),
         size_bytes=target.stat().st_size, duration_ms=result.duration_ms, ended_at=timezone.now(),
-        status_changed_at=timezone.now(),
+        status_changed_at=timezone.now(), media_started_at_ms=result.media_started_at_ms,
     )
     _recording_settled(recording.pk, failed=False)
     recording.refresh_from_db()

@@ -85,3 +85,28 @@ def beep_onsets_s(path: Path, threshold: float = 0.1, quiet_s: float = 0.2) -> l
 def peak_level(path: Path) -> float:
     with av.open(str(path)) as container:
         return max(float(np.abs(frame.to_ndarray()).max()) for frame in container.decode(audio=0))
+
+
+def text_samples(path: Path) -> list[tuple[float, float, str]]:
+    """The subtitle track's non-empty samples as ffprobe reads them: start and end (s) and the raw text.
+
+    A mov_text sample is the text's length in 16 bits, then the text; read
+    from the packets' bytes, so nothing a decoder would interpret (ASS
+    markup, line breaks) is in the way. The empty samples the muxer puts
+    between cues are left out.
+    """
+    completed = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-select_streams", "s:0", "-show_packets", "-show_data",
+         str(path)],
+        check=True, capture_output=True, text=True, timeout=30,
+    )
+    samples = []
+    for packet in json.loads(completed.stdout)["packets"]:
+        # Hexdump lines: "00000000: 0018 616c 6963 ...  ..alice"; the hex is columns 10-49.
+        data = bytes.fromhex("".join(line[10:49].replace(" ", "") for line in packet["data"].splitlines() if line))
+        length = int.from_bytes(data[:2], "big")
+        assert len(data) >= 2 + length, packet
+        if length:
+            start = float(packet["pts_time"])
+            samples.append((start, start + float(packet["duration_time"]), data[2 : 2 + length].decode("utf-8")))
+    return samples

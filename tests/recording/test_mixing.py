@@ -13,7 +13,8 @@ import pytest
 from recording import mixing
 from recording.mixer_config import MixerConfig
 from recording.mixing import MixError, MixResult, room_mix
-from tests.recording.probe import beep_onsets_s, ffprobe, flash_onsets_s, peak_level, pictures_at
+from recording.subtitles import ChatLine
+from tests.recording.probe import beep_onsets_s, ffprobe, flash_onsets_s, peak_level, pictures_at, text_samples
 from tests.recording.synthetic import DEFAULT_STARTED_AT_MS, SyntheticRecord, synthetic_record_write
 
 RED = (200, 40, 40)
@@ -294,3 +295,43 @@ def test_a_failing_progress_callback_does_not_stop_the_mix(tmp_path: Path) -> No
 
     result = room_mix([sidecar], tmp_path / "mix.mp4", MixerConfig(), progress=flaky)
     assert result.frames == 30 and calls[-1] == 100
+
+
+CHAT = [
+    ChatLine("m0", "alice", "before the media: shown from 0 for 1 s", round(START) - 3000),
+    ChatLine("m1", "bob", "Привет, 你好 👋", round(START) + 1500),
+    ChatLine("m2", "alice", "a --> b <b>not bold</b> {\\b1}\\N\nsecond line", round(START) + 2200),
+    ChatLine("m3", "bob", "the last word", round(START) + 3000),
+    ChatLine("m4", "bob", "after the end: left out", round(START) + 4500),
+]
+
+
+def test_public_chat_becomes_a_mov_text_track_on_the_mix_clock(late_join: list[Path], tmp_path: Path) -> None:
+    output = tmp_path / "mix.mp4"
+    result = room_mix(late_join, output, MixerConfig(), chat=CHAT)
+    streams = ffprobe(output)["streams"]
+    assert [(stream["codec_type"], stream["codec_name"]) for stream in streams] == [
+        ("video", "h264"), ("audio", "aac"), ("subtitle", "mov_text")
+    ]
+    assert streams[2]["codec_tag_string"] == "tx3g" and streams[2]["tags"]["title"] == "Chat"
+    assert result.media_started_at_ms == pytest.approx(START) and result.chat_cues == 4
+    assert text_samples(output) == [
+        (0.0, 1.0, "alice: before the media: shown from 0 for 1 s"),
+        (1.5, 2.2, "bob: Привет, 你好 👋"),  # until the next message
+        (2.2, 3.0, "alice: a --> b <b>not bold</b> {\\b1}\\N\nsecond line"),
+        (3.0, 4.0, "bob: the last word"),  # ends with the mix
+    ]
+    assert float(ffprobe(output)["format"]["duration"]) == pytest.approx(4.0, abs=0.07)
+
+
+def test_an_audio_only_mix_carries_the_chat_too(late_join: list[Path], tmp_path: Path) -> None:
+    output = tmp_path / "mix.mp4"
+    room_mix(late_join, output, MixerConfig(has_video=False), chat=CHAT[1:2])
+    assert [stream["codec_name"] for stream in ffprobe(output)["streams"]] == ["aac", "mov_text"]
+    assert text_samples(output) == [(1.5, 4.0, "bob: Привет, 你好 👋")]
+
+
+def test_a_mix_without_chat_has_no_subtitle_track(late_join_mix: tuple[Path, MixResult, list[Any]]) -> None:
+    output, result, _ = late_join_mix
+    assert "subtitle" not in [stream["codec_type"] for stream in ffprobe(output)["streams"]]
+    assert result.chat_cues == 0 and result.media_started_at_ms == pytest.approx(START)
