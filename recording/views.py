@@ -60,6 +60,7 @@ class RecordRow:
     recording: Recording
     participants: list[str]
     download_url: str | None
+    archive_url: str | None  # the room's archive page, once the room is finalized
 
 
 def _room_participant_logins(recording: Recording) -> list[str]:
@@ -73,7 +74,11 @@ def _download_url(recording: Recording) -> str | None:
     return reverse("recording:download", args=[recording.pk])
 
 
-def _forbidden(request: HttpRequest, *, links_refused: bool) -> HttpResponse:
+def _archive_url(room: Room) -> str | None:
+    return reverse("recording:room", args=[room.live_id]) if room.status == Room.Status.FINALIZED else None
+
+
+def records_forbidden(request: HttpRequest, *, links_refused: bool) -> HttpResponse:
     # The site's login, not the admin's: it takes users who are not staff.
     login_url = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({REDIRECT_FIELD_NAME: reverse('recording:records')})}"
     context = {"links_refused": links_refused, "login_url": login_url}
@@ -96,7 +101,7 @@ def _grants_cookie_set(response: HttpResponse, grants: list[RecordsGrant]) -> No
 @cache_control(private=True)
 def records(request: HttpRequest) -> HttpResponse:
     viewer = records_viewer(request)
-    response = _records_page(request, viewer) if viewer.may_see_something else _forbidden(
+    response = _records_page(request, viewer) if viewer.may_see_something else records_forbidden(
         request, links_refused=bool(viewer.refused)
     )
     if viewer.refused:
@@ -110,7 +115,10 @@ def _records_page(request: HttpRequest, viewer: RecordsViewer) -> HttpResponse:
     )
     page = Paginator(recordings, RECORDS_PER_PAGE).get_page(request.GET.get("page"))
     rows = [
-        RecordRow(recording, _room_participant_logins(recording), _download_url(recording)) for recording in page
+        RecordRow(
+            recording, _room_participant_logins(recording), _download_url(recording), _archive_url(recording.room)
+        )
+        for recording in page
     ]
     identities = viewer.identities
     room = Room.objects.filter(live_id=next(iter(identities))).first() if len(identities) == 1 else None
@@ -118,6 +126,7 @@ def _records_page(request: HttpRequest, viewer: RecordsViewer) -> HttpResponse:
         "page": page,
         "rows": rows,
         "room": room,
+        "room_archive_url": _archive_url(room) if room else None,
         "identity": identities.get(room.live_id) if room else None,
         "every_room": viewer.every_room,
         "one_room": room is not None,
@@ -161,7 +170,7 @@ def _download_filename(recording: Recording, path_suffix: str) -> str:
     return get_valid_filename(f"{recording.room.name}-{started}-{recording.kind}{who}-{recording.pk}{path_suffix}")
 
 
-def _visible_recording(request: HttpRequest, pk: int) -> tuple[RecordsViewer, Recording]:
+def visible_recording(request: HttpRequest, pk: int) -> tuple[RecordsViewer, Recording]:
     viewer = records_viewer(request)
     if not viewer.may_see_something:
         raise Http404
@@ -174,7 +183,7 @@ def _visible_recording(request: HttpRequest, pk: int) -> tuple[RecordsViewer, Re
 _FROM_THE_START = re.compile(r"\s*bytes=0*-")
 
 
-def _download_audit(request: HttpRequest, viewer: RecordsViewer, recording: Recording, file: str) -> None:
+def download_audit(request: HttpRequest, viewer: RecordsViewer, recording: Recording, file: str) -> None:
     if request.method != "GET":
         return
     requested = request.headers.get("Range")
@@ -189,11 +198,11 @@ def _download_audit(request: HttpRequest, viewer: RecordsViewer, recording: Reco
 @require_safe
 @cache_control(private=True)
 def download(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
-    viewer, recording = _visible_recording(request, pk)
+    viewer, recording = visible_recording(request, pk)
     path = downloadable_file(recording, recording.file_path)
     if path is None:
         raise Http404
-    _download_audit(request, viewer, recording, "media")
+    download_audit(request, viewer, recording, "media")
     return ranged_file_response(request, path, filename=_download_filename(recording, path.suffix))
 
 
@@ -201,9 +210,9 @@ def download(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpRespo
 @cache_control(private=True)
 def sidecar(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
     """The timing sidecar (JSON) of a recording, for tools that align streams."""
-    viewer, recording = _visible_recording(request, pk)
+    viewer, recording = visible_recording(request, pk)
     path = downloadable_file(recording, recording.sidecar_path)
     if path is None:
         raise Http404
-    _download_audit(request, viewer, recording, "sidecar")
+    download_audit(request, viewer, recording, "sidecar")
     return ranged_file_response(request, path, filename=_download_filename(recording, f".sidecar{path.suffix}"))

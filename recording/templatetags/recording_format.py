@@ -15,3 +15,12 @@ def duration_ms(milliseconds: int | None) -> str:
     minutes, seconds = divmod(round(milliseconds / 1000), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+@register.filter
+def clock_s(seconds: float) -> str:
+    """A moment on a recording's clock: ``0:07``, ``1:02:03``, ``-0:05`` before it starts."""
+    sign = "-" if seconds < 0 else ""
+    minutes, whole = divmod(int(abs(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}:{minutes:02}:{whole:02}" if hours else f"{sign}{minutes}:{whole:02}"
