@@ -17,7 +17,9 @@ MP4, 1280x480, by:
   off (the CLI draws none), producing the same geometry with the same
   encoder settings (libx264, crf 23, veryfast). It runs x264's lookahead on
   two threads (``recording.mixing.x264_lookahead_threads``), a threading
-  setting that leaves the output's settings as they are.
+  setting that leaves the output's settings as they are. With ``--chat N``
+  it also writes N chat messages, spread over the records, as a mov_text
+  subtitle track (what a room's public chat becomes); the CLI has none.
 
 Each run is its own process, timed the same way: wall clock, and user +
 system CPU from ``os.wait4`` (all threads). Runs alternate between the two
@@ -44,6 +46,7 @@ Run from the project root::
 
     .venv/bin/python tests/bench/recording_mix.py
     .venv/bin/python tests/bench/recording_mix.py --repeats 1 --duration 20
+    .venv/bin/python tests/bench/recording_mix.py --repeats 2 --duration 20 --chat 1200
 """
 
 from __future__ import annotations
@@ -73,12 +76,20 @@ TARGET_RATIO = 1.0
 # amerge + AAC padding make the CLI's output ~20 ms longer than its inputs.
 DURATION_TOLERANCE_S = 0.1
 REFERENCE_FILTER = "[0:v]pad=iw*2:ih[int];[int][1:v]overlay=W/2:0[vid];[0:a][1:a]amerge[a]"
+# argv: output, chat message count, sidecars. The messages are spread evenly over the records.
 MIXER_SNIPPET = """
 import sys
 from pathlib import Path
 from recording.mixer_config import MixerConfig
 from recording.mixing import room_mix
-room_mix([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]), MixerConfig(display_stream_name=False))
+from recording.sidecar import sidecar_read
+from recording.subtitles import ChatLine
+sidecars = [Path(p) for p in sys.argv[3:]]
+count, first = int(sys.argv[2]), sidecar_read(sidecars[0])
+span_ms = first.ended_at_ms - first.started_at_ms
+chat = [ChatLine(f"m{i}", "alice", f"message {i}: Привет 👋 你好", round(first.started_at_ms + i * span_ms / count))
+        for i in range(count)]
+room_mix(sidecars, Path(sys.argv[1]), MixerConfig(display_stream_name=False), chat=chat)
 """
 
 
@@ -128,8 +139,8 @@ def run_ffmpeg(media: Sequence[Path], output: Path) -> Run:
     return Run("ffmpeg", wall, cpu)
 
 
-def run_mixer(sidecars: Sequence[Path], output: Path) -> Run:
-    wall, cpu = timed([sys.executable, "-c", MIXER_SNIPPET, str(output), *map(str, sidecars)])
+def run_mixer(sidecars: Sequence[Path], output: Path, chat: int) -> Run:
+    wall, cpu = timed([sys.executable, "-c", MIXER_SNIPPET, str(output), str(chat), *map(str, sidecars)])
     return Run("mixer", wall, cpu)
 
 
@@ -157,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (3)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per record (60)")
     parser.add_argument("--inputs", type=Path, default=ROOT / "var" / "bench" / "recording_mix")
+    parser.add_argument("--chat", type=int, default=0, help="chat messages the mixer puts in a subtitle track (0)")
     args = parser.parse_args(argv)
 
     args.inputs.mkdir(parents=True, exist_ok=True)
@@ -170,14 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             order = ("ffmpeg", "mixer") if repeat % 2 == 0 else ("mixer", "ffmpeg")
             for variant in order:
                 output = Path(scratch) / f"{variant}-{repeat}.mp4"
-                run = run_ffmpeg(media, output) if variant == "ffmpeg" else run_mixer(sidecars, output)
+                run = run_ffmpeg(media, output) if variant == "ffmpeg" else run_mixer(sidecars, output, args.chat)
                 log(f"run {repeat + 1}/{args.repeats} {variant}: wall {run.wall_s:.2f} s, cpu {run.cpu_s:.2f} s")
                 runs.append(run)
                 outputs[variant] = probe(output)
     load_after = load_average()
 
     print(
-        f"Room mix, two {args.duration:g} s {WIDTH}x{HEIGHT} records, {args.repeats} runs each, {os.cpu_count()} CPUs,"
+        f"Room mix, two {args.duration:g} s {WIDTH}x{HEIGHT} records, {args.chat} chat messages,"
+        f" {args.repeats} runs each, {os.cpu_count()} CPUs,"
         f" load average {load_before:.2f} before, {load_after:.2f} after"
     )
     print()

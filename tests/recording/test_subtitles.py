@@ -20,7 +20,7 @@ from tests.recording.vtt import VttError, vtt_parse
 ORIGIN = 1_795_000_000_000.0
 HARD_TEXTS = [
     "Привет, как дела?",
-    "你好，世界。日本語も、한국어도",
+    "你好，世界。日本語も、한국어도",  # noqa: RUF001 (the fullwidth comma is the point)
     "👋🏽 family: 👨‍👩‍👧‍👦 flags: 🇺🇦🇯🇵",
     "a --> b",
     "<b>not bold</b> & <i>not italic</i> &amp; stays &amp;",
@@ -125,7 +125,8 @@ def test_any_text_round_trips_through_webvtt(text: str, sender: str) -> None:
     [parsed] = vtt_parse(webvtt_document([ChatCue("id", 0, 1000, cue_text)]))
     # What WebVTT forces: a line break is a line break however it was typed,
     # and an empty line holds a no-break space.
-    expected = "\n".join(part or "\u00a0" for part in f"{sender}: {text}".replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    typed = f"{sender}: {text}".replace("\r\n", "\n").replace("\r", "\n")
+    expected = "\n".join(part or "\u00a0" for part in typed.split("\n"))
     assert parsed.text == expected
 
 

@@ -18,7 +18,7 @@ def test_every_kind_of_entry_in_time_order() -> None:
     carol = joined(room, "carol", 2_000, 25_000, reason=Participant.LeaveReason.KICKED)
     joined(room, "dave", 3_000, 60_000, reason=Participant.LeaveReason.TIMEOUT)
     camera = published(alice, 500, 29_000)
-    screen = published(bob, 5_000, 9_000, kind=Stream.Kind.SCREEN)
+    published(bob, 5_000, 9_000, kind=Stream.Kind.SCREEN)
     muted(camera, 6_000, audio=True, video=False)
     muted(camera, 7_000, audio=True, video=True, by="carol")
     muted(camera, 8_000, audio=False, video=True)
