@@ -27,7 +27,7 @@ from recording.timeline import EntryKind, TimelineEntry, room_public_chat, room_
 from recording.views import download_audit, records_forbidden, visible_recording
 from rooms.models import Room
 
-MIX_NOT_PLAYED = {
+MIX_NOT_PLAYED: dict[str, str] = {
     Recording.Status.RECORDING: "is not made yet",
     Recording.Status.PENDING_MIX: "is waiting to be made",
     Recording.Status.MIXING: "is being made",
@@ -68,7 +68,8 @@ def _media_label(media: ArchiveMedia) -> str:
 
 def _choice_note(choice: ArchiveChoice, shown: list[PageMedia]) -> str:
     """What the player plays, and why that one."""
-    mix_state = MIX_NOT_PLAYED.get(Recording.Status(choice.mix.status)) if choice.mix is not None else None
+    # A ready mix is not played when its file is gone (an operator deleted it).
+    mix_state = MIX_NOT_PLAYED.get(choice.mix.status, "has no file any more") if choice.mix is not None else None
     others = len(shown) - 1
     pick = ""
     if others > 0:

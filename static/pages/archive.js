@@ -98,6 +98,10 @@ if (video !== null) {
   if (subtitles !== null) {
     showSubtitles(subtitles.checked);
     subtitles.addEventListener("change", () => showSubtitles(subtitles.checked));
+    // The player's own captions button changes the mode too: keep the box in step.
+    video.textTracks.addEventListener("change", () => {
+      subtitles.checked = chatTrack()?.mode === "showing";
+    });
   }
   const source = document.getElementById("archive-source");
   if (source !== null) source.addEventListener("change", () => playSource(source.selectedOptions[0]));

@@ -184,3 +184,11 @@ def test_the_records_list_links_each_finalized_room_to_its_page(weekly: Room) ->
     content = visitor_with_link(weekly.live_id, "alice").get("/records/").content.decode()
     assert f'<a href="/records/rooms/{weekly.live_id}/" id="room-archive-link">' in content
     assert content.count(f'class="room-archive" href="/records/rooms/{weekly.live_id}/"') == 3
+
+
+def test_a_mix_whose_file_was_deleted_gives_way_to_the_stream_records(weekly: Room, recordings_root: Path) -> None:
+    mix = Recording.objects.get(room=weekly, kind=Recording.Kind.ROOM)
+    (recordings_root / mix.file_path).unlink()
+    content = html.unescape(operator_client().get(f"/records/rooms/{weekly.live_id}/").content.decode())
+    assert "This room's mix has no file any more: playing alice's camera record, the longest" in content
+    assert f"/records/{mix.pk}/download/" not in content
