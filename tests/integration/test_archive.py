@@ -24,6 +24,7 @@ from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_recording import wait_for_recordings
 from tests.media_clients import publish
 from tests.media_tracks import read_counter
+from tests.processes import ROOT
 from tests.recording.probe import ffprobe, text_samples
 from tests.recording.vtt import vtt_parse
 from tests.wsclient import SocketClient
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 ROOM = "archive"
 SECRET = "private: the door code is 4711"
 TOLERANCE_S = 0.5
+ARTIFACTS = ROOT / "var" / "artifacts" / "integration"
 
 
 @pytest.fixture(autouse=True)
@@ -208,6 +210,10 @@ def archive_in_chromium(http_url: str, records_url: str, sent: list[Sent]) -> di
                 "clicks": {message.message_id: page.evaluate(CLICK_SCRIPT, message.message_id) for message in sent},
                 "followed": page.evaluate(FOLLOW_SCRIPT, [sent[-2].message_id, sent[-1].message_id]),
             }
+            # For people: the page as it stands, the last message shown as a subtitle.
+            page.check("#archive-subtitles")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "archive.png"), full_page=True)
             stranger = browser.new_page()
             refused = stranger.goto(archive_url)
             assert refused is not None
