@@ -41,7 +41,6 @@ def chat_stream_add(container: Any) -> Any:
     stream = container.add_stream("mov_text")
     stream.time_base = SUBTITLE_TIME_BASE
     stream.codec_context.subtitle_header = _ASS_HEADER
-    stream.metadata["title"] = "Chat"
     stream.metadata["handler_name"] = "Chat"
     stream.metadata["language"] = "und"
     return stream

@@ -70,7 +70,7 @@ async def say(client: SocketClient, sender: str, text: str, camera: Any, **field
 
 async def recorded_meeting(web: Any) -> tuple[list[Sent], str]:
     """The meeting; the public messages sent, and the records link Alice got."""
-    alice, bob, carol = (await SocketClient.connected(web.ws_url, name) for name in ("alice", "bob", "carol"))
+    alice, bob, carol = [await SocketClient.connected(web.ws_url, name) for name in ("alice", "bob", "carol")]
     state = await alice.request("room.join", room=ROOM, record=True)
     await bob.request("room.join", room=ROOM)
     camera = await publish(alice, ROOM)
@@ -127,6 +127,8 @@ async def test_the_archive_of_a_recorded_room(start_server, server_env, recordin
     for (start, end, _), message in zip(samples, sent, strict=True):
         assert abs(start - truth[message.message_id]) <= TOLERANCE_S, (message, start, truth)
         assert 0 < end - start <= 4.0
+    errors_ms = [round((sample[0] - truth[m.message_id]) * 1000) for sample, m in zip(samples, sent, strict=True)]
+    print(f"cue start - the frame on screen when it was sent, ms: {errors_ms}")
 
     seen = await asyncio.to_thread(archive_in_chromium, web.http_url, records_url, sent)
 

@@ -313,7 +313,7 @@ def test_public_chat_becomes_a_mov_text_track_on_the_mix_clock(late_join: list[P
     assert [(stream["codec_type"], stream["codec_name"]) for stream in streams] == [
         ("video", "h264"), ("audio", "aac"), ("subtitle", "mov_text")
     ]
-    assert streams[2]["codec_tag_string"] == "tx3g" and streams[2]["tags"]["title"] == "Chat"
+    assert streams[2]["codec_tag_string"] == "tx3g" and streams[2]["tags"]["handler_name"] == "Chat"
     assert result.media_started_at_ms == pytest.approx(START) and result.chat_cues == 4
     assert text_samples(output) == [
         (0.0, 1.0, "alice: before the media: shown from 0 for 1 s"),
