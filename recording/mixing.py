@@ -180,7 +180,8 @@ def room_mix(
         raise MixError("nothing to mix: no record has a track the mixer settings keep")
     duration_ms = max(record.span.end_ms for record in records)
     media_started_at_ms = records[0].sidecar.started_at_ms - records[0].origin_ms
-    cues = chat_cues(chat, origin_ms=media_started_at_ms, duration_ms=duration_ms)
+    # The duration the row keeps (whole ms): the WebVTT served beside the mix ends its last cue there too.
+    cues = chat_cues(chat, origin_ms=media_started_at_ms, duration_ms=round(duration_ms))
     spans = [record.span for record in records]
     canvas = (0, 0)
     segments: list[LayoutSegment] = []
