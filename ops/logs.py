@@ -14,19 +14,23 @@ records grants, so any ``/path?query`` in a message is cut to ``/path?REDACTED``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = ("room", "session", "identity", "stream", "node")
 FORMATS = ("plain", "json")
 REDACTED = "REDACTED"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 # Read-only mappings, replaced whole: a copied context (a task started
@@ -61,6 +65,26 @@ def log_context(**fields: object) -> Iterator[None]:
 def log_context_bind(**fields: object) -> None:
     """Lines logged from here to the end of the current task (or connection) carry ``fields``."""
     _context.set(_merged(fields))
+
+
+def log_context_scoped(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """What ``function`` binds lasts until it returns.
+
+    For synchronous services: their caller may be a thread whose context
+    lives on (a test, a management command, or a coroutine that
+    ``async_to_sync`` copies the context back from), and a room bound
+    there would be stamped on every later line of that thread.
+    """
+
+    @functools.wraps(function)
+    def scoped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        token = _context.set(_context.get())
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _context.reset(token)
+
+    return scoped
 
 
 def log_context_clear() -> None:

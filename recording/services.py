@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from ops import metrics
-from ops.logs import log_context_bind
+from ops.logs import log_context_bind, log_context_scoped
 from recording.disk_space import DiskRefusal, quota_refusal
 from recording.mixer_config import mixer_config_load
 from recording.models import Recording
@@ -207,6 +207,7 @@ class RoomRecordsFinished:
     mix_due: int | None = None
 
 
+@log_context_scoped
 def room_recordings_finish(room_id: int, *, give_up_waiting: bool = False) -> RoomRecordsFinished:
     """Settle and pad a finalized room's records; its mix becomes due.
 
@@ -331,6 +332,7 @@ def _mix_claim(recording_id: int, claim: str) -> bool:
     )
 
 
+@log_context_scoped
 def room_mix_run(recording_id: int, *, claim: str = "") -> None:
     """Mix a room's stream records and its public chat into one MP4, then run the hook; safe to repeat.
 

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from channels.layers import get_channel_layer
 
 from ops import metrics
+from ops.contexts import context_detached
 from rooms import events, services, streams
 from rooms.channel_layers import OVERFLOW_TYPE, ClosingChannelLayer
 from rooms.live.context import process_context
@@ -75,7 +76,9 @@ class HeadlessSession:
         layer = get_channel_layer()
         assert layer is not None
         headless = cls(await layer.new_channel(), role)
-        headless._task = asyncio.get_running_loop().create_task(headless._run(), name=f"headless-{role}")
+        headless._task = asyncio.get_running_loop().create_task(
+            headless._run(), name=f"headless-{role}", context=context_detached()
+        )
         process_context().connections.add(headless)
         return headless
 

@@ -17,6 +17,7 @@ from ops.logs import (
     log_context_bind,
     log_context_clear,
     log_context_fields,
+    log_context_scoped,
     logging_config,
     query_strings_redact,
 )
@@ -136,3 +137,15 @@ def test_the_access_log_cuts_queries_in_either_format(settings, log_format: str)
         assert (page["logger"], page["level"], page["message"]) == ("daphne.access", "INFO", "GET /records/?REDACTED")
         assert (page["client"], page["status"], page["size"]) == ("127.0.0.1:5000", 200, 512)
         assert socket["message"] == "WSCONNECT /ws/rooms/?REDACTED" and socket["status"] is None
+
+
+def test_a_scoped_service_keeps_what_it_binds_to_itself() -> None:
+    @log_context_scoped
+    def service(room: str) -> dict[str, str]:
+        log_context_bind(room=room)
+        return dict(log_context_fields())
+
+    with log_context(session="s1"):
+        assert service("weekly") == {"session": "s1", "room": "weekly"}
+        assert dict(log_context_fields()) == {"session": "s1"}
+    assert dict(log_context_fields()) == {}

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ops import metrics
-from ops.logs import log_context_bind
+from ops.logs import log_context_bind, log_context_scoped
 from webhooks.events import WebhookEvent
 from webhooks.models import WebhookDelivery
 from webhooks.sending import Attempt, webhook_post
@@ -58,6 +58,7 @@ def webhook_event_queue(event: WebhookEvent) -> list[str]:
     return list(settings.WEBHOOK_URLS)
 
 
+@log_context_scoped
 def webhook_queue_drain(*, url: str, room_key: str) -> float | None:
     """Deliver a room's pending deliveries to ``url``, oldest first, until one fails.
 

@@ -20,6 +20,7 @@ from aiortc import RTCIceServer
 from channels.layers import BaseChannelLayer
 
 from ops import metrics
+from ops.contexts import context_detached
 from ops.logs import log_context
 from rooms.media import messages
 from rooms.media.config import NodeConfig
@@ -71,7 +72,7 @@ class MediaNode:
             first, last = self.config.udp_ports
             use_port_range(asyncio.get_running_loop(), self.config.host_ip, first, last)
         self.channel = await self.layer.new_channel("media.node.")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-node")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-node", context=context_detached())
 
     def load(self) -> messages.LoadReport:
         """The node's heartbeat: what it serves right now."""
