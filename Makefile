@@ -32,11 +32,14 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy conference_site audit rooms recording webhooks ops
 
-# The unit and consumer tests run on SQLite, then everything (integration
-# tests with real daphne processes included) runs on PostgreSQL and Redis.
+# The unit and consumer tests run on SQLite, then every test that touches
+# the database or starts servers (integration tests with real daphne
+# processes included) runs on PostgreSQL and Redis. Two workers, a test
+# module each at a time (modules share their fixtures).
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile
 test: lint services
-	$(BIN)/python -m pytest -m "not integration" -p no:cacheprovider
-	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -p no:cacheprovider
+	$(PYTEST) -m "not integration"
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(PYTEST) --backend-dependent-only
 
 bench: $(VENV)/.dev services
 	$(BIN)/python tests/bench/signaling.py

@@ -9,7 +9,12 @@ import pytest
 # Tests must never reach a public STUN server or a developer's own Redis
 # data: everything runs on loopback with a prefix of its own.
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+# One directory per pytest-xdist worker: the SQLite file, records, metrics
+# files and the embedded broker's folder are never shared between workers.
+os.environ.setdefault(
+    "VAR_DIR",
+    os.path.join(os.path.dirname(__file__), "..", "var", "test", os.environ.get("PYTEST_XDIST_WORKER", "main")),
+)
 # The product gathers ICE candidates on every interface address; tests keep
 # all media on loopback (the server processes they start inherit this).
 # The everyday default is tested inside network namespaces (tests/e2e/test_lan.py).
@@ -20,6 +25,44 @@ os.environ.setdefault("ROOM_AUTH", "open")
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+# Fixtures through which a test reaches the database or the servers' backends.
+BACKEND_FIXTURES = frozenset({
+    "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server",
+    "admin_user", "admin_client", "django_user_model", "integration_database", "server_env",
+})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend-dependent-only", action="store_true",
+        help="run only the tests that touch the database or start servers (the second, PostgreSQL pass)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --backend-dependent-only, leave out tests whose outcome cannot depend on the database.
+
+    The suite runs twice, on SQLite and on PostgreSQL; a test of pure code
+    (a parser, a formatter, a media packetizer) has nothing to learn from
+    the second run.
+    """
+    if not config.getoption("--backend-dependent-only"):
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        dependent = (
+            item.get_closest_marker("integration") is not None
+            or item.get_closest_marker("django_db") is not None
+            or bool(fixtures & BACKEND_FIXTURES)
+        )
+        (kept if dependent else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 def _delete_redis_keys(prefix: str) -> None:
