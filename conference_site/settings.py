@@ -338,6 +338,9 @@ def _port_range(raw: str) -> tuple[int, int] | None:
 MEDIA_UDP_PORTS: tuple[int, int] | None = _port_range(env.str("MEDIA_UDP_PORTS", default=""))
 # A publish whose first media has not arrived by then is FAILED no_media.
 MEDIA_START_TIMEOUT_MS: int = env.int("MEDIA_START_TIMEOUT_MS", default=10_000)
+# How often a media node ranks its rooms' speakers by their audio levels;
+# a room hears room.speakers at most this often, and only on change (0: never).
+SPEAKERS_INTERVAL_MS: int = max(0, env.int("SPEAKERS_INTERVAL_MS", default=250))
 # Where a media node sends ICE connectivity checks: at most this many
 # distinct destinations per peer connection (the offer's candidates beyond
 # it are dropped, checks from more sources go unanswered) ...

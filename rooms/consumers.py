@@ -333,7 +333,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if event["type"] == "room.finalized" or _is_kick_of(event, self.session.username):
             self.session.room_forget(event["room"])
             await events.room_group_discard(event["room"], self.channel_name)
-        elif message["seq"] <= membership.joined_seq:
+        elif message["seq"] is not None and message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it
         await self.send_frame(event)
         if event["type"] == "room.message" and not self.sending_stopped:

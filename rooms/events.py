@@ -4,7 +4,9 @@ Every process's consumers are reachable by channel name; a room is a group.
 An event is serialized here, once however many connections get it, and
 travels as ``{"type": "room.event", "event": <its frame>, "seq": <the room's
 event count>}``; the consumer forwards the frame as it is (unless its join
-already covered ``seq``). Frames for one connection (a stream's status)
+already covered ``seq``); a passing event that no ``room.state`` reflects
+(``room.speakers``) travels with ``seq`` null and reaches every member of
+the moment. Frames for one connection (a stream's status)
 travel as ``{"type": "client.send", "frame": <the frame>}``.
 """
 
@@ -33,6 +35,14 @@ async def room_event_send(room: str, event: RoomEvent, *, seq: int, exclude_chan
     """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
     await _layer().group_send(
         room_group(room), {"type": "room.event", "event": event.frame(), "seq": seq, "exclude": exclude_channel}
+    )
+
+
+async def room_passing_event_send(room: str, event: RoomEvent) -> None:
+    """Send ``event`` to every connection in ``room``: news of the moment
+    that changes no room state, so it counts no event of the room."""
+    await _layer().group_send(
+        room_group(room), {"type": "room.event", "event": event.frame(), "seq": None, "exclude": None}
     )
 
 

@@ -294,8 +294,24 @@ class RoomFinalized(ServerMessage):
     by: str | MISSING = MISSING
 
 
+class Speaker(WireObject):
+    participant: str
+    stream: str
+    # 0 (-60 dBov or quieter) to 1 (full scale), in steps of 0.05.
+    level: float
+
+
+class RoomSpeakers(ServerMessage):
+    """Who speaks in the room now, loudest first; empty when nobody does."""
+
+    type: Literal["room.speakers"] = "room.speakers"
+    room: str
+    speakers: list[Speaker]
+
+
 RoomEvent = (
     RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomLocked | RoomMessageEvent | RoomFinalized
+    | RoomSpeakers
 )
 
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
@@ -316,4 +332,5 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RoomLocked,
     RoomMessageEvent,
     RoomFinalized,
+    RoomSpeakers,
 )

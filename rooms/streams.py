@@ -31,7 +31,9 @@ from rooms.server_messages import (
     Muted,
     RoomMuted,
     RoomPublished,
+    RoomSpeakers,
     RoomUnpublished,
+    Speaker,
     Stream,
     StreamAnswer,
     StreamKind,
@@ -320,6 +322,11 @@ async def node_report(
             if record is not None:
                 await stream_end(record)
             return None
+        case messages.SpeakersReport():
+            await events.room_passing_event_send(report.room, RoomSpeakers(
+                room=report.room,
+                speakers=[Speaker(participant=s.participant, stream=s.stream, level=s.level) for s in report.speakers],
+            ))
         case messages.LoadReport():
             logger.warning("a load report reached a connection: %s", report)
     return None

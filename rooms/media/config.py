@@ -28,6 +28,9 @@ class NodeConfig:
     # Each published video stream is told by REMB to stay at or under this
     # (ROOM_MAX_VIDEO_KBPS); 0: no cap.
     max_video_kbps: int = 0
+    # How often the rooms' speakers are ranked and, when changed, reported
+    # (SPEAKERS_INTERVAL_MS); 0: never.
+    speakers_interval_ms: int = 0
 
     @classmethod
     def from_settings(cls) -> NodeConfig:
@@ -42,4 +45,5 @@ class NodeConfig:
                 denied_networks=settings.MEDIA_DENIED_PEER_NETWORKS,
             ),
             max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,
+            speakers_interval_ms=settings.SPEAKERS_INTERVAL_MS,
         )

@@ -192,6 +192,25 @@ class EndedReport(Report):
     player: str | None = None
 
 
+class Speaker(_Model):
+    """A stream whose audio is loud enough to be speech, and how loud:
+    ``level`` 0 (-60 dBov or quieter) to 1 (full scale), in steps of 0.05."""
+
+    stream: str
+    participant: str
+    level: float
+
+
+class SpeakersReport(Report):
+    """Who speaks in ``room``, loudest first (none: nobody). Sent to the
+    channel of one of the room's publishers when the ranking or a level
+    changed, at most once per ``SPEAKERS_INTERVAL_MS``."""
+
+    report: Literal["speakers"] = "speakers"
+    room: str
+    speakers: list[Speaker]
+
+
 class LoadReport(Report):
     """What a node is serving, as of ``at_ms``: its heartbeat."""
 
@@ -203,7 +222,8 @@ class LoadReport(Report):
 
 
 AnyReport = Annotated[
-    AnswerReport | PublishingReport | PlayingReport | FailedReport | RecordReport | EndedReport | LoadReport,
+    AnswerReport | PublishingReport | PlayingReport | FailedReport | RecordReport | EndedReport | SpeakersReport
+    | LoadReport,
     Field(discriminator="report"),
 ]
 

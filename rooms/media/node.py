@@ -30,6 +30,7 @@ from rooms.media.metering import TrafficMeter
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
 from rooms.media.signals import stream_started
 from rooms.media.sink import StreamSink
+from rooms.media.speakers import PublishedAudio, SpeakersWatch
 from rooms.media.tap import check_aiortc_internals
 from rooms.media.timing import now_ms
 
@@ -46,6 +47,15 @@ class Publication:
     sinks: list[StreamSink] = field(default_factory=list)
     # Record reports a sink gave before the answer left: they follow it.
     reports_before_answer: list[messages.RecordReport] | None = field(default_factory=list)
+    # Muted audio is no speaker (media.mute).
+    audio_muted: bool = False
+
+    def audio(self) -> PublishedAudio:
+        command = self.command
+        return PublishedAudio(
+            room=command.room, reply_to=command.reply_to, stream=command.stream, participant=command.participant,
+            level=self.stream.audio_level, muted=self.audio_muted,
+        )
 
 
 class MediaNode:
@@ -57,6 +67,7 @@ class MediaNode:
         # (stream id, player channel) -> the player's connection
         self.played: dict[tuple[str, str], PlayedStream] = {}
         self._task: asyncio.Task[None] | None = None
+        self._speakers_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Future[None]] = set()
         self.meter = TrafficMeter()
         self._ice_servers = [
@@ -72,7 +83,13 @@ class MediaNode:
             first, last = self.config.udp_ports
             use_port_range(asyncio.get_running_loop(), self.config.host_ip, first, last)
         self.channel = await self.layer.new_channel("media.node.")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-node", context=context_detached())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="media-node", context=context_detached())
+        if self.config.speakers_interval_ms > 0:
+            self._speakers_task = loop.create_task(
+                self._speakers_run(SpeakersWatch(self.config.speakers_interval_ms)), name="media-node-speakers",
+                context=context_detached(),
+            )
 
     def load(self) -> messages.LoadReport:
         """The node's heartbeat: what it serves right now."""
@@ -90,8 +107,9 @@ class MediaNode:
 
     async def shutdown(self) -> None:
         """Stop serving: every publisher hears ``node_stopped``, every sink finishes."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._speakers_task):
+            if task is not None:
+                task.cancel()
         publications = list(self.publications.values())
         self.publications.clear()
         for publication in publications:
@@ -111,6 +129,17 @@ class MediaNode:
             # Each command in its own task: an offer takes ICE gathering time
             # and must not hold up other rooms' commands.
             self._spawn(self._handle(raw))
+
+    async def _speakers_run(self, watch: SpeakersWatch) -> None:
+        while not cancelled():
+            await asyncio.sleep(watch.interval_ms / 1000)
+            try:
+                reports = watch.read(publication.audio() for publication in self.publications.values())
+            except Exception:
+                logger.exception("reading the speakers failed")
+                continue
+            for channel, report in reports:
+                self._spawn(self._report(channel, report))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -329,6 +358,9 @@ class MediaNode:
                 await played.close()
 
     def _mute(self, stream_id: str, muted: messages.Muted) -> None:
+        publication = self.publications.get(stream_id)
+        if publication is not None:
+            publication.audio_muted = muted.audio
         for (played_id, _), played in self.played.items():
             if played_id == stream_id:
                 self._apply_mute(played, muted)

@@ -32,6 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 from aiortc.sdp import SessionDescription
 
+from rooms.media.audio_level import AudioLevel
 from rooms.media.bitrate import BitrateCap
 from rooms.media.forward import ForwardTrack
 from rooms.media.ice import (
@@ -171,6 +172,9 @@ class PublishedStream:
     on_first_media: Callable[[], None] | None = None
     media_started: bool = False
     players: set[PlayedStream] = field(default_factory=set)
+    # The level of the audio, from each packet's RFC 6464 header extension
+    # (read by the node's speakers report); None without audio.
+    audio_level: AudioLevel | None = None
     # NACKs sent to the publisher (read by the node's meter).
     nacks_sent: NackCount = field(default_factory=NackCount)
 
@@ -230,8 +234,9 @@ class PublishedStream:
             transceiver.setCodecPreferences(video_capabilities(video_codec))
         else:
             transceiver.setCodecPreferences(audio_capabilities())
+            self.audio_level = AudioLevel()
         self.taps[transceiver.kind] = EncodedFrameTap.install(
-            transceiver.receiver, packet_by_packet=transceiver.kind == "audio"
+            transceiver.receiver, packet_by_packet=transceiver.kind == "audio", audio_level=self.audio_level
         )
         self.nacks_sent.watch_receiver(transceiver.receiver)
 

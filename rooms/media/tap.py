@@ -23,6 +23,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
+from rooms.media.audio_level import AudioLevel
+
 logger = logging.getLogger(__name__)
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
@@ -92,11 +94,20 @@ class PacketByPacket:
     aiortc's audio jitter buffer holds four packets (80 ms) before releasing
     one; a forwarder has no decoder to protect, and the player's own jitter
     buffer reorders. Each RTP packet of Opus or G.711 is a whole frame.
+
+    It is also the one place that sees each audio packet with its header
+    extensions, so it hands their RFC 6464 level to ``audio_level``.
     """
 
     capacity = 16
 
+    def __init__(self, audio_level: AudioLevel | None = None) -> None:
+        self.audio_level = audio_level
+
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        level = packet.extensions.audio_level
+        if level is not None and self.audio_level is not None:
+            self.audio_level.packet(level[1])
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
 
     def remove(self, count: int) -> None:
@@ -112,13 +123,15 @@ class EncodedFrameTap:
         self.bytes_in = 0
 
     @classmethod
-    def install(cls, receiver: RTCRtpReceiver, *, packet_by_packet: bool = False) -> EncodedFrameTap:
+    def install(
+        cls, receiver: RTCRtpReceiver, *, packet_by_packet: bool = False, audio_level: AudioLevel | None = None
+    ) -> EncodedFrameTap:
         if getattr(receiver, _DECODER_THREAD) is not None:
             raise RuntimeError("the receiver's decoder already started; install the tap earlier")
         tap = cls()
         setattr(receiver, _DECODER_QUEUE, tap)
         if packet_by_packet:
-            setattr(receiver, _JITTER_BUFFER, PacketByPacket())
+            setattr(receiver, _JITTER_BUFFER, PacketByPacket(audio_level))
         return tap
 
     def add_sink(self, sink: FrameSink) -> None:
