@@ -26,8 +26,9 @@ SPEAKING_DBOV = 50
 # The level scale: 0 at this -dBov and quieter, 1 at full scale.
 LEVEL_FLOOR_DBOV = 60
 LEVEL_STEPS = 20
-# How fast a level falls once its stream goes quiet.
-RELEASE_DB_PER_SECOND = 40
+# How fast a level falls once its stream goes quiet: from speech at -20 dBov
+# out of the speakers in half a second, yet not out between two words.
+RELEASE_DB_PER_SECOND = 60
 
 
 def level_of_dbov(dbov: int) -> float:

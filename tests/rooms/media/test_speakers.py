@@ -23,10 +23,10 @@ def test_levels_scale_from_the_floor_to_full_scale_in_steps() -> None:
     assert level_of_dbov(50) == 0.15
 
 
-def test_the_release_is_forty_db_a_second() -> None:
-    assert release_db(250) == 10
-    assert release_db(1000) == 40
-    assert release_db(10) == 1
+def test_the_release_is_sixty_db_a_second() -> None:
+    assert release_db(250) == 15
+    assert release_db(1000) == 60
+    assert release_db(5) == 1
 
 
 def test_speakers_are_the_loud_streams_loudest_first() -> None:
