@@ -50,6 +50,13 @@ export const ROOM_EVENT = Object.freeze({
   LOCKED: "LOCKED",
   /** A moderator removed this client from the room: (room, by). The room is left. */
   KICKED: "KICKED",
+  /**
+   * Who speaks changed: (room, speakers), loudest first, each
+   * `{name, isOwn, participant, stream, streamId, level}` (`participant` and
+   * `stream` null for this client's own streams or ones not known yet;
+   * `level` 0..1). An empty list: nobody speaks.
+   */
+  SPEAKERS: "SPEAKERS",
 });
 
 export const STREAM_STATUS = Object.freeze({
@@ -781,6 +788,9 @@ class Room extends Emitter {
       case "room.message":
         this.#onMessage(message.message);
         break;
+      case "room.speakers":
+        this._emit(ROOM_EVENT.SPEAKERS, this, this.#speakers(message.speakers ?? []));
+        break;
       case "room.finalized":
         this._end();
         this.#connection._forgetRoom(this);
@@ -794,6 +804,23 @@ class Room extends Emitter {
   /** @internal */
   _forgetLocal(local) {
     this.#locals.delete(local);
+  }
+
+  #speakers(raw) {
+    const ownName = this.#connection.username();
+    return Object.freeze(
+      raw.map((speaker) => {
+        const participant = speaker.participant === ownName ? null : this.getParticipant(speaker.participant);
+        return Object.freeze({
+          name: speaker.participant,
+          isOwn: speaker.participant === ownName,
+          participant,
+          stream: participant?._stream(speaker.stream) ?? null,
+          streamId: speaker.stream,
+          level: Number(speaker.level),
+        });
+      }),
+    );
   }
 
   #isOwn(rawStream) {

@@ -56,6 +56,7 @@ function pageElements(screenShare) {
     status: byId("status"),
     error: byId("error"),
     tiles: byId("tiles"),
+    localTile: byId("local-tile"),
     localVideo: byId("local-video"),
     localStatus: byId("local-status"),
     muteAudio: byId("mute-audio"),
@@ -308,6 +309,9 @@ class RoomPage {
         this.#moderation.lockedChanged(isLocked);
         this.#chat.system(`${by} ${isLocked ? "locked" : "unlocked"} the room`);
       })
+      .on(ROOM_EVENT.SPEAKERS, (speakersRoom, speakers) => {
+        if (speakersRoom === this.state.room) this.#tiles.showSpeakers(speakers, this.#ui.localTile);
+      })
       .on(ROOM_EVENT.MESSAGE, (message) => this.#chat.message(message))
       .on(ROOM_EVENT.FAILED, (failed, code) => {
         this.#showError(roomFailureText(code, failed.name(), connection.username()));
@@ -480,6 +484,7 @@ class RoomPage {
     this.#tokenExpires = null;
     this.#moderation.detach();
     this.#tiles.clear();
+    this.#tiles.showSpeakers([], this.#ui.localTile);
     ui.localVideo.srcObject = null;
     if (camera) setBadge(ui.localStatus, camera.status() === STREAM_STATUS.FAILED ? "FAILED" : "UNPUBLISHED");
     else if (!ui.localStatus.dataset.status) setBadge(ui.localStatus, "NONE");

@@ -4,7 +4,9 @@
  * `.stream-status` (NONE, PENDING, PLAYING, STOPPED, FAILED). The camera
  * slot is always there; a screen slot comes and goes with the share.
  * The caption holds the name and what the participant muted; a moderator
- * sees the moderator menu in the tile's corner.
+ * sees the moderator menu in the tile's corner. The tiles of those who speak
+ * (the page's own included) have class `speaking` and `data-level`; in the
+ * grid layout the loudest other participant's tile moves to the front.
  */
 
 import { STREAM_EVENT, STREAM_STATUS } from "../roomapi.js";
@@ -217,6 +219,35 @@ export class VideoTiles {
 
   showMuted(participant, stream) {
     this.#tiles.get(participant.name())?.showMuted(stream);
+  }
+
+  /**
+   * Highlight who speaks (ROOM_EVENT.SPEAKERS, loudest first). `ownTile` is
+   * the page's own camera tile.
+   */
+  showSpeakers(speakers, ownTile) {
+    const levels = new Map();
+    for (const speaker of speakers) {
+      const tile = speaker.isOwn ? ownTile : this.#tiles.get(speaker.name)?.element;
+      if (tile && !levels.has(tile)) levels.set(tile, speaker.level);
+    }
+    for (const tile of [ownTile, ...[...this.#tiles.values()].map((entry) => entry.element)]) {
+      if (!tile) continue;
+      const level = levels.get(tile);
+      tile.classList.toggle("speaking", level !== undefined);
+      if (level === undefined) delete tile.dataset.level;
+      else tile.dataset.level = String(level);
+    }
+    if (this.#layout !== "grid") return;
+    // The active speaker first: the loudest of the others (one's own voice
+    // does not rearrange one's own page). Moved within one task, a playing
+    // video element goes on playing.
+    const loudest = speakers.find((speaker) => !speaker.isOwn && this.#tiles.has(speaker.name));
+    const tile = loudest && this.#tiles.get(loudest.name).element;
+    if (tile && this.#container.firstElementChild !== tile) {
+      this.#container.prepend(tile);
+      this.refresh();
+    }
   }
 
   /** Re-lay the grid for the number of tiles shown. */
