@@ -114,6 +114,20 @@ async def publish(
     return Camera(pc, video, answer["stream"])
 
 
+async def publish_audio(client: Client, room: str, track: MediaStreamTrack) -> tuple[RTCPeerConnection, str, str]:
+    """Publish ``track`` alone (a microphone without a camera): the peer
+    connection, the stream id and the server's answer SDP."""
+    pc = loopback_peer()
+    pc.addTransceiver(track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await client.request("stream.publish", room=room, kind="camera", sdp=pc.localDescription.sdp, timeout=10)
+    assert answer["type"] == "stream.answer", answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    status = await client.event("stream.status", timeout=10)
+    assert status == {"type": "stream.status", "stream": answer["stream"]["id"], "status": "PUBLISHING"}, status
+    return pc, answer["stream"]["id"], answer["sdp"]
+
+
 async def new_player() -> Player:
     """A receive-only peer whose offer is ready in ``player.pc.localDescription``."""
     pc = loopback_peer()

@@ -168,6 +168,23 @@ class ToneAudioTrack(PacedAudioTrack):
         ]
 
 
+class TurnsAudioTrack(PacedAudioTrack):
+    """Speaking in turns: a 440 Hz tone (12000 peak, -12 dBov) during the
+    turns of ``phase`` (0 or 1), counted in ``turn`` seconds from ``epoch``
+    (a time.monotonic instant), silence during the other's."""
+
+    def __init__(self, epoch: float, phase: int, turn: float = 1.0) -> None:
+        super().__init__()
+        self.epoch = epoch
+        self.phase = phase
+        self.turn = turn
+
+    def sample_values(self, first: int) -> list[int]:
+        if int((time.monotonic() - self.epoch) // self.turn) % 2 != self.phase:
+            return [0] * self.samples
+        return [int(12_000 * math.sin(2 * math.pi * 440 * (first + i) / self.rate)) for i in range(self.samples)]
+
+
 def audio_energy(frame: av.AudioFrame) -> float:
     """Mean absolute sample value of an s16 frame (a 440 Hz tone at 12000 peak gives ~7600)."""
     if frame.format.name != "s16":
@@ -213,6 +230,7 @@ __all__ = [
     "FlashVideoTrack",
     "NoiseVideoTrack",
     "ToneAudioTrack",
+    "TurnsAudioTrack",
     "audio_energy",
     "mean_luma",
     "read_counter",

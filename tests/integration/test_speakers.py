@@ -11,16 +11,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import time
 from typing import Any
 
 import pytest
-from aiortc import RTCSessionDescription
 
 from rooms.media.peer import use_host_address
-from tests.media_clients import loopback_peer
-from tests.media_tracks import PacedAudioTrack
+from tests.media_clients import publish_audio
+from tests.media_tracks import TurnsAudioTrack
 from tests.wsclient import SocketClient
 
 pytestmark = pytest.mark.integration
@@ -35,34 +33,6 @@ def loopback_media() -> None:
     use_host_address("127.0.0.1")
 
 
-class TurnsAudioTrack(PacedAudioTrack):
-    """A 440 Hz tone during the turns of ``phase`` (0 or 1) counted from
-    ``epoch`` (time.monotonic), silence during the other's."""
-
-    def __init__(self, epoch: float, phase: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-        self.phase = phase
-
-    def sample_values(self, first: int) -> list[int]:
-        if int((time.monotonic() - self.epoch) // TURN) % 2 != self.phase:
-            return [0] * self.samples
-        return [int(12_000 * math.sin(2 * math.pi * 440 * (first + i) / self.rate)) for i in range(self.samples)]
-
-
-async def publish_audio(client: SocketClient, room: str, track: TurnsAudioTrack) -> tuple[Any, str, str]:
-    pc = loopback_peer()
-    pc.addTransceiver(track, direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    assert LEVEL_URI in pc.localDescription.sdp
-    answer = await client.request("stream.publish", room=room, kind="camera", sdp=pc.localDescription.sdp, timeout=10)
-    assert answer["type"] == "stream.answer", answer
-    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-    status = await client.event("stream.status", timeout=10)
-    assert status["status"] == "PUBLISHING", status
-    return pc, answer["stream"]["id"], answer["sdp"]
-
-
 async def speakers_heard(client: SocketClient, until: float) -> list[tuple[float, dict[str, Any]]]:
     """Every room.speakers frame before ``until`` (time.monotonic), with when it arrived."""
     heard = []
@@ -74,6 +44,25 @@ async def speakers_heard(client: SocketClient, until: float) -> list[tuple[float
         if frame["type"] == "room.speakers":
             heard.append((time.monotonic(), frame))
     return heard
+
+
+def switch_latencies(heard: list[tuple[float, dict[str, Any]]], epoch: float, turns: int,
+                     turn: float = TURN) -> list[tuple[float, dict[str, Any]]]:
+    """For each change of turn after the first: how long after it the new
+    speaker ("alice" in even turns, "bob" in odd ones) was first ranked
+    first, and that frame."""
+    switches = []
+    for number in range(1, turns):
+        starts = epoch + number * turn
+        speaker = "alice" if number % 2 == 0 else "bob"
+        first = next(
+            ((at, frame) for at, frame in heard
+             if at >= starts and frame["speakers"] and frame["speakers"][0]["participant"] == speaker),
+            None,
+        )
+        assert first is not None, f"{speaker} never ranked first after turn {number}: {heard}"
+        switches.append((first[0] - starts, first[1]))
+    return switches
 
 
 async def closed_after_reading(client: SocketClient) -> None:
@@ -95,11 +84,11 @@ async def test_the_ranking_follows_who_speaks_within_a_second(start_server) -> N
     # The turns start at a known instant a little ahead: both publishers are
     # up by then.
     epoch = time.monotonic() + 2.0
-    alice_pc, alice_stream, alice_answer = await publish_audio(alice, "turns", TurnsAudioTrack(epoch, phase=0))
-    bob_pc, bob_stream, _ = await publish_audio(bob, "turns", TurnsAudioTrack(epoch, phase=1))
+    alice_pc, alice_stream, alice_answer = await publish_audio(alice, "turns", TurnsAudioTrack(epoch, 0, TURN))
+    bob_pc, bob_stream, _ = await publish_audio(bob, "turns", TurnsAudioTrack(epoch, 1, TURN))
     # The node's answer negotiates the level extension: without it aiortc
     # drops the level from every packet it parses.
-    assert LEVEL_URI in alice_answer
+    assert LEVEL_URI in alice_pc.localDescription.sdp and LEVEL_URI in alice_answer
     try:
         heard = await speakers_heard(carol, until=epoch + TURNS * TURN + 0.5)
     finally:
@@ -107,22 +96,13 @@ async def test_the_ranking_follows_who_speaks_within_a_second(start_server) -> N
         await bob_pc.close()
 
     streams = {"alice": alice_stream, "bob": bob_stream}
-    latencies = []
-    for turn in range(1, TURNS):
-        starts = epoch + turn * TURN
-        speaker = "alice" if turn % 2 == 0 else "bob"
-        first = next(
-            ((at, frame) for at, frame in heard
-             if at >= starts and frame["speakers"] and frame["speakers"][0]["participant"] == speaker),
-            None,
-        )
-        assert first is not None, f"{speaker} never ranked first after turn {turn}: {heard}"
-        at, frame = first
-        latencies.append(at - starts)
+    switches = switch_latencies(heard, epoch, TURNS)
+    for _, frame in switches:
         top = frame["speakers"][0]
-        assert frame["room"] == "turns" and top["stream"] == streams[speaker]
+        assert frame["room"] == "turns" and top["stream"] == streams[top["participant"]]
         # A 12000-peak tone is -12 dBov: level 0.8 on the 60 dB scale.
         assert 0.7 <= top["level"] <= 0.9, frame
+    latencies = [latency for latency, _ in switches]
     print(f"speaker switch latencies (s): {', '.join(f'{latency:.3f}' for latency in latencies)}")
     assert max(latencies) < 1.0, latencies
 
