@@ -296,3 +296,22 @@ async def test_a_publisher_closing_its_connection_ends_the_stream() -> None:
     await again.close()
     await alice.close()
     await bob.close()
+
+
+async def test_a_speaking_publisher_is_in_room_speakers_until_its_audio_is_muted() -> None:
+    """The node's speakers report reaches every member as room.speakers,
+    once per change: a steady tone is one event, muting it another."""
+    alice, bob = await alice_and_bob_in("talk")
+    camera = await publish(alice, "talk")  # its audio: a steady -12 dBov tone
+    stream = camera.stream["id"]
+    speaking = {"type": "room.speakers", "room": "talk",
+                "speakers": [{"participant": "alice", "stream": stream, "level": 0.8}]}
+    assert await bob.event("room.speakers", timeout=5) == speaking
+    assert await alice.event("room.speakers", timeout=5) == speaking  # the speaker hears it too
+    await bob.assert_no_event("room.speakers", within=1.0)  # unchanged: not sent again
+
+    assert (await alice.request("stream.mute", stream=stream, audio=True))["status"] == "PUBLISHING"
+    assert await bob.event("room.speakers", timeout=5) == {"type": "room.speakers", "room": "talk", "speakers": []}
+    await camera.close()
+    await alice.close()
+    await bob.close()
