@@ -34,9 +34,10 @@ class AudioLevel:
     """The level of one stream's audio over the intervals it is read at.
 
     A level rises at once and falls by at most ``release_db`` per reading
-    (the node makes that 60 dB a second), as a level meter's needle does: a speaker's short pauses between words
-    keep them speaking, and a new speaker outranks the last one as soon as
-    they are louder than its fading level.
+    (the node makes that 60 dB a second), as a level meter's needle does: a
+    speaker's short pauses between words keep them speaking, and a new
+    speaker outranks the last one as soon as they are louder than its
+    fading level.
     """
 
     def __init__(self) -> None:
