@@ -1,8 +1,8 @@
 """The media nodes a process hosts, kept alive in the node registry.
 
 ``MediaNodeHost`` starts a node and writes its heartbeat (the node's load
-report) to the stream registry, where web processes pick nodes and find
-dead ones. A ``runmedianode`` process hosts one node; with
+report) to the stream registry, where web processes place new rooms on the
+least loaded node and find dead ones. A ``runmedianode`` process hosts one node; with
 ``MEDIA_NODES=embedded`` each web process hosts its own in the loop's
 ``rooms.live.context``, started on first use and stopped with daphne.
 """
@@ -50,7 +50,7 @@ class MediaNodeHost:
             # Metrics are no reason to miss a heartbeat (the node would be declared dead).
             logger.exception("reading the media node's metrics failed")
         load = self.node.load()
-        await self.registry.node_heartbeat(load.node, load.at_ms)
+        await self.registry.node_heartbeat(load.node, load.at_ms, load)
 
     async def _heartbeats(self) -> None:
         while not cancelled():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import uuid
 from typing import Any
 
@@ -104,17 +103,14 @@ async def stream_publish(
 
 
 async def _node_for_room(room: str) -> str | None:
-    """The room's media node: the one it is pinned to while that one lives."""
-    registry = process_context().stream_registry
-    alive_after = now_ms() - settings.PRESENCE_TTL_MS
+    """The room's media node: the one it is pinned to while that one lives,
+    else the least loaded live node that is not draining."""
     if settings.MEDIA_NODES == "embedded":
-        candidate = (await local_media_node()).channel
-    else:
-        alive = await registry.nodes_alive(alive_after_ms=alive_after)
-        if not alive:
-            return None
-        candidate = random.choice(alive)
-    return await registry.room_node(room, candidate, alive_after_ms=alive_after)
+        # This process's own node heartbeats from now on: it is a candidate
+        # (with Redis, beside the nodes other web processes started).
+        await local_media_node()
+    registry = process_context().stream_registry
+    return await registry.room_node_place(room, alive_after_ms=now_ms() - settings.PRESENCE_TTL_MS)
 
 
 async def stream_play(*, session: Session, stream: str, sdp: str, request_id: str | None) -> StreamStatus | None:

@@ -3,6 +3,12 @@
 Like the live state: ``RedisStreamRegistry`` for several processes (each
 decision one Lua script from ``lua/``), ``MemoryStreamRegistry`` for one
 process.
+
+Nodes heartbeat their load here. A new room goes to the live node with the
+lowest placement score (``rooms.live.placement``) that is not draining, and
+is counted on it in the same step, so web processes placing rooms at once
+spread them. A draining node takes no new room; the rooms pinned to it stay
+until they end (``room_node_release``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from rooms.live.placement import NEW_ROOM_LEGS, load_score, placement_score
 from rooms.live.redis import decoded, lua_source
+from rooms.media.messages import LoadReport
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,47 @@ class StreamRecord:
         return cls(**json.loads(raw))
 
 
+@dataclass(frozen=True)
+class NodeStatus:
+    """A registered node as the registry knows it."""
+
+    node: str
+    beat_ms: int
+    # Its last heartbeat's load; None before its first (or after it stopped).
+    load: LoadReport | None
+    draining: bool
+    # The rooms pinned to it.
+    rooms: frozenset[str]
+    streams: int
+
+    @property
+    def score(self) -> float:
+        """Its placement score: what a new room's placement compares."""
+        served = self.load.rooms if self.load is not None else 0
+        reported = load_score(self.load) if self.load is not None else 0.0
+        return placement_score(reported, pinned_rooms=len(self.rooms), served_rooms=served)
+
+    def alive(self, *, alive_after_ms: int) -> bool:
+        return self.beat_ms >= alive_after_ms
+
+
 class StreamRegistry(Protocol):
     async def stream_add(self, record: StreamRecord) -> bool: ...
     async def stream_get(self, stream_id: str) -> StreamRecord | None: ...
     async def stream_update(self, record: StreamRecord) -> None: ...
     async def stream_remove(self, stream_id: str) -> StreamRecord | None: ...
     async def room_streams(self, room: str) -> list[StreamRecord]: ...
-    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str: ...
+    async def room_node_place(self, room: str, *, alive_after_ms: int) -> str | None:
+        """The room's node: the pinned one while it lives, else the best
+        live, non-draining one, pinned now; None when there is none."""
+        ...
     async def room_node_release(self, room: str) -> None: ...
 
-    async def node_heartbeat(self, node: str, now_ms: int) -> None: ...
+    async def node_heartbeat(self, node: str, now_ms: int, load: LoadReport | None = None) -> None: ...
+    async def node_drain(self, node: str, *, draining: bool) -> bool:
+        """Set or clear ``node``'s draining flag; False if no such node is registered."""
+        ...
+    async def nodes_status(self) -> list[NodeStatus]: ...
     async def nodes_alive(self, *, alive_after_ms: int) -> list[str]: ...
     async def nodes_claim_dead(self, *, dead_before_ms: int, now_ms: int) -> list[str]: ...
     async def node_streams(self, node: str) -> list[StreamRecord]: ...
@@ -61,6 +100,8 @@ class MemoryStreamRegistry:
         self._streams: dict[str, StreamRecord] = {}
         self._room_nodes: dict[str, str] = {}
         self._heartbeats: dict[str, int] = {}
+        self._loads: dict[str, LoadReport] = {}
+        self._draining: set[str] = set()
 
     async def stream_add(self, record: StreamRecord) -> bool:
         for other in self._streams.values():
@@ -82,17 +123,56 @@ class MemoryStreamRegistry:
     async def room_streams(self, room: str) -> list[StreamRecord]:
         return [record for record in self._streams.values() if record.room == room]
 
-    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str:
+    def _pinned(self, node: str) -> int:
+        return sum(1 for pinned in self._room_nodes.values() if pinned == node)
+
+    async def room_node_place(self, room: str, *, alive_after_ms: int) -> str | None:
         current = self._room_nodes.get(room)
-        if current is None or self._heartbeats.get(current, 0) < alive_after_ms:
-            current = self._room_nodes[room] = candidate
-        return current
+        if current is not None and self._heartbeats.get(current, 0) >= alive_after_ms:
+            return current
+        self._room_nodes.pop(room, None)
+        best: tuple[float, str] | None = None
+        for node, beat in self._heartbeats.items():
+            if beat < alive_after_ms or node in self._draining:
+                continue
+            load = self._loads.get(node)
+            score = placement_score(
+                load_score(load) if load is not None else 0.0,
+                pinned_rooms=self._pinned(node), served_rooms=load.rooms if load is not None else 0,
+            )
+            if best is None or (score, node) < best:
+                best = (score, node)
+        if best is None:
+            return None
+        self._room_nodes[room] = best[1]
+        return best[1]
 
     async def room_node_release(self, room: str) -> None:
         self._room_nodes.pop(room, None)
 
-    async def node_heartbeat(self, node: str, now_ms: int) -> None:
+    async def node_heartbeat(self, node: str, now_ms: int, load: LoadReport | None = None) -> None:
         self._heartbeats[node] = now_ms
+        if load is not None:
+            self._loads[node] = load
+
+    async def node_drain(self, node: str, *, draining: bool) -> bool:
+        if node not in self._heartbeats:
+            return False
+        if draining:
+            self._draining.add(node)
+        else:
+            self._draining.discard(node)
+        return True
+
+    async def nodes_status(self) -> list[NodeStatus]:
+        return [
+            NodeStatus(
+                node=node, beat_ms=beat, load=self._loads.get(node), draining=node in self._draining,
+                rooms=frozenset(room for room, pinned in self._room_nodes.items() if pinned == node),
+                streams=sum(1 for record in self._streams.values() if record.node == node),
+            )
+            for node, beat in sorted(self._heartbeats.items())
+        ]
 
     async def nodes_alive(self, *, alive_after_ms: int) -> list[str]:
         return [node for node, beat in self._heartbeats.items() if beat >= alive_after_ms]
@@ -108,6 +188,8 @@ class MemoryStreamRegistry:
 
     async def node_forget(self, node: str) -> None:
         self._heartbeats.pop(node, None)
+        self._loads.pop(node, None)
+        self._draining.discard(node)
         for room, pinned in list(self._room_nodes.items()):
             if pinned == node:
                 del self._room_nodes[room]
@@ -116,7 +198,9 @@ class MemoryStreamRegistry:
 # Read once per process; each client registers them.
 _ADD = lua_source("stream_add")
 _REMOVE = lua_source("stream_remove")
-_PIN = lua_source("room_node_pin")
+_PLACE = lua_source("room_node_place")
+_RELEASE = lua_source("room_node_release")
+_DRAIN = lua_source("node_drain")
 _CLAIM_NODE = lua_source("claim_node")
 
 
@@ -126,7 +210,9 @@ class RedisStreamRegistry:
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
         self._remove = self._redis.register_script(_REMOVE)
-        self._pin = self._redis.register_script(_PIN)
+        self._place = self._redis.register_script(_PLACE)
+        self._release = self._redis.register_script(_RELEASE)
+        self._drain = self._redis.register_script(_DRAIN)
         self._claim_node = self._redis.register_script(_CLAIM_NODE)
 
     def _key(self, *parts: str) -> str:
@@ -167,16 +253,44 @@ class RedisStreamRegistry:
         raw = await self._redis.hgetall(self._key("room", room, "streams"))
         return [StreamRecord.from_json(value) for value in raw.values()]
 
-    async def room_node(self, room: str, candidate: str, *, alive_after_ms: int) -> str:
+    async def room_node_place(self, room: str, *, alive_after_ms: int) -> str | None:
         keys = [self._key("room", room, "node"), self._key("nodes")]
-        node = await self._pin(keys=keys, args=[candidate, alive_after_ms])
-        return node.decode() if isinstance(node, bytes) else str(node)
+        node = await self._place(keys=keys, args=[alive_after_ms, self._prefix, room, NEW_ROOM_LEGS])
+        return decoded(node) if node else None
 
     async def room_node_release(self, room: str) -> None:
-        await self._redis.delete(self._key("room", room, "node"))
+        await self._release(keys=[self._key("room", room, "node")], args=[self._prefix, room])
 
-    async def node_heartbeat(self, node: str, now_ms: int) -> None:
-        await self._redis.zadd(self._key("nodes"), {node: now_ms})
+    async def node_heartbeat(self, node: str, now_ms: int, load: LoadReport | None = None) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._key("nodes"), {node: now_ms})
+            if load is not None:
+                pipe.hset(self._key("node", node, "load"), mapping={
+                    "score": repr(load_score(load)), "rooms": load.rooms, "report": load.model_dump_json(),
+                })
+            await pipe.execute()
+
+    async def node_drain(self, node: str, *, draining: bool) -> bool:
+        keys = [self._key("nodes"), self._key("node", node, "load")]
+        return bool(await self._drain(keys=keys, args=[node, "1" if draining else "0"]))
+
+    async def nodes_status(self) -> list[NodeStatus]:
+        statuses = []
+        beats: list[Any] = await self._redis.zrange(self._key("nodes"), 0, -1, withscores=True)
+        for raw_node, beat in beats:
+            node = decoded(raw_node)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self._key("node", node, "load"))
+                pipe.smembers(self._key("node", node, "rooms"))
+                pipe.scard(self._key("node", node, "streams"))
+                fields, rooms, streams = await pipe.execute()
+            load = {decoded(key): decoded(value) for key, value in fields.items()}
+            report = LoadReport.model_validate_json(load["report"]) if load.get("report") else None
+            statuses.append(NodeStatus(
+                node=node, beat_ms=int(beat), load=report, draining=load.get("draining") == "1",
+                rooms=frozenset(decoded(room) for room in rooms), streams=int(streams),
+            ))
+        return sorted(statuses, key=lambda status: status.node)
 
     async def nodes_alive(self, *, alive_after_ms: int) -> list[str]:
         return [decoded(node) for node in await self._redis.zrangebyscore(self._key("nodes"), alive_after_ms, "+inf")]
@@ -201,5 +315,7 @@ class RedisStreamRegistry:
     async def node_forget(self, node: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self._key("nodes"), node)
-            pipe.delete(self._key("node", node, "streams"))
+            pipe.delete(
+                self._key("node", node, "streams"), self._key("node", node, "load"), self._key("node", node, "rooms")
+            )
             await pipe.execute()

@@ -212,13 +212,24 @@ class SpeakersReport(Report):
 
 
 class LoadReport(Report):
-    """What a node is serving, as of ``at_ms``: its heartbeat."""
+    """What a node is serving, as of ``at_ms``: its heartbeat.
+
+    ``rooms``, ``cpu``, ``host`` and ``pid`` came later in version 1
+    (optional, for readers of earlier heartbeats): web processes place new
+    rooms by them, and operators find the node's process by them.
+    """
 
     report: Literal["load"] = "load"
     node: str
     published: int
     played: int
     at_ms: int
+    # The rooms its publications belong to.
+    rooms: int = 0
+    # CPU seconds per second its process used since the previous heartbeat.
+    cpu: float = 0.0
+    host: str = ""
+    pid: int = 0
 
 
 AnyReport = Annotated[

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from rooms.media.sink import StreamSink
 from rooms.media.speakers import PublishedAudio, SpeakersWatch
 from rooms.media.tap import check_aiortc_internals
 from rooms.media.timing import now_ms
+from rooms.media.usage import CpuUsage
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class MediaNode:
         self._speakers_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Future[None]] = set()
         self.meter = TrafficMeter()
+        self.cpu = CpuUsage()
         self._ice_servers = [
             RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
             for server in config.ice_servers
@@ -92,9 +96,12 @@ class MediaNode:
             )
 
     def load(self) -> messages.LoadReport:
-        """The node's heartbeat: what it serves right now."""
+        """The node's heartbeat: what it serves right now, and the CPU it
+        used since the previous one (so: one call per heartbeat)."""
+        rooms = {publication.command.room for publication in self.publications.values()}
         return messages.LoadReport(
-            node=self.channel, published=len(self.publications), played=len(self.played), at_ms=now_ms()
+            node=self.channel, published=len(self.publications), played=len(self.played), at_ms=now_ms(),
+            rooms=len(rooms), cpu=self.cpu.share(), host=socket.gethostname(), pid=os.getpid(),
         )
 
     def metrics_read(self) -> None:

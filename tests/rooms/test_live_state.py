@@ -20,6 +20,7 @@ from rooms.live.contract import JoinResult, LeaveResult, LiveState, SessionInfo
 from rooms.live.memory import MemoryLiveState
 from rooms.live.redis import RedisLiveState, redis_client
 from rooms.live.registry import MemoryStreamRegistry, RedisStreamRegistry, StreamRecord, StreamRegistry
+from rooms.media.messages import LoadReport
 
 LEASE_MS = 100
 
@@ -436,37 +437,46 @@ async def test_a_stream_update_is_what_the_room_sees(live: Live) -> None:
     assert [record.payload for record in await live.registry.room_streams("r")] == [muted.payload]
 
 
+def load(node: str, *, legs: int = 0, rooms: int = 0, cpu: float = 0.0) -> LoadReport:
+    return LoadReport(node=node, published=0, played=legs, at_ms=1000, rooms=rooms, cpu=cpu)
+
+
 async def test_a_room_stays_pinned_to_its_live_node(live: Live) -> None:
     _, other = live.another_process()
-    await live.registry.node_heartbeat("node-1", 1000)
-    await live.registry.node_heartbeat("node-2", 1000)
-    assert await live.registry.room_node("r", "node-1", alive_after_ms=500) == "node-1"
-    assert await other.room_node("r", "node-2", alive_after_ms=500) == "node-1"
-    # Two processes pinning a new room at once agree on one node.
+    await live.registry.node_heartbeat("node-1", 1000, load("node-1"))
+    await live.registry.node_heartbeat("node-2", 1000, load("node-2", legs=5))
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "node-1"
+    # Busier now than node-2, but the room's streams are there: it stays.
+    await live.registry.node_heartbeat("node-1", 1000, load("node-1", legs=50, rooms=1))
+    assert await other.room_node_place("r", alive_after_ms=500) == "node-1"
+    # Two processes placing a new room at once agree on one node.
     pins = await asyncio.gather(
-        live.registry.room_node("new", "node-1", alive_after_ms=500),
-        other.room_node("new", "node-2", alive_after_ms=500),
+        live.registry.room_node_place("new", alive_after_ms=500), other.room_node_place("new", alive_after_ms=500),
     )
-    assert pins[0] == pins[1]
+    assert pins == ["node-2", "node-2"]
 
 
-async def test_a_room_is_pinned_again_when_its_node_is_dead(live: Live) -> None:
-    await live.registry.node_heartbeat("node-1", 1000)
-    await live.registry.node_heartbeat("node-2", 3000)
-    assert await live.registry.room_node("r", "node-1", alive_after_ms=500) == "node-1"
-    assert await live.registry.room_node("r", "node-2", alive_after_ms=2000) == "node-2"
-    assert await live.registry.room_node("r", "node-1", alive_after_ms=2000) == "node-2"
-    # A pinned node that never beat is as dead as one that stopped.
-    assert await live.registry.room_node("other", "never-beat", alive_after_ms=500) == "never-beat"
-    assert await live.registry.room_node("other", "node-2", alive_after_ms=500) == "node-2"
+async def test_a_room_is_placed_again_when_its_node_is_dead(live: Live) -> None:
+    await live.registry.node_heartbeat("node-1", 1000, load("node-1"))
+    await live.registry.node_heartbeat("node-2", 3000, load("node-2", legs=10))
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "node-1"
+    assert await live.registry.room_node_place("r", alive_after_ms=2000) == "node-2"
+    rooms = {status.node: status.rooms for status in await live.registry.nodes_status()}
+    assert rooms == {"node-1": frozenset(), "node-2": {"r"}}
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "node-2"
+    # No live node: no place, and no pin left to a dead one.
+    assert await live.registry.room_node_place("r", alive_after_ms=5000) is None
+    assert all(not status.rooms for status in await live.registry.nodes_status())
 
 
-async def test_a_released_room_takes_the_next_candidate(live: Live) -> None:
-    await live.registry.node_heartbeat("node-1", 1000)
-    await live.registry.node_heartbeat("node-2", 1000)
-    assert await live.registry.room_node("r", "node-1", alive_after_ms=500) == "node-1"
+async def test_a_released_room_is_placed_again(live: Live) -> None:
+    await live.registry.node_heartbeat("node-1", 1000, load("node-1"))
+    await live.registry.node_heartbeat("node-2", 1000, load("node-2", legs=1))
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "node-1"
     await live.registry.room_node_release("r")
-    assert await live.registry.room_node("r", "node-2", alive_after_ms=500) == "node-2"
+    assert all(not status.rooms for status in await live.registry.nodes_status())
+    await live.registry.node_heartbeat("node-1", 1000, load("node-1", legs=20))
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "node-2"
 
 
 async def test_node_heartbeats_and_node_death(live: Live) -> None:
@@ -476,7 +486,11 @@ async def test_node_heartbeats_and_node_death(live: Live) -> None:
     assert sorted(await live.registry.nodes_alive(alive_after_ms=500)) == ["old", "young"]
     assert await live.registry.nodes_alive(alive_after_ms=3000) == ["young"]
     await live.registry.stream_add(stream("cam", node="old"))
-    assert await live.registry.room_node("r", "old", alive_after_ms=500) == "old"
+    assert await live.registry.room_node_place("r", alive_after_ms=4000) == "young"
+    await live.registry.node_drain("young", draining=True)
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "young"
+    await live.registry.room_node_release("r")
+    assert await live.registry.room_node_place("r", alive_after_ms=500) == "old"
     claims = await asyncio.gather(
         live.registry.nodes_claim_dead(dead_before_ms=3000, now_ms=6000),
         other.nodes_claim_dead(dead_before_ms=3000, now_ms=6000),
@@ -489,9 +503,12 @@ async def test_node_heartbeats_and_node_death(live: Live) -> None:
     await live.registry.node_forget("old")
     assert await live.registry.nodes_alive(alive_after_ms=0) == ["young"]
     assert await live.registry.node_streams("old") == []
+    assert [status.node for status in await live.registry.nodes_status()] == ["young"]
     assert await live.registry.nodes_claim_dead(dead_before_ms=99_000, now_ms=99_000) == ["young"]
-    # Its rooms go to the next candidate.
-    assert await live.registry.room_node("r", "young", alive_after_ms=0) == "young"
+    # Its rooms go to the next node.
+    await live.registry.node_forget("young")
+    await live.registry.node_heartbeat("fresh", 99_000)
+    assert await live.registry.room_node_place("r", alive_after_ms=0) == "fresh"
 
 
 # --- The process context -----------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import typing
 from pathlib import Path
@@ -46,6 +47,8 @@ EXAMPLES: list[messages.NodeMessage] = [
     messages.FailedReport(room="weekly", stream="9d04", reason="no_media"),
     messages.EndedReport(room="weekly", stream="9d04", player="specific.a!c"),
     messages.LoadReport(node="media.node.x!y", published=2, played=5, at_ms=1_764_000_000_000),
+    messages.LoadReport(node="media.node.x!y", published=2, played=5, at_ms=1_764_000_000_000, rooms=1, cpu=0.25,
+                        host="media-1", pid=4242),
 ]
 
 
@@ -156,7 +159,9 @@ async def test_a_node_refuses_what_it_cannot_read_and_keeps_serving(caplog: pyte
         await publisher.pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
         publishing = await report_on(layer, client)
         assert publishing == messages.PublishingReport(room="r", stream="s1", codecs=answer.codecs)
-        assert node.load().published == 1
+        load = node.load()
+        assert (load.published, load.played, load.rooms, load.pid) == (1, 0, 1, os.getpid())
+        assert load.cpu > 0  # accepting the offer and its media took CPU since the node started
     finally:
         await node.shutdown()
         await publisher.pc.close()

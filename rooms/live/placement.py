@@ -1,0 +1,34 @@
+"""How loaded a media node is, in legs: the number a new room's placement
+compares.
+
+A leg is one peer connection a node serves (a publication or a play).
+Forwarding one costs about 0.011 CPU-seconds per second, so one core
+forwards some 90 legs (docs/PERFORMANCE.md, "Media: forwarding cost per
+subscriber"); the node's measured CPU share counts in the same unit, which
+weighs what legs alone miss (recording, a heavy bitrate, an embedded node
+sharing its process with the web side). Both registries rank nodes with
+these functions; the Redis one repeats ``placement_score`` in
+``lua/room_node_place.lua``, with ``NEW_ROOM_LEGS`` passed to it.
+"""
+
+from __future__ import annotations
+
+from rooms.media.messages import LoadReport
+
+LEGS_PER_CORE = 90
+# A room pinned to a node that serves nothing of it yet (placed since the
+# node's last heartbeat, or between publishes) counts as this many legs: a
+# publisher and a player. So a burst of new rooms spreads at once instead
+# of all landing on the node that looked emptiest at its last heartbeat.
+NEW_ROOM_LEGS = 2
+
+
+def load_score(load: LoadReport) -> float:
+    """A heartbeat's load in legs."""
+    return load.published + load.played + LEGS_PER_CORE * load.cpu
+
+
+def placement_score(score: float, *, pinned_rooms: int, served_rooms: int) -> float:
+    """The node's reported ``score`` plus the rooms pinned to it that its
+    heartbeat did not count yet."""
+    return score + NEW_ROOM_LEGS * max(0, pinned_rooms - served_rooms)
