@@ -2,11 +2,12 @@
 compares.
 
 A leg is one peer connection a node serves (a publication or a play).
-Forwarding one costs about 0.011 CPU-seconds per second, so one core
-forwards some 90 legs (docs/PERFORMANCE.md, "Media: forwarding cost per
-subscriber"); the node's measured CPU share counts in the same unit, which
-weighs what legs alone miss (recording, a heavy bitrate, an embedded node
-sharing its process with the web side). Both registries rank nodes with
+Forwarding one costs 0.004–0.006 CPU-seconds per second, so one core
+forwards some 200 legs (docs/PERFORMANCE.md, "Media: forwarding cost per
+subscriber"); the node's measured CPU share counts in the same unit. For
+plain forwarding that about doubles each leg; what legs alone miss weighs
+in on top (recording, a heavy bitrate, an embedded node sharing its process
+with the web side). Both registries rank nodes with
 these functions; the Redis one repeats ``placement_score`` in
 ``lua/room_node_place.lua``, with ``NEW_ROOM_LEGS`` passed to it.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from rooms.media.messages import LoadReport
 
-LEGS_PER_CORE = 90
+LEGS_PER_CORE = 200
 # A room pinned to a node that serves nothing of it yet (placed since the
 # node's last heartbeat, or between publishes) counts as this many legs: a
 # publisher and a player. So a burst of new rooms spreads at once instead
