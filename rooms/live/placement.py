@@ -2,7 +2,7 @@
 compares.
 
 A leg is one peer connection a node serves (a publication or a play).
-Forwarding one costs 0.004–0.006 CPU-seconds per second, so one core
+Forwarding one costs 0.004 to 0.006 CPU-seconds per second, so one core
 forwards some 200 legs (docs/PERFORMANCE.md, "Media: forwarding cost per
 subscriber"); the node's measured CPU share counts in the same unit. For
 plain forwarding that about doubles each leg; what legs alone miss weighs

@@ -99,6 +99,8 @@ class MemoryStreamRegistry:
     def __init__(self) -> None:
         self._streams: dict[str, StreamRecord] = {}
         self._room_nodes: dict[str, str] = {}
+        # The same pins by node.
+        self._node_rooms: dict[str, set[str]] = {}
         self._heartbeats: dict[str, int] = {}
         self._loads: dict[str, LoadReport] = {}
         self._draining: set[str] = set()
@@ -123,14 +125,16 @@ class MemoryStreamRegistry:
     async def room_streams(self, room: str) -> list[StreamRecord]:
         return [record for record in self._streams.values() if record.room == room]
 
-    def _pinned(self, node: str) -> int:
-        return sum(1 for pinned in self._room_nodes.values() if pinned == node)
+    def _unpin(self, room: str) -> None:
+        node = self._room_nodes.pop(room, None)
+        if node is not None:
+            self._node_rooms.get(node, set()).discard(room)
 
     async def room_node_place(self, room: str, *, alive_after_ms: int) -> str | None:
         current = self._room_nodes.get(room)
         if current is not None and self._heartbeats.get(current, 0) >= alive_after_ms:
             return current
-        self._room_nodes.pop(room, None)
+        self._unpin(room)
         best: tuple[float, str] | None = None
         for node, beat in self._heartbeats.items():
             if beat < alive_after_ms or node in self._draining:
@@ -138,17 +142,18 @@ class MemoryStreamRegistry:
             load = self._loads.get(node)
             score = placement_score(
                 load_score(load) if load is not None else 0.0,
-                pinned_rooms=self._pinned(node), served_rooms=load.rooms if load is not None else 0,
+                pinned_rooms=len(self._node_rooms.get(node, ())), served_rooms=load.rooms if load is not None else 0,
             )
             if best is None or (score, node) < best:
                 best = (score, node)
         if best is None:
             return None
         self._room_nodes[room] = best[1]
+        self._node_rooms.setdefault(best[1], set()).add(room)
         return best[1]
 
     async def room_node_release(self, room: str) -> None:
-        self._room_nodes.pop(room, None)
+        self._unpin(room)
 
     async def node_heartbeat(self, node: str, now_ms: int, load: LoadReport | None = None) -> None:
         self._heartbeats[node] = now_ms
@@ -168,7 +173,7 @@ class MemoryStreamRegistry:
         return [
             NodeStatus(
                 node=node, beat_ms=beat, load=self._loads.get(node), draining=node in self._draining,
-                rooms=frozenset(room for room, pinned in self._room_nodes.items() if pinned == node),
+                rooms=frozenset(self._node_rooms.get(node, ())),
                 streams=sum(1 for record in self._streams.values() if record.node == node),
             )
             for node, beat in sorted(self._heartbeats.items())
@@ -190,9 +195,8 @@ class MemoryStreamRegistry:
         self._heartbeats.pop(node, None)
         self._loads.pop(node, None)
         self._draining.discard(node)
-        for room, pinned in list(self._room_nodes.items()):
-            if pinned == node:
-                del self._room_nodes[room]
+        for room in self._node_rooms.pop(node, set()):
+            self._room_nodes.pop(room, None)
 
 
 # Read once per process; each client registers them.
