@@ -112,7 +112,7 @@ async def test_rooms_spread_and_a_drained_node_keeps_its_meeting_until_it_ends( 
     drain = await manage_start(env, "drainmedianode", busy)
     assert drain.stdout is not None
     first = (await asyncio.wait_for(drain.stdout.readline(), 60)).decode()
-    assert first == f"node {busy} is draining: new rooms go to other nodes; 1 rooms on it: meeting\n"
+    assert first == f"node {busy} is draining: new rooms go to other nodes; 1 room on it: meeting\n"
     # Four new rooms: by load alone the meeting's node would have taken some
     # (each placed room counts on its node at once); draining, it takes none.
     dave = await SocketClient.connected(web.ws_url, "dave")

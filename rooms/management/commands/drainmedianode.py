@@ -61,7 +61,7 @@ class Command(BaseCommand):
         # Read again: a room placed while the flag was on its way is on the node too.
         status = node_find(await nodes_status(), node)
         rooms = ", ".join(sorted(status.rooms)) or "none"
-        self.stdout.write(f"node {node} is draining: new rooms go to other nodes; {len(status.rooms)} rooms on it: "
+        self.stdout.write(f"node {node} is draining: new rooms go to other nodes; {_rooms(len(status.rooms))} on it: "
                           f"{rooms}")
         if options["no_wait"]:
             return
@@ -78,5 +78,9 @@ class Command(BaseCommand):
             raise CommandError(f"node {node} stopped heartbeating before its last room ended")
         else:
             left = node_find(await nodes_status(), node).rooms
-            raise CommandError(f"node {node} still has {len(left)} rooms after {options['timeout']:g} s: "
+            raise CommandError(f"node {node} still has {_rooms(len(left))} after {options['timeout']:g} s: "
                                f"{', '.join(sorted(left))} (it stays draining)")
+
+
+def _rooms(count: int) -> str:
+    return f"{count} room" if count == 1 else f"{count} rooms"
