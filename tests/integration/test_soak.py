@@ -1,4 +1,4 @@
-"""The soak (tests/bench/soak.py) for two minutes: 200 people churning over
+"""The soak (tests/bench/soak.py) for 45 seconds: 200 people churning over
 two daphne processes, a media node and a worker; no ghost, no lost or
 duplicated chat, keys and descriptors back to baseline at the end."""
 
@@ -15,10 +15,10 @@ from tests.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
-SOAK_SECONDS = os.environ.get("SOAK_SECONDS", "120")
+SOAK_SECONDS = os.environ.get("SOAK_SECONDS", "45")
 
 
-def test_two_minutes_of_churn_leave_nothing_behind() -> None:
+def test_churn_leaves_nothing_behind() -> None:
     result = subprocess.run(
         [sys.executable, "tests/bench/soak.py", "--duration", SOAK_SECONDS, "--clients", "200", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=float(SOAK_SECONDS) + 240,
@@ -27,5 +27,7 @@ def test_two_minutes_of_churn_leave_nothing_behind() -> None:
     report = json.loads(result.stdout)
     failed = [target for target in report["targets"] if target["passed"] is False]
     assert not failed, json.dumps({"failed": failed, "report": report}, indent=1)[:6000]
-    assert report["chat"]["deliveries due"] > 10_000
-    assert report["visits"] > 1000 and report["plays"] >= 4
+    seconds = float(SOAK_SECONDS)
+    # The churn really happened (45 s on a busy 2-core machine: ~13,000 deliveries, ~800 visits).
+    assert report["chat"]["deliveries due"] > 150 * seconds
+    assert report["visits"] > 10 * seconds and report["plays"] >= 4
