@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "rooms",
     "recording",
     "webhooks",
+    "loadtest",
 ]
 
 MIDDLEWARE = [
