@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-WS_PATH = "/ws/rooms/"
 _SIZE_RE = re.compile(r"(\d+)x(\d+)")
 
 
@@ -75,7 +74,8 @@ def ws_url(url: str) -> str:
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None or not parts.netloc:
         raise ConfigError(f"URL must be http(s)://host[:port]/ or ws(s)://host[:port]/ws/rooms/, not {url!r}")
-    path = parts.path if parts.path.rstrip("/").endswith("/ws/rooms") else parts.path.rstrip("/") + WS_PATH
+    path = parts.path.rstrip("/")
+    path = (path if path.endswith("/ws/rooms") else path + "/ws/rooms") + "/"
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
