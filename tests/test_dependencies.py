@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("conference_site", "audit", "ops", "rooms", "recording", "webhooks")
+PACKAGES = ("conference_site", "audit", "ops", "rooms", "recording", "webhooks", "loadtest")
 
 
 @cache
@@ -116,6 +116,31 @@ def test_the_audit_trail_imports_nothing_of_the_project() -> None:
         if not _inside(imported, "audit")
     }
     assert not wrong
+
+
+def test_nothing_of_the_server_imports_the_load_test() -> None:
+    """The load test is a client of the server's protocol: the server never depends on it."""
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if not _inside(module, "loadtest")
+        for imported in imports
+        if _inside(imported, "loadtest")
+    }
+    assert not wrong
+
+
+def test_the_load_test_uses_of_rooms_only_tokens_and_the_media_tap() -> None:
+    """It runs against any server (another host, another version): it shares the token layout and the
+    client-side media helpers, nothing of the server's state."""
+    used = {
+        imported
+        for module, imports in project_imports().items()
+        if _inside(module, "loadtest")
+        for imported in imports
+        if not _inside(imported, "loadtest")
+    }
+    assert used == {"rooms.access_tokens", "rooms.media.peer", "rooms.media.tap"}
 
 
 def test_the_metrics_import_nothing_of_the_project() -> None:
