@@ -48,6 +48,7 @@ class LoadConfig:
     room_prefix: str = "loadtest"
     join_rate: float = 10.0
     setup_timeout_s: float = 30.0
+    warmup_s: float = 2.0
     thresholds: Thresholds = Thresholds()
 
     @property
@@ -133,6 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 10; the server allows 20 joins a second from one address)")
     parser.add_argument("--setup-timeout", type=float, default=30.0, help="seconds to get everyone joined, "
                         "publishing and playing (default 30)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds between the last first frame and "
+                        "the measured window, for every stream to settle (default 2)")
     parser.add_argument("--max-errors", type=int, default=0, help="server errors allowed (default 0)")
     parser.add_argument("--max-chat-loss", type=float, default=0.0, help="percent of chat deliveries that "
                         "may be lost (default 0)")
@@ -152,6 +155,8 @@ def from_options(options: dict[str, Any], *, api_keys: dict[str, str], media_hos
         raise ConfigError("--subscribers and --chat-rate must not be negative")
     if options["duration"] <= 0 or options["join_rate"] <= 0 or options["setup_timeout"] <= 0:
         raise ConfigError("--duration, --join-rate and --setup-timeout must be positive")
+    if options["warmup"] < 0:
+        raise ConfigError("--warmup must not be negative")
     if not 1 <= options["fps"] <= 60:
         raise ConfigError("--fps must be 1 to 60")
     width, height = video_size(options["video_size"])
@@ -175,6 +180,7 @@ def from_options(options: dict[str, Any], *, api_keys: dict[str, str], media_hos
         room_prefix=options["room_prefix"],
         join_rate=options["join_rate"],
         setup_timeout_s=options["setup_timeout"],
+        warmup_s=options["warmup"],
         thresholds=Thresholds(
             max_errors=options["max_errors"],
             max_chat_loss=options["max_chat_loss"],

@@ -119,6 +119,9 @@ class Run:
         if not await self._until(self._all_playing, config.setup_timeout_s):
             self.state.errors.add("setup_timeout", "run", "not every subscription got a first frame within "
                                   f"{config.setup_timeout_s:g} s")
+        # A publisher slowed while everyone connected sends the frames it owes at once; not in the window.
+        self.phase = "warming up"
+        await asyncio.sleep(config.warmup_s)
 
     def _all_playing(self) -> bool:
         subscriptions = self.state.subscriptions
@@ -204,6 +207,7 @@ class Run:
             "config": {
                 "url": config.url, "rooms": config.rooms, "publishers": config.publishers,
                 "subscribers": config.subscribers, "chat_rate": config.chat_rate, "duration_s": config.duration_s,
+                "warmup_s": config.warmup_s,
                 "video": f"{config.width}x{config.height}@{config.fps}", "fps": config.fps, "audio": config.audio,
                 "token_mode": config.token_mode, "run_id": self.run_id,
             },

@@ -32,7 +32,7 @@ def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def test_a_small_load_is_carried_and_measured(start_server, server_env) -> None:  # type: ignore[no-untyped-def]
     server = start_server("daphne", "web")
     result = loadtest(server_env, server.http_url, "--rooms", "2", "--publishers", "1", "--subscribers", "2",
-                      "--chat-rate", "4", "--duration", "5", "--json")
+                      "--chat-rate", "4", "--duration", "5", "--warmup", "1", "--json")
     report = report_of(result)
     assert result.returncode == 0, (report["failures"], report["errors"], result.stderr)
     assert report["passed"] and report["failures"] == []
@@ -75,7 +75,8 @@ def test_tokens_thresholds_and_refusals(start_server, server_env) -> None:  # ty
     server = start_server("daphne", "web", env=token_env)
     # The key is given to the command, not read from the environment (as from another host).
     client_env = {**server_env, "API_KEYS": ""}
-    small = ("--rooms", "1", "--publishers", "1", "--subscribers", "1", "--chat-rate", "2", "--duration", "2")
+    small = ("--rooms", "1", "--publishers", "1", "--subscribers", "1", "--chat-rate", "2", "--duration", "2",
+             "--warmup", "0.5")
 
     # Signed tokens carry the participants in; asked for more fps than published, the run fails and says why.
     result = loadtest(client_env, server.ws_url, *small, "--token-key", f"{KEY}:{SECRET}", "--min-fps", "40",
