@@ -19,24 +19,17 @@ class Progress:
         self._last_plain = 0.0
         self._shown = False
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, *, force: bool = False) -> None:
+        """Refresh the line (off a terminal: print it if PLAIN_EVERY_S passed, or ``force``)."""
         if not self.enabled:
             return
         if self.terminal:
             width = shutil.get_terminal_size((120, 20)).columns - 1
             self.stream.write("\r" + text[:width].ljust(width))
             self._shown = True
-        elif time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
+        elif force or time.monotonic() - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain = time.monotonic()
             self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def say(self, text: str) -> None:
-        """A line of its own (a phase change), kept above the progress line."""
-        if not self.enabled:
-            return
-        self.finish()
-        self.stream.write(text + "\n")
         self.stream.flush()
 
     def finish(self) -> None:

@@ -194,7 +194,8 @@ class Run:
             shower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await shower
-            self.progress.show(self.status_line())
+            self.phase = "done"
+            self.progress.show(self.status_line(), force=True)
             self.progress.finish()
         return self.report(results)
 

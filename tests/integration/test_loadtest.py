@@ -37,7 +37,8 @@ def test_a_small_load_is_carried_and_measured(start_server, server_env) -> None:
     assert result.returncode == 0, (report["failures"], report["errors"], result.stderr)
     assert report["passed"] and report["failures"] == []
     assert report["config"]["token_mode"] is False
-    assert "measuring:" in result.stderr  # the progress line
+    # the progress line, on stderr: off a terminal a line now and then, and the last one always
+    assert result.stderr.splitlines()[-1].startswith("done: 5/5 s | joined 6/6 | publishing 2/2 | playing 4/4 |")
 
     assert report["participants"] == {"planned": 6, "joined": 6}
     assert report["join_ms"]["count"] == 6 and 0 < report["join_ms"]["p50"] <= report["join_ms"]["p95"] < 5000
@@ -50,7 +51,7 @@ def test_a_small_load_is_carried_and_measured(start_server, server_env) -> None:
         (who, room) for who in ("sub0", "sub1") for room in {s["room"] for s in subscriptions}}
     for subscription in subscriptions:
         # published at 15 fps, counted over the 5 s window
-        assert 12 <= subscription["fps"] <= 16, subscription
+        assert 12 <= subscription["fps"] <= 17, subscription
         assert 0 < subscription["first_frame_ms"] < 10_000, subscription
         assert subscription["window_s"] >= 4.5, subscription
         # the loss measure reads real timestamps: the frames received span as many steps as were counted
