@@ -87,11 +87,10 @@ class Run:
 
     async def _start_all(self, role: str) -> None:
         group = [p for p in self.participants if p.role == role]
-        offset = sum(p.role != role for p in self.participants[: self.participants.index(group[0])]) if group else 0
 
         async def start(index: int, participant: Participant) -> None:
             # Paced: the server limits joins per second from one address.
-            await asyncio.sleep((offset + index) / self.config.join_rate)
+            await asyncio.sleep(index / self.config.join_rate)
             await participant.start()
 
         await asyncio.gather(*(start(i, p) for i, p in enumerate(group)))
