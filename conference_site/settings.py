@@ -302,8 +302,8 @@ ROOMS_MAX: int = env.int("ROOMS_MAX", default=1000)
 # Empty: gather ICE candidates on every address of the machine's interfaces
 # (what a person on a laptop needs). One address: only that one; a loopback
 # address also confines media to loopback (tests, benchmarks).
-def _media_host_ip(raw: str) -> str:
-    """MEDIA_HOST_IP: empty, or one IP address of this machine."""
+def _media_host_ip(raw: str, name: str = "MEDIA_HOST_IP") -> str:
+    """MEDIA_HOST_IP (or MEDIA_PUBLIC_IP): empty, or one IP address."""
     import ipaddress
 
     from django.core.exceptions import ImproperlyConfigured
@@ -312,11 +312,15 @@ def _media_host_ip(raw: str) -> str:
         try:
             ipaddress.ip_address(raw)
         except ValueError:
-            raise ImproperlyConfigured(f"MEDIA_HOST_IP must be an IP address (or empty), not {raw!r}") from None
+            raise ImproperlyConfigured(f"{name} must be an IP address (or empty), not {raw!r}") from None
     return raw
 
 
 MEDIA_HOST_IP: str = _media_host_ip(env("MEDIA_HOST_IP").strip())
+# Behind a 1:1 NAT (a cloud VM with a private address and a public one
+# mapped to it): the public address, advertised in the answers' candidates
+# in place of the address the node gathers on (Janus' nat_1_1_mapping).
+MEDIA_PUBLIC_IP: str = _media_host_ip(env.str("MEDIA_PUBLIC_IP", default="").strip(), "MEDIA_PUBLIC_IP")
 # embedded: every web process runs a media node for the rooms pinned to it;
 # external: only `manage.py runmedianode` processes do.
 MEDIA_NODES: str = env.str("MEDIA_NODES", default="embedded")
@@ -372,6 +376,29 @@ def _networks(raw: list[str]) -> list[str]:
 # ... and never to these networks (an operator's internal ones).
 MEDIA_DENIED_PEER_NETWORKS: list[str] = _networks(env.list("MEDIA_DENIED_PEER_NETWORKS", default=[]))
 ICE_SERVERS: list[dict[str, Any]] = _ice_servers(env("ICE_SERVERS"))
+
+
+def _turn_urls(raw: list[str]) -> list[str]:
+    """TURN_URLS: comma-separated turn:/turns: URLs (turn:turn.example.com:3478?transport=udp)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    urls = [url.strip() for url in raw if url.strip()]
+    for url in urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise ImproperlyConfigured(f"TURN_URLS: {url!r} is not a turn: or turns: URL")
+    return urls
+
+
+# A TURN relay (coturn) whose credentials every session gets minted for it
+# (rooms.turn): the relay's URLs, the secret it shares with this server
+# (coturn's static-auth-secret), and how long each session's credentials hold.
+TURN_URLS: list[str] = _turn_urls(env.list("TURN_URLS", default=[]))
+TURN_SHARED_SECRET: str = env.str("TURN_SHARED_SECRET", default="")
+TURN_CREDENTIAL_TTL_S: int = env.int("TURN_CREDENTIAL_TTL_S", default=86_400)
+if TURN_CREDENTIAL_TTL_S < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TURN_CREDENTIAL_TTL_S must be at least 1")
 
 # --- Who may do what ----------------------------------------------------------
 

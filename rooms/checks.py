@@ -53,4 +53,28 @@ def room_auth_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
                 id="rooms.W003",
             )
         )
+    problems += _turn_problems()
     return problems
+
+
+def _turn_problems() -> list[CheckMessage]:
+    if settings.TURN_URLS and not settings.TURN_SHARED_SECRET:
+        # Clients would get TURN URLs with no credentials: useless to them.
+        return [
+            Warning(
+                "TURN_URLS is set without TURN_SHARED_SECRET: clients get no TURN server.",
+                hint="Set TURN_SHARED_SECRET to the static-auth-secret of the TURN server (coturn).",
+                id="rooms.W004",
+            )
+        ]
+    if settings.TURN_URLS and len(settings.TURN_SHARED_SECRET) < MIN_SECRET_LENGTH:
+        # Anyone may collect minted credentials and try the secret offline.
+        return [
+            Warning(
+                f"TURN_SHARED_SECRET is shorter than {MIN_SECRET_LENGTH} characters.",
+                hint="Use a long random secret in both places, e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'.",
+                id="rooms.W005",
+            )
+        ]
+    return []

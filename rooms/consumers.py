@@ -26,6 +26,7 @@ from rooms.live.context import process_context
 from rooms.media import messages
 from rooms.server_messages import ErrorReply, ServerMessage, SessionStatus
 from rooms.session import Session
+from rooms.turn import ice_servers_refresh_at
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # Ends the session when its access token expires (re-armed by session.refresh).
     token_expiry: asyncio.TimerHandle | None = None
     token_expiry_at: int | None = None
+    # Sends fresh TURN credentials before the session's expire (rooms.turn).
+    ice_refresh: asyncio.TimerHandle | None = None
+    ice_refresh_for: int | None = None
     # The daphne connection under this consumer (None under other servers).
     connection: transport.DaphneConnection | None = None
     send_buffer_max: int = 0
@@ -195,6 +199,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if reply is not None:
             await self.send_message(reply)
         self._token_expiry_arm()
+        self._ice_refresh_arm()
 
     async def _live_epoch_check(self, message: protocol.AnyClientMessage) -> bool:
         """False when the live state this session lived in is gone: the session
@@ -239,6 +244,30 @@ class RoomConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at + CLOCK_SKEW_S - time.time())
         self.token_expiry = loop.call_later(delay, lambda: loop.create_task(self._token_expired(expires_at)))
+
+    def _ice_refresh_arm(self) -> None:
+        """(Re)arm the sending of fresh TURN credentials before the session's expire."""
+        expires_at = self.session.ice_servers_expires_at if self.session is not None else None
+        if expires_at == self.ice_refresh_for:
+            return
+        if self.ice_refresh is not None:
+            self.ice_refresh.cancel()
+            self.ice_refresh = None
+        self.ice_refresh_for = expires_at
+        if expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, ice_servers_refresh_at(expires_at) - time.time())
+        self.ice_refresh = loop.call_later(delay, lambda: loop.create_task(self._ice_servers_renew(expires_at)))
+
+    async def _ice_servers_renew(self, expires_at: int) -> None:
+        session = self.session
+        if session is None or session.ice_servers_expires_at != expires_at:
+            return  # renewed or gone meanwhile
+        renewed = services.session_ice_servers_renew(session=session)
+        if renewed is not None:
+            await self.send_message(renewed)
+        self._ice_refresh_arm()
 
     async def _token_expired(self, expires_at: int) -> None:
         session = self.session
@@ -289,6 +318,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self.token_expiry is not None:
             self.token_expiry.cancel()
             self.token_expiry = None
+        if self.ice_refresh is not None:
+            self.ice_refresh.cancel()
+            self.ice_refresh = None
         session = self._session_release()
         if session is None:
             return

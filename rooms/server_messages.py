@@ -140,8 +140,12 @@ class SessionStatus(ServerMessage):
     status: Literal["ESTABLISHED", "FAILED", "DISCONNECTED"]
     session: str | MISSING = MISSING
     protocol: int | MISSING = MISSING
-    # Sent as configured (ICE_SERVERS is checked at start-up).
+    # ICE_SERVERS (its credentials only with a token) and TURN credentials
+    # of this session's own (rooms.turn).
     ice_servers: list[dict[str, JsonValue]] | MISSING = MISSING
+    # When the TURN credentials in ice_servers expire (ms since the epoch);
+    # absent when none do. session.ice_servers brings fresh ones before then.
+    ice_servers_expires: int | MISSING = MISSING
     # The login of this session (ESTABLISHED).
     identity: str | MISSING = MISSING
     # With an access token (ESTABLISHED): its ``video`` grants as the token
@@ -158,8 +162,10 @@ class SessionStatus(ServerMessage):
         established_fields = (self.session, self.protocol, self.ice_servers, self.identity)
         if any((field is MISSING) == established for field in established_fields):
             raise ValueError("session, protocol, ice_servers and identity come with ESTABLISHED only")
-        if not established and (self.grants is not MISSING or self.expires is not MISSING):
-            raise ValueError("grants and expires come with ESTABLISHED only")
+        if not established and any(
+            field is not MISSING for field in (self.grants, self.expires, self.ice_servers_expires)
+        ):
+            raise ValueError("grants, expires and ice_servers_expires come with ESTABLISHED only")
         if (self.reason is MISSING) != established:
             raise ValueError("reason comes with FAILED and DISCONNECTED only")
         if self.message is not MISSING and self.status != "FAILED":
@@ -179,10 +185,11 @@ class SessionStatus(ServerMessage):
         identity: str,
         grants: dict[str, JsonValue] | MISSING = MISSING,
         expires: int | MISSING = MISSING,
+        ice_servers_expires: int | MISSING = MISSING,
     ) -> SessionStatus:
         return cls(
             re=re, status="ESTABLISHED", session=session, protocol=protocol, ice_servers=ice_servers,
-            identity=identity, grants=grants, expires=expires,
+            ice_servers_expires=ice_servers_expires, identity=identity, grants=grants, expires=expires,
         )
 
     @classmethod
@@ -193,6 +200,15 @@ class SessionStatus(ServerMessage):
     def disconnected(cls, reason: str) -> SessionStatus:
         """The server ends the session; the socket closes next."""
         return cls(status="DISCONNECTED", reason=reason)
+
+
+class SessionIceServers(ServerMessage):
+    """Fresh TURN credentials, sent before the session's current ones expire."""
+
+    type: Literal["session.ice_servers"] = "session.ice_servers"
+    ice_servers: list[dict[str, JsonValue]]
+    # When these expire (ms since the epoch).
+    expires: int
 
 
 class StreamStatus(ServerMessage):
@@ -319,6 +335,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     ErrorReply,
     Pong,
     SessionStatus,
+    SessionIceServers,
     RoomState,
     RoomFailed,
     StreamAnswer,

@@ -38,12 +38,14 @@ from rooms.server_messages import (
     RoomLeft,
     RoomMessageEvent,
     RoomState,
+    SessionIceServers,
     SessionStatus,
     Stream,
 )
 from rooms.server_messages import Participant as ParticipantInRoom
 from rooms.session import Membership, ServiceError, Session
 from rooms.signals import room_records_url
+from rooms.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
@@ -101,16 +103,28 @@ async def session_connect(
     await state.session_open(info)
     log_context_bind(session=info.sid, identity=login)
     logger.info("session connected%s", " with an access token" if claims else "")
+    ice = ice_servers_for(identity=login, authenticated=claims is not None, now=time.time())
     reply = SessionStatus.established(
         request_id,
         session=info.sid,
         protocol=protocol.PROTOCOL_VERSION,
-        ice_servers=settings.ICE_SERVERS,
+        ice_servers=ice.servers,
+        ice_servers_expires=ice.expires_at * 1000 if ice.expires_at is not None else MISSING,
         identity=login,
         grants=claims.grants.claims() if claims else MISSING,
         expires=claims.expires_at * 1000 if claims else MISSING,
     )
-    return Session(info=info, epoch=epoch, claims=claims, address=address), reply
+    session = Session(info=info, epoch=epoch, claims=claims, address=address, ice_servers_expires_at=ice.expires_at)
+    return session, reply
+
+
+def session_ice_servers_renew(*, session: Session) -> SessionIceServers | None:
+    """Fresh TURN credentials for ``session`` (None when it has none to renew)."""
+    ice = ice_servers_for(identity=session.username, authenticated=session.claims is not None, now=time.time())
+    session.ice_servers_expires_at = ice.expires_at
+    if ice.expires_at is None:
+        return None
+    return SessionIceServers(ice_servers=ice.servers, expires=ice.expires_at * 1000)
 
 
 async def session_refresh(*, session: Session, token: str, request_id: str | None) -> Ok:

@@ -48,6 +48,8 @@ class Session:
     claims: AccessClaims | None = None
     # The client's address, for the audit trail.
     address: str = ""
+    # When the TURN credentials it was given expire (Unix seconds), if any.
+    ice_servers_expires_at: int | None = None
     rooms: dict[str, Membership] = field(default_factory=dict)
     # Publishes and plays sent to media nodes, by the node request id, until
     # the node answers; then publishes, by stream id, until their first media.

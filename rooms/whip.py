@@ -17,7 +17,10 @@ import asyncio
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -28,6 +31,7 @@ from rooms.live.context import process_context
 from rooms.permissions import Forbidden
 from rooms.server_messages import RoomFailed
 from rooms.session import ServiceError, Session
+from rooms.turn import ice_servers_for
 
 # The node answers once its ICE candidates are gathered: well under a second
 # on a healthy node.
@@ -62,6 +66,9 @@ class Started:
     resource: str
     stream: str
     sdp: str
+    # For the Link header: admitted by a bearer token, so ICE_SERVERS as
+    # configured, plus TURN credentials of the session's own.
+    ice_servers: tuple[dict[str, Any], ...] = ()
 
 
 def admission(bearer: str | None, *, login_prefix: str) -> Admission:
@@ -136,7 +143,8 @@ def _answered(answer: MediaAnswer, session: Session) -> Started:
         raise WhipRefused(answer.refusal or "node_unavailable", answer.detail or _REFUSALS.get(
             answer.refusal or "", "the media node refused the offer"
         ))
-    return Started(resource=session.sid, stream=answer.stream, sdp=answer.sdp)
+    ice = ice_servers_for(identity=session.username, authenticated=True, now=time.time())
+    return Started(resource=session.sid, stream=answer.stream, sdp=answer.sdp, ice_servers=tuple(ice.servers))
 
 
 _REFUSALS = {
@@ -225,10 +233,10 @@ async def whep_delete(*, room: str, stream: str, resource: str) -> None:
     await services.session_end(sid=resource, reason="deleted")
 
 
-def ice_server_links() -> list[str]:
-    """``ICE_SERVERS`` as RFC 9725 Link header values (rel="ice-server")."""
+def ice_server_links(servers: Sequence[dict[str, Any]]) -> list[str]:
+    """``servers`` as RFC 9725 Link header values (rel="ice-server")."""
     links = []
-    for server in settings.ICE_SERVERS:
+    for server in servers:
         urls = server.get("urls", [])
         for url in [urls] if isinstance(urls, str) else urls:
             link = f'<{url}>; rel="ice-server"'

@@ -162,7 +162,7 @@ def _created(request: HttpRequest, started: whip.Started, location: str) -> Http
     response["Location"] = request.build_absolute_uri(location)
     # Names this ICE session; a client would send it back in If-Match with a PATCH.
     response["ETag"] = f'"{started.stream}"'
-    links = whip.ice_server_links()
+    links = whip.ice_server_links(started.ice_servers)
     if links:
         response["Link"] = ", ".join(links)
     return response

@@ -509,6 +509,10 @@ class Connection extends Emitter {
     }
     if (message.type === "session.status") {
       if (message.status === SESSION_STATUS.DISCONNECTED) this.#serverEndedSession(message.reason);
+    } else if (message.type === "session.ice_servers") {
+      // Fresh TURN credentials before the current ones expire: the next
+      // publish or play (a new peer connection) uses them.
+      this.#iceServers = message.ice_servers ?? this.#iceServers;
     } else if (message.type === "stream.status") {
       this.#routeStreamStatus(message);
     } else if (typeof message.type === "string" && message.type.startsWith("room.")) {

@@ -32,6 +32,28 @@ def test_deploy_check_warns_about_open_rooms_and_short_secrets(tmp_path) -> None
     assert "(rooms.W003) WHIP_TOKEN is shorter than 32 characters." in result.stderr
 
 
+def test_deploy_check_warns_about_turn_without_a_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    env = {
+        **os.environ, "HTTPS": "true", "SECRET_KEY": "k" * 20 + "x9-Qz" * 10, "VAR_DIR": str(tmp_path),
+        "ROOM_AUTH": "token", "API_KEYS": "main:" + "r4nd0m-S3cr3t" * 4,
+        "TURN_URLS": "turn:turn.example.com:3478?transport=udp,turns:turn.example.com:443?transport=tcp",
+    }
+    env.pop("TURN_SHARED_SECRET", None)
+    command = [sys.executable, "manage.py", "check", "--deploy"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "(rooms.W004) TURN_URLS is set without TURN_SHARED_SECRET" in result.stderr
+    env["TURN_SHARED_SECRET"] = "short"
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "(rooms.W005) TURN_SHARED_SECRET is shorter than 32 characters." in result.stderr
+    env["TURN_SHARED_SECRET"] = "t" * 40
+    assert "no issues" in manage(env, "check", "--deploy", "--fail-level", "WARNING")
+
+
 def test_deploy_check_on_plain_http_names_only_https_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys

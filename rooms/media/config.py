@@ -31,6 +31,9 @@ class NodeConfig:
     # How often the rooms' speakers are ranked and, when changed, reported
     # (SPEAKERS_INTERVAL_MS); 0: never.
     speakers_interval_ms: int = 0
+    # Behind a 1:1 NAT: the public address answers name instead of the
+    # gathered one (MEDIA_PUBLIC_IP); "" names what was gathered.
+    public_ip: str = ""
 
     @classmethod
     def from_settings(cls) -> NodeConfig:
@@ -46,4 +49,5 @@ class NodeConfig:
             ),
             max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,
             speakers_interval_ms=settings.SPEAKERS_INTERVAL_MS,
+            public_ip=settings.MEDIA_PUBLIC_IP,
         )

@@ -282,3 +282,42 @@ def _candidate(line: str) -> tuple[tuple[str, int], int] | None:
     with suppress(ValueError):
         address = str(ipaddress.ip_address(address))  # the form aioice compares sources in
     return (address, port), priority
+
+
+def answer_addresses_public(sdp: str, public_ip: str) -> str:
+    """``sdp`` (the node's answer) with its host candidates at ``public_ip``.
+
+    Behind a 1:1 NAT the node gathers on its private address, which no
+    client outside can reach; the NAT maps the public address to it port
+    for port. So the answer names the public address where it named a
+    private one of the same family, as Janus' ``nat_1_1_mapping`` does:
+    the client's checks go to the public address and the NAT carries them
+    in. The ports stay as gathered (``MEDIA_UDP_PORTS`` is the range to
+    forward).
+    """
+    if not public_ip:
+        return sdp
+    public = ipaddress.ip_address(public_ip)
+    replaced: set[str] = set()
+    lines = sdp.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if not _is_candidate_line(line):
+            continue
+        fields = line.split(" ")
+        if len(fields) < 8 or fields[6] != "typ" or fields[7].strip() != "host":
+            continue
+        try:
+            address = ipaddress.ip_address(fields[4])
+        except ValueError:
+            continue
+        if address.version != public.version or address == public:
+            continue
+        replaced.add(fields[4])
+        fields[4] = public_ip
+        lines[index] = " ".join(fields)
+    for index, line in enumerate(lines):
+        # The connection line names the default candidate's address.
+        fields = line.rstrip("\r\n").split(" ")
+        if line.startswith("c=IN ") and len(fields) == 3 and fields[2] in replaced:
+            lines[index] = line.replace(fields[2], public_ip)
+    return "".join(lines)

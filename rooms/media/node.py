@@ -26,7 +26,7 @@ from ops.contexts import context_detached
 from ops.logs import log_context
 from rooms.media import messages
 from rooms.media.config import NodeConfig
-from rooms.media.ice import check_aioice_internals
+from rooms.media.ice import answer_addresses_public, check_aioice_internals
 from rooms.media.loops import cancelled
 from rooms.media.metering import TrafficMeter
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
@@ -210,6 +210,7 @@ class MediaNode:
                 on_first_media=first_media,
                 max_video_kbps=self.config.max_video_kbps,
             )
+            answer = answer_addresses_public(answer, self.config.public_ip)
         except MediaError as error:
             await self._report(command.reply_to, messages.FailedReport(
                 request_id=command.request_id, room=command.room, stream=command.stream, reason=error.info,
@@ -336,6 +337,7 @@ class MediaNode:
                 candidates=self.config.candidates,
                 on_first_frame=first_frame,
             )
+            answer = answer_addresses_public(answer, self.config.public_ip)
         except MediaError as error:
             await self._report(player, failed(error.info, str(error)))
             return

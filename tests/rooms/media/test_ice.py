@@ -205,3 +205,21 @@ if __name__ == "__main__":
     # The probe, run inside the namespace: python -m tests.rooms.media.test_ice SERVER_IP OUTSIDE_IP
     answered = asyncio.run(outside_check_answered(sys.argv[1], sys.argv[2]))
     print("answered" if answered else "unanswered")
+
+
+def test_answers_behind_a_one_to_one_nat_name_the_public_address() -> None:
+    from rooms.media.ice import answer_addresses_public
+
+    answer = (
+        "v=0\r\nm=video 40012 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 10.0.0.5\r\n"
+        "a=candidate:a1 1 udp 2130706431 10.0.0.5 40012 typ host\r\n"
+        "a=candidate:a2 1 udp 2130706431 fd00::5 40013 typ host\r\n"
+        "a=candidate:a3 1 udp 1694498815 198.51.100.9 40012 typ srflx raddr 10.0.0.5 rport 40012\r\n"
+    )
+    assert answer_addresses_public(answer, "203.0.113.7") == (
+        "v=0\r\nm=video 40012 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 203.0.113.7\r\n"
+        "a=candidate:a1 1 udp 2130706431 203.0.113.7 40012 typ host\r\n"
+        "a=candidate:a2 1 udp 2130706431 fd00::5 40013 typ host\r\n"
+        "a=candidate:a3 1 udp 1694498815 198.51.100.9 40012 typ srflx raddr 10.0.0.5 rport 40012\r\n"
+    )
+    assert answer_addresses_public(answer, "") == answer
