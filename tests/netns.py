@@ -4,14 +4,19 @@ addresses, without touching the host's network.
 ``machine()`` makes one namespace whose only non-loopback address sits on
 an ``ifb`` device (this kernel has no ``dummy`` links); ``lan()`` makes two
 namespaces joined by one veth pair, e.g. a server
-machine (10.231.N.1) and another device on its LAN (10.231.N.2). Everything
-is removed afterwards, also when the test fails: the processes still
-running inside are killed, then the namespaces (and with them their links)
-are deleted.
+machine (10.231.N.1) and another device on its LAN (10.231.N.2).
+``behind_nat()`` makes a client at home behind a masquerading router, and a
+server on the "internet" segment (10.233.N.0/24) that router reaches: either
+reachable at its own address, or itself behind a 1:1 NAT on a private
+network (``server_nat_1_1=True``), as a cloud VM is. Everything is removed
+afterwards, also when the test fails: the processes still running inside
+are killed, then the namespaces (and with them their links and nftables
+rules) are deleted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -45,6 +50,37 @@ class Host:
 class Lan:
     server: Host
     device: Host
+
+
+@dataclass(frozen=True)
+class Router:
+    """A namespace that forwards between two links, with nftables rules of its own."""
+
+    namespace: str
+
+    def counter(self, name: str) -> int:
+        """Packets counted by the named nftables counter ``name`` (table ``inet path``)."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, "nft", "-j", "list", "counter", "inet", "path", name],
+            capture_output=True, text=True, check=True,
+        )
+        for item in json.loads(result.stdout)["nftables"]:
+            if "counter" in item:
+                packets: int = item["counter"]["packets"]
+                return packets
+        raise LookupError(name)
+
+
+@dataclass(frozen=True)
+class NatPath:
+    """A client at home and a server it reaches across NAT."""
+
+    client: Host  # 192.168.N.2, default route through ``home``
+    home: Router  # masquerades the client's traffic onto the internet segment
+    server: Host  # the server's own address (private when it is behind 1:1 NAT)
+    # Where the internet reaches the server: its own address, or the 1:1 NAT's.
+    server_public: str
+    edge: Router | None = None  # the 1:1 NAT in front of the server, if any
 
 
 def available() -> bool:
@@ -91,6 +127,117 @@ def lan() -> Iterator[Lan]:
     finally:
         for namespace in created:
             namespace_remove(namespace)
+
+
+@contextmanager
+def behind_nat(*, udp_to_server: bool = True, server_nat_1_1: bool = False) -> Iterator[NatPath]:
+    """A client behind a home router's masquerade, and a server on the internet segment.
+
+    ``udp_to_server=False``: the home router drops UDP to the server's
+    public address (counter ``udp_to_server_dropped``), as networks that let
+    only TCP out do; TCP passes. ``server_nat_1_1``: the server sits on a
+    private network (172.30.N.5) behind an edge router that maps the public
+    address 10.233.N.1 to it, every port, both ways; nobody outside can
+    reach the private address.
+    """
+    tag = secrets.token_hex(3)
+    n = secrets.randbelow(250) + 1
+    internet, home_lan, private = f"10.233.{n}", f"192.168.{n}", f"172.30.{n}"
+    client = Host(f"conf-cli-{tag}", f"{home_lan}.2")
+    home = Router(f"conf-home-{tag}")
+    public = f"{internet}.1"
+    edge = Router(f"conf-edge-{tag}") if server_nat_1_1 else None
+    server = Host(f"conf-srv-{tag}", f"{private}.5" if server_nat_1_1 else public)
+    created: list[str] = []
+    try:
+        for namespace in [client.namespace, home.namespace, server.namespace] + ([edge.namespace] if edge else []):
+            _namespace_add(namespace)
+            created.append(namespace)
+        _veth(client.namespace, f"{home_lan}.2", home.namespace, f"{home_lan}.1", "lan0")
+        _ip("-n", client.namespace, "route", "add", "default", "via", f"{home_lan}.1")
+        if edge is None:
+            _veth(home.namespace, f"{internet}.2", server.namespace, public, "wan0")
+        else:
+            _veth(home.namespace, f"{internet}.2", edge.namespace, public, "wan0")
+            _veth(edge.namespace, f"{private}.1", server.namespace, server.address, "dmz0")
+            _ip("-n", server.namespace, "route", "add", "default", "via", f"{private}.1")
+            _forwarding(edge.namespace)
+            _nft(edge.namespace, _EDGE_RULES.format(public=public, private=server.address))
+        _forwarding(home.namespace)
+        udp_rule = "" if udp_to_server else (
+            f'iifname "lan0" ip daddr {public} meta l4proto udp counter name udp_to_server_dropped drop'
+        )
+        _nft(home.namespace, _HOME_RULES.format(udp_rule=udp_rule))
+        yield NatPath(client=client, home=home, server=server, server_public=public, edge=edge)
+    finally:
+        for namespace in created:
+            namespace_remove(namespace)
+
+
+# The home router: the client's traffic leaves masqueraded, nothing from the
+# internet comes in unasked.
+_HOME_RULES = """
+table inet path {{
+    counter udp_to_server_dropped {{ }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        {udp_rule}
+        iifname "lan0" oifname "wan0" accept
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat;
+        oifname "wan0" masquerade
+    }}
+}}
+"""
+
+# The edge of a cloud: the public address is the private one's, every port
+# both ways (1:1 NAT); the private network is reached by nothing else.
+_EDGE_RULES = """
+table inet path {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat;
+        iifname "wan0" ip daddr {public} dnat ip to {private}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        ct status dnat accept
+        iifname "dmz0" oifname "wan0" accept
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat;
+        oifname "wan0" ip saddr {private} snat ip to {public}
+    }}
+}}
+"""
+
+
+def _namespace_add(namespace: str) -> None:
+    _ip("netns", "add", namespace)
+    _ip("-n", namespace, "link", "set", "lo", "up")
+    # No IPv6 link-local noise: candidates are the IPv4 addresses only.
+    _run("ip", "netns", "exec", namespace, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+
+
+def _veth(a: str, a_address: str, b: str, b_address: str, name: str) -> None:
+    """A veth pair ``name`` between namespaces ``a`` and ``b``, made inside them (never on the host)."""
+    _ip("-n", a, "link", "add", name, "type", "veth", "peer", "name", name, "netns", b)
+    for namespace, address in ((a, a_address), (b, b_address)):
+        _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", name)
+        _ip("-n", namespace, "link", "set", name, "up")
+
+
+def _forwarding(namespace: str) -> None:
+    _run("ip", "netns", "exec", namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+
+def _nft(namespace: str, rules: str) -> None:
+    result = subprocess.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=rules,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"nft in {namespace} failed: {result.stderr.strip()}")
 
 
 def namespace_remove(namespace: str) -> None:
