@@ -9,6 +9,7 @@ tests/integration/test_turn_relay.py.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from rooms.turn import ice_servers_for, stun_only, turn_credentials_mint
 from tests.wsclient import ProtocolClient
 
 SECRET = "north-wind-shared-secret"
-STATIC = [
+STATIC: list[dict[str, Any]] = [
     {"urls": ["stun:stun.example.org:3478", "turn:turn.example.org:3478"], "username": "conf", "credential": "s3cret"},
     {"urls": "stun:stun2.example.org:3478"},
     {"urls": ["stun:stun3.example.org:3478", "turn:nobody.example.org:3478"]},
