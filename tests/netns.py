@@ -21,10 +21,13 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.processes import ServerProcess
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,27 @@ def _nft(namespace: str, rules: str) -> None:
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"nft in {namespace} failed: {result.stderr.strip()}")
+
+
+# What only the other tests set: a server in a namespace runs as an operator starts it.
+TEST_SETTINGS = ("MEDIA_HOST_IP", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LIVE_STATE_PREFIX",
+                 "ALLOWED_HOSTS", "VAR_DIR", "MEDIA_UDP_PORTS", "ICE_SERVERS", "MEDIA_DENIED_PEER_NETWORKS")
+SERVE_PORT = 8000  # each namespace is a machine of its own: make run's port is free there
+
+
+def serve(host: Host, folder: Path, name: str = "serve", **settings: str) -> ServerProcess:
+    """``manage.py serve --host 0.0.0.0`` in ``host``'s namespace with ``settings`` (started, serving)."""
+    env = {key: value for key, value in os.environ.items() if key not in TEST_SETTINGS}
+    env.update(VAR_DIR=str(folder / f"{name}-var"), PYTHONUNBUFFERED="1", **settings)
+    args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(SERVE_PORT))
+    server = ServerProcess(name, args, env, folder / f"{name}.log")
+    server.start()
+    try:
+        server.wait_for_log("Conference server running", timeout=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def namespace_remove(namespace: str) -> None:

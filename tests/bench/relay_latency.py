@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -47,14 +46,10 @@ if str(ROOT) not in sys.path:  # run as a script: make tests importable
 from tests import netns  # noqa: E402
 from tests.bench.report import Target, exit_status, fmt, log, percentile, targets_markdown  # noqa: E402
 from tests.coturn import coturn  # noqa: E402
-from tests.processes import ServerProcess  # noqa: E402
 
 TARGET_P50_S = 0.8
 WINDOW_S = 2.0  # seconds of playing over which the frame rate is measured
-PORT = 8000
 SECRET = "a-turn-secret-shared-with-coturn-of-40-chars"
-TEST_SETTINGS = ("MEDIA_HOST_IP", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LIVE_STATE_PREFIX",
-                 "ALLOWED_HOSTS", "VAR_DIR", "MEDIA_UDP_PORTS", "ICE_SERVERS", "MEDIA_DENIED_PEER_NETWORKS")
 STEPS = ("established", "joined", "gathered", "answered", "first_frame")
 STEP_LABELS = {
     "established": "session `ESTABLISHED`",
@@ -68,18 +63,15 @@ STEP_LABELS = {
 def measure(config: str, runs: int, warmup: int, folder: Path) -> list[dict[str, Any]]:
     reports = []
     with netns.behind_nat(udp_to_server=config != "relay") as path:
-        env = {name: value for name, value in os.environ.items() if name not in TEST_SETTINGS}
-        env.update(VAR_DIR=str(folder / "var"), PYTHONUNBUFFERED="1")
+        settings: dict[str, str] = {}
         relay = None
         if config == "relay":
             relay = coturn(path.server, folder, secret=SECRET, allowed_peer=path.server.address)
-            env.update(TURN_URLS=f"turn:{path.server.address}:3478?transport=tcp", TURN_SHARED_SECRET=SECRET)
-        args = path.server.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(PORT))
-        server = ServerProcess("serve", args, env, folder / "serve.log")
+            settings.update(TURN_URLS=f"turn:{path.server.address}:3478?transport=tcp", TURN_SHARED_SECRET=SECRET)
+        server = None
         try:
-            server.start()
-            server.wait_for_log("Conference server running", timeout=60)
-            url = f"ws://{path.server_public}:{PORT}/ws/rooms/"
+            server = netns.serve(path.server, folder, **settings)
+            url = f"ws://{path.server_public}:{netns.SERVE_PORT}/ws/rooms/"
             for run in range(warmup + runs):
                 command = path.client.command(
                     sys.executable, "-m", "tests.netns_peer", "--url", url,
@@ -98,7 +90,8 @@ def measure(config: str, runs: int, warmup: int, folder: Path) -> list[dict[str,
                 if run >= warmup:
                     reports.append(report)
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
             if relay is not None:
                 relay.stop()
     return reports

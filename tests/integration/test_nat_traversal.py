@@ -16,7 +16,6 @@ selected and the frames it played.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,11 +31,7 @@ from tests.processes import ServerProcess
 
 pytestmark = pytest.mark.integration
 
-PORT = 8000  # each namespace is a machine of its own
 SECRET = "a-turn-secret-shared-with-coturn-of-40-chars"
-# What only other tests set; these servers run as an operator starts them.
-TEST_SETTINGS = ("MEDIA_HOST_IP", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LIVE_STATE_PREFIX",
-                 "ALLOWED_HOSTS", "VAR_DIR", "MEDIA_UDP_PORTS", "ICE_SERVERS", "MEDIA_DENIED_PEER_NETWORKS")
 MIN_FPS = 25.0
 
 
@@ -46,14 +41,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(host: netns.Host, **settings: str) -> ServerProcess:
-        env = {name: value for name, value in os.environ.items() if name not in TEST_SETTINGS}
-        env.update(VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1", **settings)
-        args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(PORT))
-        server = ServerProcess("serve", args, env, tmp_path / f"serve-{len(started)}.log")
-        started.append(server)
-        server.start()
-        server.wait_for_log("Conference server running", timeout=60)
-        return server
+        started.append(netns.serve(host, tmp_path, f"serve-{len(started)}", **settings))
+        return started[-1]
 
     yield start
     for server in started:
@@ -62,7 +51,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 def client_run(path: netns.NatPath, *, login: str = "alice", timeout: float = 60) -> dict[str, Any]:
     """tests/netns_peer.py in the client's namespace: publish, play it back, report."""
-    url = f"ws://{path.server_public}:{PORT}/ws/rooms/"
+    url = f"ws://{path.server_public}:{netns.SERVE_PORT}/ws/rooms/"
     command = path.client.command(sys.executable, "-m", "tests.netns_peer", "--url", url, "--login", login)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -126,7 +115,7 @@ def test_without_media_public_ip_a_server_behind_nat_advertises_what_nobody_reac
 ) -> None:
     with netns.behind_nat(server_nat_1_1=True) as path:
         serve(path.server, MEDIA_UDP_PORTS="40000-40099", MEDIA_START_TIMEOUT_MS="3000")
-        url = f"ws://{path.server_public}:{PORT}/ws/rooms/"
+        url = f"ws://{path.server_public}:{netns.SERVE_PORT}/ws/rooms/"
         result = subprocess.run(path.client.command(sys.executable, "-m", "tests.netns_peer", "--url", url),
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode != 0
