@@ -86,6 +86,12 @@ const RECONNECT_MAX_DELAY_MS = 10_000;
 // Offers are complete (no trickle in v1); a gatherer stuck on an unreachable
 // STUN/TURN server must not hold the offer forever.
 const ICE_GATHERING_TIMEOUT_MS = 5_000;
+// Once a relay candidate is in, the offer can reach the media node whatever
+// else fails; a TURN URL the network blocks (UDP to the relay dropped) would
+// hold the gatherer until the timeout above, for every publish and play.
+// Measured in namespaces: both people saw each other after 12.9 s without
+// this, the timeout twice over.
+const RELAY_SETTLE_MS = 250;
 // ICE and DTLS take well under a second on a LAN and about one through a
 // relay; a connection not up by then will not come up: say so (FAILED,
 // `ice_failed`) instead of staying PENDING. Option `mediaTimeoutMs`.
@@ -141,6 +147,7 @@ function iceGatheringComplete(pc, timeoutMs) {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
+      clearTimeout(settle);
       pc.removeEventListener("icegatheringstatechange", onState);
       pc.removeEventListener("icecandidate", onCandidate);
       resolve();
@@ -148,8 +155,10 @@ function iceGatheringComplete(pc, timeoutMs) {
     const onState = () => {
       if (pc.iceGatheringState === "complete") done();
     };
+    let settle = null;
     const onCandidate = (event) => {
       if (!event.candidate) done();
+      else if (event.candidate.type === "relay" && settle === null) settle = setTimeout(done, RELAY_SETTLE_MS);
     };
     const timer = setTimeout(done, timeoutMs);
     pc.addEventListener("icegatheringstatechange", onState);
