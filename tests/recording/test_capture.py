@@ -93,8 +93,10 @@ async def test_record_holds_the_forwarded_frames_unchanged(tmp_path: Path, codec
     assert audio_track.clock_rate == 48000 and audio_track.codec == "opus"
     # aiortc publishers send a sender report about every second; their clock
     # is this machine's, so the sender's time of each track's first frame is
-    # close to its arrival (which checks the first RTP timestamps kept).
+    # close to its arrival (which checks the first RTP timestamps kept: a
+    # wrong one is off by seconds). A software H.264 encoder on a busy
+    # machine takes up to a few hundred milliseconds for its first frame.
     for track in (video_track, audio_track):
         assert track.sender_reports
         sender_start = track_sender_start_ms(track)
-        assert sender_start is not None and abs(sender_start - track.first_arrival_ms) < 150
+        assert sender_start is not None and abs(sender_start - track.first_arrival_ms) < 400
