@@ -7,6 +7,8 @@ urlpatterns = [
     path("healthz", monitoring.healthz, name="healthz"),
     path("readyz", monitoring.readyz, name="readyz"),
     path("metrics", monitoring.metrics, name="metrics"),
+    # Before the admin's own URLs, which would take admin/live/ for an app's page.
+    path("admin/live/", include("console.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("rooms.api_urls")),
     path("", include("rooms.whip_urls")),

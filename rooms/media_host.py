@@ -22,6 +22,8 @@ from rooms.live.registry import StreamRegistry
 from rooms.media.config import NodeConfig
 from rooms.media.loops import cancelled
 from rooms.media.node import MediaNode
+from rooms.media.timing import now_ms
+from rooms.media.traffic_rates import WINDOW_MS, TrafficRates
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class MediaNodeHost:
         self.node = node
         self.registry = registry
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._traffic_rates = TrafficRates()
 
     async def start(self) -> None:
         await self.node.start()
@@ -51,6 +54,20 @@ class MediaNodeHost:
             logger.exception("reading the media node's metrics failed")
         load = self.node.load()
         await self.registry.node_heartbeat(load.node, load.at_ms, load)
+        await self._traffic_publish()
+
+    async def _traffic_publish(self) -> None:
+        """Write the node's live rates for the operator's live view (never at the heartbeat's cost)."""
+        try:
+            traffic = self._traffic_rates.read(
+                self.node.channel, (publication.stream for publication in self.node.publications.values()),
+                self.node.played.values(), now_ms(),
+            )
+            # Outlives a missed heartbeat or two, not a stopped node.
+            ttl_ms = 3 * max(settings.HEARTBEAT_INTERVAL_MS, WINDOW_MS)
+            await process_context().node_traffic.node_traffic_put(traffic, ttl_ms=ttl_ms)
+        except Exception:
+            logger.exception("writing the media node's live rates failed")
 
     async def _heartbeats(self) -> None:
         while not cancelled():

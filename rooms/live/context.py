@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from rooms.history_outbox import HistoryOutbox
 from rooms.live.contract import LiveState
 from rooms.live.memory import MemoryLiveState
+from rooms.live.node_traffic import MemoryNodeTraffic, NodeTrafficStore, RedisNodeTraffic
 from rooms.live.outbox import MemoryOutboxStore, RedisOutboxStore
 from rooms.live.rates import MemoryRateLimits, RateLimits, RedisRateLimits
 from rooms.live.redis import RedisLiveState, redis_client
@@ -83,6 +84,7 @@ class ProcessContext:
         self._stream_registry: StreamRegistry | None = None
         self._rate_limits: RateLimits | None = None
         self._history_outbox: HistoryOutbox | None = None
+        self._node_traffic: NodeTrafficStore | None = None
         # Made and started by their owners (rooms.runtime, rooms.media_host):
         # they build on services that use this context.
         self.runtime: ProcessRuntime | None = None
@@ -146,6 +148,18 @@ class ProcessContext:
                 outbox = HistoryOutbox(MemoryOutboxStore())
             self._history_outbox = outbox
         return outbox
+
+    @property
+    def node_traffic(self) -> NodeTrafficStore:
+        """Each media node's live rates, as its heartbeat wrote them (the operator's live view)."""
+        store = self._node_traffic
+        if store is None:
+            if settings.REDIS_URL:
+                store = RedisNodeTraffic(self._redis_client(), settings.LIVE_STATE_PREFIX)
+            else:
+                store = MemoryNodeTraffic()
+            self._node_traffic = store
+        return store
 
     async def close(self) -> None:
         """Close the Redis connections (before a short-lived loop ends).

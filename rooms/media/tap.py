@@ -121,6 +121,8 @@ class EncodedFrameTap:
         # Payload bytes handed on (a plain int on the event loop: the node's
         # meter reads it once per heartbeat, rooms.media.metering).
         self.bytes_in = 0
+        # Frames handed on, read likewise by the node's live rates (rooms.media.traffic_rates).
+        self.frames_in = 0
 
     @classmethod
     def install(
@@ -149,6 +151,7 @@ class EncodedFrameTap:
             return
         codec, frame = item
         self.bytes_in += len(frame.data)
+        self.frames_in += 1
         for sink in tuple(self._sinks):
             try:
                 sink(codec, frame)
