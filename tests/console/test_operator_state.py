@@ -1,0 +1,132 @@
+"""Assembling the live view's state: rooms with participants and streams,
+each stream's rates from its node's record, nodes and their load."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+
+import pytest
+
+from console.operator_state import OpenRoom, RoomNow, _nodes_json, _room_json, operator_state
+from rooms.live.context import process_context
+from rooms.live.node_traffic import MemoryNodeTraffic, RedisNodeTraffic
+from rooms.live.registry import StreamRecord
+from rooms.media.peer import use_host_address
+from rooms.media.traffic_rates import NodeTraffic, StreamTraffic, TrackRates
+from tests.media_clients import publish, rtp_sent_lossy
+from tests.wsclient import ProtocolClient
+
+CREATED = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+
+
+def _record(stream_id: str, participant: str, node: str = "node-a", kind: str = "camera") -> StreamRecord:
+    payload = {"id": stream_id, "participant": participant, "kind": kind, "audio": True, "video": kind == "camera",
+               "muted": {"audio": True, "video": False}}
+    return StreamRecord(stream_id, "r", participant, kind, node, "publisher-channel", payload)
+
+
+def _traffic(node: str, **streams: StreamTraffic) -> NodeTraffic:
+    return NodeTraffic(node=node, at_ms=1, window_ms=1000, published=len(streams), legs=3, bps_in=900_000,
+                       bps_out=2_700_000, cpu=0.25, streams=streams)
+
+
+def test_room_participants_streams_and_rates() -> None:
+    room = OpenRoom(name="r", live_id="L", status="ACTIVE", record=True, created_at=CREATED,
+                    joined_at={"alice": CREATED, "bob": CREATED})
+    now = RoomNow(
+        room=room, status="active", members=["alice", "bob"],
+        profiles={"alice": '{"display_name": "Alice A.", "metadata": "", "hidden": false}'},
+        # carol left a moment ago; her screen has not ended yet.
+        streams=[_record("s1", "alice"), _record("s2", "alice", kind="screen"), _record("s3", "carol")],
+    )
+    rates = StreamTraffic(players=2, tracks={"video": TrackRates(800_000, 29.9, 0.01),
+                                             "audio": TrackRates(40_000, 50.0, 0.0)})
+    state = _room_json(now, {"node-a": _traffic("node-a", s1=rates)})
+    assert (state["name"], state["status"], state["record"], state["node"]) == ("r", "active", True, "node-a")
+    alice, bob, carol = state["participants"]
+    assert (alice["login"], alice["display_name"], alice["present"]) == ("alice", "Alice A.", True)
+    assert alice["joined_at"] == CREATED.isoformat()
+    camera, screen = alice["streams"]
+    assert camera == {
+        "id": "s1", "kind": "camera", "node": "node-a", "audio": True, "video": True,
+        "muted": {"audio": True, "video": False}, "players": 2, "bps": 840_000,
+        "tracks": {"video": {"bps": 800_000, "fps": 29.9, "loss": 0.01}, "audio": {"bps": 40_000, "fps": 50.0,
+                                                                                    "loss": 0.0}},
+    }
+    # Not measured yet: no figures rather than zeros.
+    assert (screen["kind"], screen["players"], screen["bps"], screen["tracks"]) == ("screen", None, None, {})
+    assert bob == {"login": "bob", "display_name": "", "present": True, "joined_at": CREATED.isoformat(),
+                   "streams": []}
+    assert (carol["present"], carol["joined_at"], [s["id"] for s in carol["streams"]]) == (False, None, ["s3"])
+
+
+def test_a_room_the_live_state_lost_keeps_the_database_status() -> None:
+    room = OpenRoom(name="r", live_id="L", status="IDLE", record=False, created_at=CREATED)
+    state = _room_json(RoomNow(room=room, status=None, members=[], profiles={}, streams=[]), {})
+    assert (state["status"], state["node"], state["participants"]) == ("idle", None, [])
+
+
+def test_nodes_with_and_without_a_record() -> None:
+    rooms = [
+        RoomNow(room=OpenRoom("r1", "L1", "ACTIVE", False, CREATED), status="active", members=[], profiles={},
+                streams=[_record("s1", "a", node="node-a"), _record("s2", "b", node="node-a")]),
+        RoomNow(room=OpenRoom("r2", "L2", "ACTIVE", False, CREATED), status="active", members=[], profiles={},
+                streams=[_record("s3", "c", node="node-a")]),
+    ]
+    nodes = _nodes_json(["node-b", "node-a"], {"node-a": _traffic("node-a")}, rooms)
+    assert nodes == [
+        {"node": "node-a", "rooms": 2, "published": 0, "legs": 3, "bps_in": 900_000, "bps_out": 2_700_000,
+         "cpu": 0.25, "at_ms": 1},
+        {"node": "node-b", "rooms": 0, "published": None, "legs": None, "bps_in": None, "bps_out": None,
+         "cpu": None, "at_ms": None},
+    ]
+
+
+def test_node_traffic_survives_its_json() -> None:
+    traffic = _traffic("node-a", s1=StreamTraffic(players=1, tracks={"video": TrackRates(1, 2.5, 0.125)}))
+    assert NodeTraffic.from_json(traffic.to_json()) == traffic
+
+
+async def test_memory_records_expire() -> None:
+    store = MemoryNodeTraffic()
+    await store.node_traffic_put(_traffic("node-a"), ttl_ms=10_000)
+    await store.node_traffic_put(_traffic("node-b"), ttl_ms=1)
+    await asyncio.sleep(0.01)
+    assert list(await store.node_traffic_get(["node-a", "node-b", "node-c"])) == ["node-a"]
+
+
+async def test_redis_records_expire(redis_live_state: str) -> None:
+    store = process_context().node_traffic
+    assert isinstance(store, RedisNodeTraffic)
+    await store.node_traffic_put(_traffic("node-a"), ttl_ms=10_000)
+    await store.node_traffic_put(_traffic("node-b"), ttl_ms=50)
+    await asyncio.sleep(0.1)
+    found = await store.node_traffic_get(["node-a", "node-b"])
+    assert found == {"node-a": _traffic("node-a")}
+    assert await store.node_traffic_get([]) == {}
+    await process_context().close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_lossy_uplink_reads_as_loss(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_HOST_IP = "127.0.0.1"
+    use_host_address("127.0.0.1")
+    alice = await ProtocolClient.connected("alice")
+    await alice.request("room.join", room="lossy")
+    camera = await publish(alice, "lossy")
+    rtp_sent_lossy(camera.pc, every=7)  # one packet in seven never arrives
+    deadline = time.monotonic() + 10
+    loss = 0.0
+    while time.monotonic() < deadline:
+        [room] = (await operator_state())["rooms"]
+        [stream] = room["participants"][0]["streams"]
+        loss = stream["tracks"].get("video", {}).get("loss", 0.0)
+        if loss > 0.05:
+            break
+        await asyncio.sleep(0.2)
+    # Every seventh packet of the connection (video, audio and retransmissions alike).
+    assert 0.08 < loss < 0.22, loss
+    await alice.close()
+    await camera.close()
