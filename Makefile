@@ -30,7 +30,7 @@ services:
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy conference_site audit rooms recording webhooks ops loadtest
+	$(BIN)/mypy conference_site audit rooms recording webhooks ops loadtest console
 
 # The unit and consumer tests run on SQLite, then every test that touches
 # the database or starts servers (integration tests with real daphne

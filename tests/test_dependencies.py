@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("conference_site", "audit", "ops", "rooms", "recording", "webhooks", "loadtest")
+PACKAGES = ("conference_site", "audit", "ops", "rooms", "recording", "webhooks", "loadtest", "console")
 
 
 @cache
@@ -151,6 +151,18 @@ def test_the_metrics_import_nothing_of_the_project() -> None:
         if _inside(module, "ops")
         for imported in imports
         if not _inside(imported, "ops")
+    }
+    assert not wrong
+
+
+def test_nothing_imports_the_operator_console() -> None:
+    """The live view only reads what rooms and recording keep; none of them knows it."""
+    wrong = {
+        (module, imported)
+        for module, imports in project_imports().items()
+        if not _inside(module, "console")
+        for imported in imports
+        if _inside(imported, "console")
     }
     assert not wrong
 
