@@ -36,7 +36,9 @@ def nice_top(largest: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    if value >= 10 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def bar_chart(
@@ -76,8 +78,11 @@ def bar_chart(
         )
         # A date under the last bar and every seventh before it.
         if (len(days) - 1 - index) % 7 == 0:
+            # The last one ends at its bar's right edge, inside the picture.
+            last = index == len(days) - 1
+            anchor, label_x = ("end", x + bar_width) if last else ("middle", x + bar_width / 2)
             parts.append(
-                f'<text class="axis" x="{x + bar_width / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
+                f'<text class="axis" x="{label_x:.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">'
                 f"{day.strftime('%d %b')}</text>"
             )
     parts.append("</svg>")

@@ -68,6 +68,7 @@ def test_nice_top(largest: float, top: float) -> None:
     assert nice_top(largest) == pytest.approx(top)
 
 
-def test_small_values_keep_a_decimal() -> None:
-    svg = bar_chart(DAYS[:1], [0.25], title="t", unit="hours")
-    assert re.search(r"<title>2026-11-01: 0\.2 hours</title>", svg)
+def test_small_values_keep_their_decimals() -> None:
+    svg = bar_chart(DAYS[:2], [0.25, 2.5], title="t", unit="hours")
+    assert re.search(r"<title>2026-11-01: 0\.25 hours</title>", svg)
+    assert re.search(r"<title>2026-11-02: 2\.5 hours</title>", svg)
