@@ -4,7 +4,8 @@ Celery queue.
 
 Read, never written: rooms come from the database (the open ones), who is
 in them and what they publish from the live state and the stream registry,
-the rates from each node's last heartbeat (``rooms.live.node_traffic``).
+the nodes with their pins and CPU from the node registry, the rates from
+each node's last heartbeat (``rooms.live.node_traffic``).
 The result is plain JSON for ``state.json``.
 """
 
@@ -24,7 +25,7 @@ from django.conf import settings
 from conference_site.broker_queue import queue_lengths
 from rooms.database import db_call
 from rooms.live.context import process_context
-from rooms.live.registry import StreamRecord
+from rooms.live.registry import NodeStatus, StreamRecord
 from rooms.media.timing import now_ms
 from rooms.media.traffic_rates import NodeTraffic, StreamTraffic
 from rooms.models import Participant, Room
@@ -133,7 +134,7 @@ def _display_name(profile: str) -> str:
         return ""
 
 
-def _room_json(now: RoomNow, traffic: dict[str, NodeTraffic]) -> dict[str, Any]:
+def _room_json(now: RoomNow, traffic: dict[str, NodeTraffic], pinned: dict[str, str]) -> dict[str, Any]:
     room = now.room
     by_participant: dict[str, list[StreamRecord]] = {}
     for record in sorted(now.streams, key=lambda record: (record.participant, record.kind)):
@@ -149,7 +150,8 @@ def _room_json(now: RoomNow, traffic: dict[str, NodeTraffic]) -> dict[str, Any]:
         "status": now.status or room.status.lower(),
         "record": room.record,
         "created_at": room.created_at.isoformat(),
-        "node": nodes[0] if nodes else None,
+        # The node it is pinned to (its streams' node while a pin is being made).
+        "node": pinned.get(room.name) or (nodes[0] if nodes else None),
         "participants": [
             {
                 "login": login,
@@ -163,24 +165,26 @@ def _room_json(now: RoomNow, traffic: dict[str, NodeTraffic]) -> dict[str, Any]:
     }
 
 
-def _nodes_json(alive: Sequence[str], traffic: dict[str, NodeTraffic], rooms: list[RoomNow]) -> list[dict[str, Any]]:
-    rooms_on: dict[str, set[str]] = {}
-    for now in rooms:
-        for record in now.streams:
-            rooms_on.setdefault(record.node, set()).add(now.room.name)
+def _nodes_json(nodes: Sequence[NodeStatus], traffic: dict[str, NodeTraffic]) -> list[dict[str, Any]]:
     listed = []
-    for node in sorted(alive):
-        load = traffic.get(node)
+    for status in nodes:
+        rates, load = traffic.get(status.node), status.load
         listed.append({
-            "node": node,
-            "rooms": len(rooms_on.get(node, ())),
-            # None: the node wrote no rates (yet).
-            "published": None if load is None else load.published,
-            "legs": None if load is None else load.legs,
-            "bps_in": None if load is None else load.bps_in,
-            "bps_out": None if load is None else load.bps_out,
+            "node": status.node,
+            # Where to find its process, from its heartbeat ("" and 0 before the first).
+            "host": "" if load is None else load.host,
+            "pid": 0 if load is None else load.pid,
+            "draining": status.draining,
+            # The rooms pinned to it.
+            "rooms": len(status.rooms),
+            # CPU seconds per second its process used, from its heartbeat (None before the first).
             "cpu": None if load is None else load.cpu,
-            "at_ms": None if load is None else load.at_ms,
+            # None: the node wrote no rates (yet).
+            "published": None if rates is None else rates.published,
+            "legs": None if rates is None else rates.legs,
+            "bps_in": None if rates is None else rates.bps_in,
+            "bps_out": None if rates is None else rates.bps_out,
+            "at_ms": None if rates is None else rates.at_ms,
         })
     return listed
 
@@ -193,14 +197,17 @@ async def operator_state(*, max_rooms: int = MAX_ROOMS) -> dict[str, Any]:
         rooms, total = await db_call(open_rooms)(max_rooms)
         gate = asyncio.Semaphore(CONCURRENT_ROOM_READS)
         live = await asyncio.gather(*(_room_now(room, gate) for room in rooms))
-        alive = await context.stream_registry.nodes_alive(alive_after_ms=now_ms() - settings.PRESENCE_TTL_MS)
-        traffic = await context.node_traffic.node_traffic_get(alive)
+        alive_after = now_ms() - settings.PRESENCE_TTL_MS
+        nodes = [status for status in await context.stream_registry.nodes_status()
+                 if status.alive(alive_after_ms=alive_after)]
+        traffic = await context.node_traffic.node_traffic_get([status.node for status in nodes])
+        pinned = {room: status.node for status in nodes for room in status.rooms}
     finally:
         queue = await queue_read
     return {
         "at_ms": now_ms(),
         "rooms_open": total,
-        "rooms": [_room_json(now, traffic) for now in live],
-        "nodes": _nodes_json(alive, traffic, live),
+        "rooms": [_room_json(now, traffic, pinned) for now in live],
+        "nodes": _nodes_json(nodes, traffic),
         "queue": queue,
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import weakref
 from collections import Counter
 from collections.abc import Iterable
@@ -64,8 +63,6 @@ class NodeTraffic:
     legs: int
     bps_in: int
     bps_out: int
-    # Share of one core this node's process used in the window (None before a window passed).
-    cpu: float | None
     streams: dict[str, StreamTraffic] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -92,7 +89,6 @@ class TrafficRates:
         # Per counted object: its figures at the start of the current window.
         self._last: weakref.WeakKeyDictionary[object, tuple[int, ...]] = weakref.WeakKeyDictionary()
         self._window_start_ms: int | None = None
-        self._cpu_start_s = 0.0
         self._rates: NodeTraffic | None = None
 
     def read(
@@ -105,10 +101,8 @@ class TrafficRates:
             return dataclasses.replace(
                 self._rates, node=node, at_ms=now_ms, published=len(published), legs=len(played)
             )
-        cpu_now = time.process_time()
         elapsed_s = (now_ms - start) / 1000 if start is not None else 0.0
-        cpu = (cpu_now - self._cpu_start_s) / elapsed_s if elapsed_s > 0 else None
-        self._window_start_ms, self._cpu_start_s = now_ms, cpu_now
+        self._window_start_ms = now_ms
 
         players: Counter[str] = Counter(leg.published.stream_id for leg in played)
         streams = {
@@ -119,8 +113,7 @@ class TrafficRates:
         busiest = sorted(streams.items(), key=lambda item: item[1].bps, reverse=True)[:MAX_STREAMS]
         self._rates = NodeTraffic(
             node=node, at_ms=now_ms, window_ms=round(elapsed_s * 1000), published=len(published), legs=len(played),
-            bps_in=sum(stream.bps for stream in streams.values()), bps_out=bps_out,
-            cpu=None if cpu is None else round(cpu, 3), streams=dict(busiest),
+            bps_in=sum(stream.bps for stream in streams.values()), bps_out=bps_out, streams=dict(busiest),
         )
         return self._rates
 

@@ -15,7 +15,8 @@ from aiortc.rtp import is_rtcp
 from console.operator_state import OpenRoom, RoomNow, _nodes_json, _room_json, operator_state
 from rooms.live.context import process_context
 from rooms.live.node_traffic import MemoryNodeTraffic, RedisNodeTraffic
-from rooms.live.registry import StreamRecord
+from rooms.live.registry import NodeStatus, StreamRecord
+from rooms.media.messages import LoadReport
 from rooms.media.peer import use_host_address
 from rooms.media.traffic_rates import NodeTraffic, StreamTraffic, TrackRates
 from tests.media_clients import publish
@@ -32,7 +33,7 @@ def _record(stream_id: str, participant: str, node: str = "node-a", kind: str = 
 
 def _traffic(node: str, **streams: StreamTraffic) -> NodeTraffic:
     return NodeTraffic(node=node, at_ms=1, window_ms=1000, published=len(streams), legs=3, bps_in=900_000,
-                       bps_out=2_700_000, cpu=0.25, streams=streams)
+                       bps_out=2_700_000, streams=streams)
 
 
 def test_room_participants_streams_and_rates() -> None:
@@ -46,7 +47,7 @@ def test_room_participants_streams_and_rates() -> None:
     )
     rates = StreamTraffic(players=2, tracks={"video": TrackRates(800_000, 29.9, 0.01),
                                              "audio": TrackRates(40_000, 50.0, 0.0)})
-    state = _room_json(now, {"node-a": _traffic("node-a", s1=rates)})
+    state = _room_json(now, {"node-a": _traffic("node-a", s1=rates)}, {"r": "node-a"})
     assert (state["name"], state["status"], state["record"], state["node"]) == ("r", "active", True, "node-a")
     alice, bob, carol = state["participants"]
     assert (alice["login"], alice["display_name"], alice["present"]) == ("alice", "Alice A.", True)
@@ -67,23 +68,29 @@ def test_room_participants_streams_and_rates() -> None:
 
 def test_a_room_the_live_state_lost_keeps_the_database_status() -> None:
     room = OpenRoom(name="r", live_id="L", status="IDLE", record=False, created_at=CREATED)
-    state = _room_json(RoomNow(room=room, status=None, members=[], profiles={}, streams=[]), {})
+    state = _room_json(RoomNow(room=room, status=None, members=[], profiles={}, streams=[]), {}, {})
     assert (state["status"], state["node"], state["participants"]) == ("idle", None, [])
 
 
+def test_a_room_is_on_the_node_it_is_pinned_to_else_its_streams_node() -> None:
+    room = OpenRoom(name="r", live_id="L", status="ACTIVE", record=False, created_at=CREATED)
+    now = RoomNow(room=room, status="active", members=["a"], profiles={}, streams=[_record("s1", "a", node="node-b")])
+    assert _room_json(now, {}, {"r": "node-a"})["node"] == "node-a"
+    assert _room_json(now, {}, {})["node"] == "node-b"
+
+
 def test_nodes_with_and_without_a_record() -> None:
-    rooms = [
-        RoomNow(room=OpenRoom("r1", "L1", "ACTIVE", False, CREATED), status="active", members=[], profiles={},
-                streams=[_record("s1", "a", node="node-a"), _record("s2", "b", node="node-a")]),
-        RoomNow(room=OpenRoom("r2", "L2", "ACTIVE", False, CREATED), status="active", members=[], profiles={},
-                streams=[_record("s3", "c", node="node-a")]),
+    heartbeat = LoadReport(node="node-a", published=2, played=3, at_ms=1, rooms=2, cpu=0.25, host="h1", pid=42)
+    nodes = [
+        NodeStatus(node="node-a", beat_ms=1, load=heartbeat, draining=False, rooms=frozenset({"r1", "r2"}),
+                   streams=3),
+        NodeStatus(node="node-b", beat_ms=1, load=None, draining=True, rooms=frozenset(), streams=0),
     ]
-    nodes = _nodes_json(["node-b", "node-a"], {"node-a": _traffic("node-a")}, rooms)
-    assert nodes == [
-        {"node": "node-a", "rooms": 2, "published": 0, "legs": 3, "bps_in": 900_000, "bps_out": 2_700_000,
-         "cpu": 0.25, "at_ms": 1},
-        {"node": "node-b", "rooms": 0, "published": None, "legs": None, "bps_in": None, "bps_out": None,
-         "cpu": None, "at_ms": None},
+    assert _nodes_json(nodes, {"node-a": _traffic("node-a")}) == [
+        {"node": "node-a", "host": "h1", "pid": 42, "draining": False, "rooms": 2, "cpu": 0.25, "published": 0,
+         "legs": 3, "bps_in": 900_000, "bps_out": 2_700_000, "at_ms": 1},
+        {"node": "node-b", "host": "", "pid": 0, "draining": True, "rooms": 0, "cpu": None, "published": None,
+         "legs": None, "bps_in": None, "bps_out": None, "at_ms": None},
     ]
 
 

@@ -94,7 +94,8 @@
   function drawNodes(state) {
     const body = document.querySelector("#live-nodes tbody");
     const rows = state.nodes.map((node) => element("tr", { "data-node": node.node },
-      element("td", {}, node.node),
+      element("td", node.host ? { title: node.host + ", process " + node.pid } : {},
+        node.node, node.draining ? element("span", { class: "live-draining" }, " draining") : null),
       element("td", {}, node.rooms),
       element("td", { class: "live-published" }, node.published === null ? "–" : node.published),
       element("td", { class: "live-legs" }, node.legs === null ? "–" : node.legs),
