@@ -70,6 +70,9 @@
         body.append(row);
       });
     }
+    if (!room.participants.length) {
+      body.append(element("tr", {}, element("td", { colspan: 5, class: "live-empty" }, "Nobody is in the room.")));
+    }
     const facts = [room.status, room.participants.length + " in the room",
       room.node ? "node " + room.node : "no media node", room.record ? "recorded" : ""].filter(Boolean);
     return element("section", { class: "live-room", "data-room": room.name },
