@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 PASSWORD = "watcher-password-1"
 CREATE_WATCHER = f"""
 from django.contrib.auth.models import Permission, User
-user = User.objects.create_user("watcher", password={PASSWORD!r}, is_staff=True)
+user, _ = User.objects.get_or_create(username="watcher", defaults={{"is_staff": True}})
+user.set_password({PASSWORD!r})
+user.save()
 user.user_permissions.add(Permission.objects.get(codename="view_live_rooms", content_type__app_label="console"))
 """
 
