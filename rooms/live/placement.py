@@ -33,3 +33,11 @@ def placement_score(score: float, *, pinned_rooms: int, served_rooms: int) -> fl
     """The node's reported ``score`` plus the rooms pinned to it that its
     heartbeat did not count yet."""
     return score + NEW_ROOM_LEGS * max(0, pinned_rooms - served_rooms)
+
+
+def node_score(load: LoadReport | None, *, pinned_rooms: int) -> float:
+    """A node's placement score from its last heartbeat (None: none yet)
+    and the rooms pinned to it now."""
+    if load is None:
+        return placement_score(0.0, pinned_rooms=pinned_rooms, served_rooms=0)
+    return placement_score(load_score(load), pinned_rooms=pinned_rooms, served_rooms=load.rooms)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from rooms.live.placement import NEW_ROOM_LEGS, load_score, placement_score
+from rooms.live.placement import NEW_ROOM_LEGS, load_score, node_score
 from rooms.live.redis import decoded, lua_source
 from rooms.media.messages import LoadReport
 
@@ -64,9 +64,7 @@ class NodeStatus:
     @property
     def score(self) -> float:
         """Its placement score: what a new room's placement compares."""
-        served = self.load.rooms if self.load is not None else 0
-        reported = load_score(self.load) if self.load is not None else 0.0
-        return placement_score(reported, pinned_rooms=len(self.rooms), served_rooms=served)
+        return node_score(self.load, pinned_rooms=len(self.rooms))
 
     def alive(self, *, alive_after_ms: int) -> bool:
         return self.beat_ms >= alive_after_ms
@@ -139,11 +137,7 @@ class MemoryStreamRegistry:
         for node, beat in self._heartbeats.items():
             if beat < alive_after_ms or node in self._draining:
                 continue
-            load = self._loads.get(node)
-            score = placement_score(
-                load_score(load) if load is not None else 0.0,
-                pinned_rooms=len(self._node_rooms.get(node, ())), served_rooms=load.rooms if load is not None else 0,
-            )
+            score = node_score(self._loads.get(node), pinned_rooms=len(self._node_rooms.get(node, ())))
             if best is None or (score, node) < best:
                 best = (score, node)
         if best is None:
