@@ -11,39 +11,35 @@ heartbeat for the whole node, whatever the packet rate.
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 
 from ops import metrics
+from rooms.media.counter_readings import RECEIVER_STREAMS, SENDER_OCTETS, SENDER_PACKETS, CounterReadings
 from rooms.media.nacks import NackCount
 from rooms.media.peer import PlayedStream, PublishedStream
 from rooms.media.sink import QueueingSink, StreamSink
-
-_SENDER_PACKETS = "_RTCRtpSender__packet_count"
-_SENDER_OCTETS = "_RTCRtpSender__octet_count"
-_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
 
 
 class TrafficMeter:
     def __init__(self) -> None:
         # Per counted object (a tap, a receiver, a sender, a track): its
         # figures at the last reading.
-        self._last: weakref.WeakKeyDictionary[object, tuple[int, ...]] = weakref.WeakKeyDictionary()
+        self._readings = CounterReadings()
         self._stream_labels: set[tuple[str, str]] = set()
         self._leg_kinds: set[str] = set()
 
     def _grown(self, owner: object, *now: int) -> tuple[int, ...]:
-        before = self._last.get(owner, (0,) * len(now))
-        self._last[owner] = now
-        return tuple(max(0, current - previous) for current, previous in zip(now, before, strict=True))
+        """What grew since the last reading; all of it at the first (counted from zero)."""
+        grown = self._readings.grown(owner, *now)
+        return now if grown is None else grown
 
     def published_read(self, stream: PublishedStream) -> None:
         packets = octets = 0
         for tap in stream.taps.values():
             octets += self._grown(tap, tap.bytes_in)[0]
         for transceiver in stream.pc.getTransceivers():
-            remote_streams = getattr(transceiver.receiver, _RECEIVER_STREAMS, {})
+            remote_streams = getattr(transceiver.receiver, RECEIVER_STREAMS, {})
             received = sum(int(getattr(s, "packets_received", 0)) for s in remote_streams.values())
             packets += self._grown(transceiver.receiver, received)[0]
         if packets:
@@ -56,7 +52,7 @@ class TrafficMeter:
         packets = octets = 0
         for transceiver in played.pc.getTransceivers():
             sender = transceiver.sender
-            sent = int(getattr(sender, _SENDER_PACKETS, 0)), int(getattr(sender, _SENDER_OCTETS, 0))
+            sent = int(getattr(sender, SENDER_PACKETS, 0)), int(getattr(sender, SENDER_OCTETS, 0))
             grown = self._grown(sender, *sent)
             packets += grown[0]
             octets += grown[1]

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rooms.media.counter_readings import RECEIVER_STREAMS, SENDER_OCTETS, CounterReadings
 from rooms.media.peer import PlayedStream, PublishedStream
 
 WINDOW_MS = 1000
 # A node's record stays small however many streams it serves: the live
 # view shows the busiest ones (every stream still counts in the totals).
 MAX_STREAMS = 500
-
-_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
-_SENDER_OCTETS = "_RTCRtpSender__octet_count"
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class TrafficRates:
     def __init__(self, window_ms: int = WINDOW_MS) -> None:
         self.window_ms = window_ms
         # Per counted object: its figures at the start of the current window.
-        self._last: weakref.WeakKeyDictionary[object, tuple[int, ...]] = weakref.WeakKeyDictionary()
+        self._readings = CounterReadings()
         self._window_start_ms: int | None = None
         self._rates: NodeTraffic | None = None
 
@@ -117,14 +114,6 @@ class TrafficRates:
         )
         return self._rates
 
-    def _grown(self, owner: object, *now: int) -> tuple[int, ...] | None:
-        """What grew since the window began; None for an object first seen now."""
-        before = self._last.get(owner)
-        self._last[owner] = now
-        if before is None:
-            return None
-        return tuple(max(0, current - previous) for current, previous in zip(now, before, strict=True))
-
     def _tracks(self, stream: PublishedStream, elapsed_s: float) -> dict[str, TrackRates]:
         tracks = {}
         for transceiver in stream.pc.getTransceivers():
@@ -132,8 +121,9 @@ class TrafficRates:
             tap = stream.taps.get(kind)
             if tap is None:
                 continue
-            grown = self._grown(tap, tap.bytes_in, tap.frames_in)
-            packets = self._grown(transceiver.receiver, *_packets(transceiver.receiver, stream.ssrcs.get(kind)))
+            grown = self._readings.grown(tap, tap.bytes_in, tap.frames_in)
+            receiver = transceiver.receiver
+            packets = self._readings.grown(receiver, *_packets(receiver, stream.ssrcs.get(kind)))
             if grown is None or elapsed_s <= 0:
                 tracks[kind] = TrackRates(bps=0, fps=0.0, loss=0.0)
                 continue
@@ -150,7 +140,7 @@ class TrafficRates:
         octets = 0
         for transceiver in leg.pc.getTransceivers():
             sender = transceiver.sender
-            grown = self._grown(sender, int(getattr(sender, _SENDER_OCTETS, 0)))
+            grown = self._readings.grown(sender, int(getattr(sender, SENDER_OCTETS, 0)))
             if grown is not None:
                 octets += grown[0]
         return round(octets * 8 / elapsed_s) if elapsed_s > 0 else 0
@@ -159,7 +149,7 @@ class TrafficRates:
 def _packets(receiver: object, ssrc: int | None) -> tuple[int, int]:
     """Packets expected and received on the publisher's media SSRC (not its
     retransmissions, which would hide the loss they repair)."""
-    statistics = getattr(receiver, _RECEIVER_STREAMS, {})
+    statistics = getattr(receiver, RECEIVER_STREAMS, {})
     chosen = [statistics[ssrc]] if ssrc in statistics else list(statistics.values())[:1]
     expected = sum(int(s.packets_expected) for s in chosen)
     received = sum(int(s.packets_received) for s in chosen)
