@@ -89,6 +89,19 @@ JOIN_CONCURRENCY = 10
 READY = re.compile(r"media node ready: (\S+)")
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Seconds ``pid``'s threads have spent runnable but waiting for a CPU
+    (``/proc/PID/task/*/schedstat``, second field): how much a busy machine
+    held the process back."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9
+
+
 # --- The deployment ------------------------------------------------------------------------------------------------
 
 
@@ -132,7 +145,7 @@ def pinned(cpus: str | None, args: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *args] if cpus is not None else args
 
 
-def deploy(folder: Path, nodes: int) -> Deployment:
+def deploy(folder: Path, nodes: int, nice: int) -> Deployment:
     redis = RedisServer(free_port(), folder).start()
     env = server_env(folder, redis.url)
     manage(env, "migrate", "--noinput")
@@ -140,7 +153,8 @@ def deploy(folder: Path, nodes: int) -> Deployment:
     load_cpus = "1" if nodes == 1 else None
     started: dict[str, ServerProcess] = {}
     for index, cpus in enumerate(node_cpus):
-        process = ServerProcess(f"node-{index + 1}", pinned(cpus, [sys.executable, "manage.py", "runmedianode"]),
+        process = ServerProcess(f"node-{index + 1}", pinned(cpus, [
+            "nice", "-n", str(nice), sys.executable, "manage.py", "runmedianode"]),
                                 env, folder / f"node-{index + 1}.log").start()
         process.wait_for_log("media node ready")
         match = READY.search(process.log())
@@ -163,11 +177,13 @@ class Step:
     label: str
     published: int
     played: int
+    sent_fps: float = 0.0  # the publishers' mean frame rate in the window
     fps_min: float = 0.0
     fps_p50: float = 0.0
     lost: int = 0
     late: int = 0  # plays without a first frame in time
     node_cpu: dict[str, float] = field(default_factory=dict)  # CPU-s/s by node
+    node_wait: dict[str, float] = field(default_factory=dict)  # s/s runnable but not running, by node
     node_legs: dict[str, int] = field(default_factory=dict)
     node_rooms: dict[str, int] = field(default_factory=dict)
     web_cpu: float = 0.0
@@ -251,29 +267,38 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
     assert deployment.web.process is not None
     web_pid, load_pid = deployment.web.process.pid, os.getpid()
     before_frames = [(play.frames, play.lost) for play in load.plays]
+    cameras = [participant.camera for participant in load.participants if participant.camera is not None]
+    before_sent = [camera.sent for camera in cameras]
     before_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before_wait = {name: cpu_wait_seconds(pid) for name, pid in pids.items()}
     before_web, before_load, started = cpu_seconds(web_pid), cpu_seconds(load_pid), time.monotonic()
     await asyncio.sleep(window)
     elapsed = time.monotonic() - started
     after_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    after_wait = {name: cpu_wait_seconds(pid) for name, pid in pids.items()}
     rates = [(play.frames - frames) / elapsed for play, (frames, _) in zip(load.plays, before_frames, strict=True)]
     lost = sum(play.lost - lost for play, (_, lost) in zip(load.plays, before_frames, strict=True))
     step = Step(
         label=label,
         published=sum(1 for participant in load.participants if participant.stream),
         played=len(load.plays),
+        sent_fps=statistics.fmean(camera.sent - sent for camera, sent in zip(cameras, before_sent, strict=True))
+        / elapsed if cameras else 0.0,
         fps_min=min(rates, default=0.0),
         fps_p50=statistics.median(rates) if rates else 0.0,
         lost=lost,
         late=sum(1 for play in load.plays if play.first_at is None),
         node_cpu={name: (after_cpu[name] - before_cpu[name]) / elapsed for name in pids},
+        node_wait={name: (after_wait[name] - before_wait[name]) / elapsed for name in pids},
         web_cpu=(cpu_seconds(web_pid) - before_web) / elapsed,
         load_cpu=(cpu_seconds(load_pid) - before_load) / elapsed,
     )
     for node, (legs, rooms) in (await node_loads(deployment, env)).items():
         step.node_legs[node], step.node_rooms[node] = legs, rooms
-    log(f"{label}: {step.played} plays, fps min {step.fps_min:.1f} p50 {step.fps_p50:.1f}, lost {step.lost}, "
-        f"nodes {', '.join(f'{cpu:.2f}' for cpu in step.node_cpu.values())} CPU-s/s, "
+    log(f"{label}: {step.played} plays, sent {step.sent_fps:.1f} fps, fps min {step.fps_min:.1f} "
+        f"p50 {step.fps_p50:.1f}, lost {step.lost}, "
+        f"nodes {', '.join(f'{cpu:.2f}' for cpu in step.node_cpu.values())} CPU-s/s "
+        f"(waited {', '.join(f'{wait:.2f}' for wait in step.node_wait.values())}), "
         f"web {step.web_cpu:.2f}, load {step.load_cpu:.2f}")
     return step
 
@@ -287,6 +312,7 @@ class Config:
     rooms: int
     room_size: int
     nodes: int
+    node_nice: int
     step: int
     ramp: bool
     ramp_max: int
@@ -353,13 +379,15 @@ def markdown(config: Config, steps: list[Step], targets: list[Target]) -> str:
     lines = [f"# Capacity: {config.mode}, {config.nodes} media node(s)", "",
              f"Window {config.window:g} s after {config.warmup:g} s of warm-up; video 640x480 VP8 ~1.1 Mbit/s at "
              "30 fps; players count frames without decoding.", ""]
-    header = ["step", "published", "played", "fps min", "fps p50", "lost",
-              *(f"{short[node]} CPU-s/s (legs, rooms)" for node in nodes), "CPU-s/s per leg", "web CPU", "load CPU"]
+    header = ["step", "published", "played", "sent fps", "fps min", "fps p50", "lost",
+              *(f"{short[node]} CPU-s/s, waited (legs, rooms)" for node in nodes), "CPU-s/s per leg", "web CPU",
+              "load CPU"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in steps:
-        per_node = [f"{step.node_cpu.get(node, 0):.3f} ({step.node_legs.get(node, 0)}, {step.node_rooms.get(node, 0)})"
-                    for node in nodes]
-        lines.append("| " + " | ".join([step.label, str(step.published), str(step.played), f"{step.fps_min:.1f}",
+        per_node = [f"{step.node_cpu.get(node, 0):.3f}, {step.node_wait.get(node, 0):.2f} "
+                    f"({step.node_legs.get(node, 0)}, {step.node_rooms.get(node, 0)})" for node in nodes]
+        lines.append("| " + " | ".join([step.label, str(step.published), str(step.played), f"{step.sent_fps:.1f}",
+                                         f"{step.fps_min:.1f}",
                                          f"{step.fps_p50:.1f}", str(step.lost), *per_node, fmt(step.cpu_per_leg, 4),
                                          f"{step.web_cpu:.2f}", f"{step.load_cpu:.2f}"]) + " |")
     holding = [step for step in steps if not step.falls]
@@ -377,6 +405,8 @@ def parse_args(argv: list[str] | None) -> Config:
     mode.add_argument("--one-publisher", type=int, metavar="N", help="one publisher, N players")
     mode.add_argument("--rooms", metavar="RxP", help="R rooms of P participants, everyone publishing and playing")
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=1, help="media nodes, one per core (1)")
+    parser.add_argument("--node-nice", type=int, default=0, help="the nodes' nice value (0); a negative one "
+                        "gives them precedence over the machine's other work, as a node's own host would")
     parser.add_argument("--step", type=int, default=0, help="players (or rooms) added per step (N/4, R/5)")
     parser.add_argument("--ramp", action="store_true", help="go on past N (R) until the frame rate falls")
     parser.add_argument("--ramp-max", type=int, default=0, help="stop the ramp there (4 N, 4 R)")
@@ -389,8 +419,8 @@ def parse_args(argv: list[str] | None) -> Config:
         rooms, size = (int(part) for part in args.rooms.split("x"))
     total = args.one_publisher or rooms
     step = args.step or max(1, total // (4 if args.one_publisher else 5))
-    return Config(args.one_publisher or 0, rooms, size, args.nodes, step, args.ramp, args.ramp_max or 4 * total,
-                  args.window, args.warmup, args.json)
+    return Config(args.one_publisher or 0, rooms, size, args.nodes, args.node_nice, step, args.ramp,
+                  args.ramp_max or 4 * total, args.window, args.warmup, args.json)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="capacity-"))
     deployment: Deployment | None = None
     try:
-        deployment = deploy(folder, config.nodes)
+        deployment = deploy(folder, config.nodes, config.node_nice)
         steps = asyncio.run(run(config, deployment, deployment.web.env))
     except Exception:
         traceback.print_exc()

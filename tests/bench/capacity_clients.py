@@ -66,8 +66,12 @@ class PrecodedVideoTrack(MediaStreamTrack):
     def __init__(self, loop: list[tuple[bytes, bool]]) -> None:
         super().__init__()
         self._loop = loop
-        self._count = 0
+        self._count = 0  # frames sent so far
         self._start: float | None = None
+
+    @property
+    def sent(self) -> int:
+        return self._count
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self._start is None:
@@ -129,6 +133,7 @@ class Participant:
     pcs: list[RTCPeerConnection] = field(default_factory=list)
     plays: list[FrameCounter] = field(default_factory=list)
     stream: str = ""
+    camera: PrecodedVideoTrack | None = None
     _status: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
@@ -153,7 +158,8 @@ class Participant:
     async def publish(self, loop: list[tuple[bytes, bool]]) -> str:
         pc = peer_connection()
         self.pcs.append(pc)
-        pc.addTransceiver(PrecodedVideoTrack(loop), direction="sendonly")
+        self.camera = PrecodedVideoTrack(loop)
+        pc.addTransceiver(self.camera, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         check_loopback(pc.localDescription.sdp, "publisher offer")
         answer = await self.client.request("stream.publish", REQUEST_TIMEOUT_S, room=self.room, kind="camera",
