@@ -161,11 +161,13 @@ def deploy(folder: Path, nodes: int, nice: int) -> Deployment:
         assert match is not None
         started[match.group(1)] = process
     port = free_port()
-    web = ServerProcess("web", pinned(load_cpus, [str(BIN / "daphne"), "-b", HOST, "-p", str(port),
-                                                  "conference_site.asgi:application"]),
+    daphne = ["nice", "-n", str(nice), str(BIN / "daphne"), "-b", HOST, "-p", str(port),
+              "conference_site.asgi:application"]
+    web = ServerProcess("web", pinned(load_cpus, daphne),
                         env, folder / "web.log", port=port).start()
     if load_cpus is not None:
         os.sched_setaffinity(0, {int(load_cpus)})
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
     return Deployment(redis, web, started, folder)
 
 
@@ -312,7 +314,7 @@ class Config:
     rooms: int
     room_size: int
     nodes: int
-    node_nice: int
+    nice: int
     step: int
     ramp: bool
     ramp_max: int
@@ -405,8 +407,8 @@ def parse_args(argv: list[str] | None) -> Config:
     mode.add_argument("--one-publisher", type=int, metavar="N", help="one publisher, N players")
     mode.add_argument("--rooms", metavar="RxP", help="R rooms of P participants, everyone publishing and playing")
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=1, help="media nodes, one per core (1)")
-    parser.add_argument("--node-nice", type=int, default=0, help="the nodes' nice value (0); a negative one "
-                        "gives them precedence over the machine's other work, as a node's own host would")
+    parser.add_argument("--nice", type=int, default=0, help="nice value of the nodes, daphne and the load (0); "
+                        "a negative one (root) puts them before the machine's other work, as on a host of their own")
     parser.add_argument("--step", type=int, default=0, help="players (or rooms) added per step (N/4, R/5)")
     parser.add_argument("--ramp", action="store_true", help="go on past N (R) until the frame rate falls")
     parser.add_argument("--ramp-max", type=int, default=0, help="stop the ramp there (4 N, 4 R)")
@@ -419,7 +421,7 @@ def parse_args(argv: list[str] | None) -> Config:
         rooms, size = (int(part) for part in args.rooms.split("x"))
     total = args.one_publisher or rooms
     step = args.step or max(1, total // (4 if args.one_publisher else 5))
-    return Config(args.one_publisher or 0, rooms, size, args.nodes, args.node_nice, step, args.ramp,
+    return Config(args.one_publisher or 0, rooms, size, args.nodes, args.nice, step, args.ramp,
                   args.ramp_max or 4 * total, args.window, args.warmup, args.json)
 
 
@@ -432,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="capacity-"))
     deployment: Deployment | None = None
     try:
-        deployment = deploy(folder, config.nodes, config.node_nice)
+        deployment = deploy(folder, config.nodes, config.nice)
         steps = asyncio.run(run(config, deployment, deployment.web.env))
     except Exception:
         traceback.print_exc()
