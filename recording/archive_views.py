@@ -19,7 +19,13 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
 from recording.access import records_viewer
-from recording.archive import ArchiveChoice, ArchiveMedia, recording_file_start_ms, room_archive_choice
+from recording.archive import (
+    ArchiveChoice,
+    ArchiveMedia,
+    recording_file_start_ms,
+    room_archive_choice,
+    room_clock_origin_ms,
+)
 from recording.downloads import downloadable_file
 from recording.models import Recording
 from recording.subtitles import chat_cues, webvtt_document
@@ -102,7 +108,7 @@ def room_archive(request: HttpRequest, live_id: str) -> HttpResponse:
         )
         for media in choice.media
     ]
-    origin_ms = choice.origin_ms if choice.origin_ms is not None else room.created_at.timestamp() * 1000
+    origin_ms = room_clock_origin_ms(room, choice)
     entries = [PageEntry(entry, (entry.at_ms - origin_ms) / 1000) for entry in room_timeline(room)]
     context = {
         "room": room,

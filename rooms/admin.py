@@ -6,9 +6,12 @@ from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from audit.services import audit_record
 from rooms import history, moderation, services
+from rooms.chat_search import chat_messages_matching
 from rooms.models import ChatMessage, Participant, Room, Stream
 
 
@@ -161,8 +164,24 @@ class StreamAdmin(HistoryAdmin, admin.ModelAdmin[Stream]):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(HistoryAdmin, admin.ModelAdmin[ChatMessage]):
-    list_display = ("sender", "room", "text", "recipients", "sent_at")
+    list_display = ("sender", "room", "text", "recipients", "sent_at", "moment")
     list_filter = ("room__name",)
-    search_fields = ("sender", "text", "room__name")
+    # The search box runs the archive's full-text search (``get_search_results``).
+    search_fields = ("text",)
+    search_help_text = "Words of public messages (full-text; private messages are not searched)."
     readonly_fields = ("room", "public_id", "seq", "sender", "recipients", "text", "sent_at", "sent_at_ms")
     list_select_related = ("room",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ChatMessage], search_term: str
+    ) -> tuple[QuerySet[ChatMessage], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return chat_messages_matching(queryset, search_term), False
+
+    @admin.display(description="In the archive")
+    def moment(self, message: ChatMessage) -> str:
+        """A link to the room page at the moment the message was sent (public messages of ended rooms)."""
+        if message.recipients is not None or message.room.status != Room.Status.FINALIZED:
+            return "—"
+        return format_html('<a href="{}">play</a>', reverse("recording:chat_message", args=[message.public_id]))
