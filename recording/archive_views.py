@@ -31,6 +31,7 @@ from recording.models import Recording
 from recording.subtitles import chat_cues, webvtt_document
 from recording.timeline import EntryKind, TimelineEntry, room_public_chat, room_timeline
 from recording.views import download_audit, records_forbidden, visible_recording
+from rooms.attendance_selectors import rooms_attendance
 from rooms.models import Room
 
 MIX_NOT_PLAYED: dict[str, str] = {
@@ -116,6 +117,7 @@ def room_archive(request: HttpRequest, live_id: str) -> HttpResponse:
         "player": shown[0] if shown else None,
         "note": _choice_note(choice, shown),
         "entries": entries,
+        "attendance": rooms_attendance([room])[0].rows,
         "identity": viewer.identities.get(room.live_id),
         "every_room": viewer.every_room,
     }

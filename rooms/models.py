@@ -136,6 +136,11 @@ class ChatMessage(models.Model):
             models.Index(fields=["room", "seq"]),
             # Created on PostgreSQL only (see the migration that adds it).
             GinIndex(fields=["search_document"], name="chat_search_document"),
+            # Search answers newest first: for a word in many messages PostgreSQL
+            # walks this and stops at the page's last hit instead of sorting them all.
+            models.Index(
+                fields=["-sent_at_ms", "-id"], condition=Q(recipients__isnull=True), name="chat_public_newest"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,11 +1,12 @@
 """Full-text search of the public chat: a stored search document per message
-and, on PostgreSQL, its GIN index; messages stored before are indexed here."""
+and, on PostgreSQL, its GIN index; public messages by time, newest first;
+messages stored before are indexed here."""
 
 from typing import Any
 
 import django.contrib.postgres.indexes
 import django.contrib.postgres.search
-from django.db import migrations
+from django.db import migrations, models
 
 
 class AddIndexOnPostgres(migrations.AddIndex):
@@ -45,6 +46,12 @@ class Migration(migrations.Migration):
         AddIndexOnPostgres(
             model_name="chatmessage",
             index=django.contrib.postgres.indexes.GinIndex(fields=["search_document"], name="chat_search_document"),
+        ),
+        migrations.AddIndex(
+            model_name="chatmessage",
+            index=models.Index(
+                condition=models.Q(recipients__isnull=True), fields=["-sent_at_ms", "-id"], name="chat_public_newest"
+            ),
         ),
         migrations.RunPython(index_stored_messages, migrations.RunPython.noop),
     ]
