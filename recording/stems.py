@@ -10,8 +10,8 @@ are placed exactly as the mixer places them (``recording.mixing``: the
 sidecar's start, and the sender-report correction of the audio against the
 video) and summed.
 
-Decoding goes through ``recording.mix_sources.AudioSource`` (PyAV, which
-releases the GIL while decoding and encoding), one thread per participant;
+Decoding and encoding go through PyAV (which releases the GIL while it
+decodes and encodes), one thread per participant;
 the FLAC files are stored in the ZIP as they are (they are compressed
 already). tests/bench/recording_stems.py compares this with the ffmpeg CLI
 doing the same.
@@ -19,11 +19,12 @@ doing the same.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,12 +34,13 @@ from typing import Any
 import av
 import numpy as np
 
-from recording.mix_sources import MIX_SAMPLE_RATE, AudioSource
+from recording.mix_sources import AUDIO_CONTINUITY_S, MIX_SAMPLE_RATE, FloatSamples
 from recording.mixing import MixError, MixRecord, mix_records_read
 
-# One second of samples per read: large enough that Python's share is
-# negligible, small enough that a 16-participant room holds little memory.
-BLOCK_SAMPLES = MIX_SAMPLE_RATE
+# Ten seconds of samples are summed, then encoded, at a time: large enough
+# that Python's share is negligible, small enough that a 16-participant room
+# holds little memory.
+CHUNK_SAMPLES = 10 * MIX_SAMPLE_RATE
 FLAC_COMPRESSION_LEVEL = 5  # the encoder's default: speech barely gains from more
 
 
@@ -110,34 +112,95 @@ def room_stems_render(
 
 
 def _stem_write(records: Sequence[MixRecord], total: int, path: Path) -> None:
-    """One participant's records summed into a mono 16-bit FLAC of ``total`` samples."""
-    sources = [
-        AudioSource(
-            record.media_path, round((record.origin_ms + record.audio_correction_ms) * MIX_SAMPLE_RATE / 1000)
-        )
-        for record in records
-    ]
-    try:
-        with av.open(str(path), "w", format="flac") as container:
-            stream: Any = container.add_stream("flac", rate=MIX_SAMPLE_RATE, layout="mono")
-            stream.format = "s16"
-            stream.codec_context.options = {"compression_level": str(FLAC_COMPRESSION_LEVEL)}
-            time_base = Fraction(1, MIX_SAMPLE_RATE)
-            for start in range(0, total, BLOCK_SAMPLES):
-                count = min(BLOCK_SAMPLES, total - start)
-                mono = np.zeros(count, dtype=np.float32)
-                for source in sources:
-                    stereo = source.read(start, count)
-                    mono += (stereo[0] + stereo[1]) * 0.5
-                samples = (np.clip(mono, -1.0, 1.0) * 32767).astype(np.int16)
-                frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-                frame.sample_rate = MIX_SAMPLE_RATE
-                frame.pts = start
-                frame.time_base = time_base
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-    finally:
-        for source in sources:
-            source.close()
+    """One participant's records summed into a mono 16-bit FLAC of ``total`` samples.
+
+    The decoded frames of all the records come in order of their place on
+    the room timeline and are added into a chunk of CHUNK_SAMPLES, which is
+    encoded once nothing more can fall into it: no per-frame buffers are
+    grown or copied, which is what keeps a long room cheap in Python.
+    """
+    placed = heapq.merge(*(_placed_frames(record) for record in records), key=lambda item: item[0])
+    with av.open(str(path), "w", format="flac") as container:
+        stream: Any = container.add_stream("flac", rate=MIX_SAMPLE_RATE, layout="mono")
+        stream.format = "s16"
+        stream.codec_context.options = {"compression_level": str(FLAC_COMPRESSION_LEVEL)}
+        # A chunk, and as much again behind it for frames that run over its
+        # end: frames come in order of where they start, so once one starts
+        # past the chunk nothing more can fall into it.
+        buffer = np.zeros(2 * CHUNK_SAMPLES, dtype=np.float32)
+        chunk_start = 0
+        for position, samples in placed:
+            if position >= total:
+                break
+            while position >= chunk_start + CHUNK_SAMPLES:
+                _chunk_encode(container, stream, buffer, chunk_start, total)
+                chunk_start += CHUNK_SAMPLES
+            offset = position - chunk_start
+            count = min(samples.shape[0], buffer.shape[0] - offset, total - position)
+            buffer[offset : offset + count] += samples[:count]
+        while chunk_start < total:
+            _chunk_encode(container, stream, buffer, chunk_start, total)
+            chunk_start += CHUNK_SAMPLES
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def _chunk_encode(container: Any, stream: Any, buffer: FloatSamples, chunk_start: int, total: int) -> None:
+    """Encode the buffer's first chunk and move what ran over it to the front."""
+    count = min(CHUNK_SAMPLES, total - chunk_start)
+    samples = (np.clip(buffer[:count], -1.0, 1.0) * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = MIX_SAMPLE_RATE
+    frame.pts = chunk_start
+    frame.time_base = Fraction(1, MIX_SAMPLE_RATE)
+    for packet in stream.encode(frame):
+        container.mux(packet)
+    buffer[:CHUNK_SAMPLES] = buffer[CHUNK_SAMPLES:]
+    buffer[CHUNK_SAMPLES:] = 0
+
+
+def _placed_frames(record: MixRecord) -> Iterator[tuple[int, FloatSamples]]:
+    """A record's audio as (room sample index, mono samples), in order, never overlapping itself.
+
+    Placed as ``recording.mix_sources.AudioSource`` places it: the file's
+    time plus the record's origin and audio correction, a frame within
+    AUDIO_CONTINUITY_S of where the previous ended continuing it (timestamps
+    in milliseconds must not open gaps or overlaps of a few samples), a
+    real gap (lost packets) left silent, and what overlaps already placed
+    audio dropped. Samples before the room's time 0 are cut.
+    """
+    origin = round((record.origin_ms + record.audio_correction_ms) * MIX_SAMPLE_RATE / 1000)
+    snap = AUDIO_CONTINUITY_S * MIX_SAMPLE_RATE
+    with av.open(str(record.media_path)) as container:
+        audio = container.streams.audio[0]
+        resampler: Any = None
+        placed_end: int | None = None
+        for packet in container.demux(audio):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue  # lost RTP in the capture: a corrupt packet is skipped, as the mixer does
+            for frame in frames:
+                position = origin + round(float(frame.time or 0.0) * MIX_SAMPLE_RATE)
+                if frame.format.name != "fltp" or frame.sample_rate != MIX_SAMPLE_RATE:
+                    resampler = resampler or av.AudioResampler(format="fltp", rate=MIX_SAMPLE_RATE)
+                    decoded = [resampled.to_ndarray() for resampled in resampler.resample(frame)]
+                    if not decoded:
+                        continue
+                    planes = np.concatenate(decoded, axis=1)
+                else:
+                    planes = frame.to_ndarray()
+                mono = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+                if placed_end is not None:
+                    if abs(position - placed_end) <= snap:
+                        position = placed_end
+                    elif position < placed_end:
+                        mono = mono[placed_end - position :]
+                        position = placed_end
+                if position < 0:
+                    mono = mono[-position:]
+                    position = 0
+                if mono.shape[0] == 0:
+                    continue
+                placed_end = position + mono.shape[0]
+                yield position, mono

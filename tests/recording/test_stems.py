@@ -87,3 +87,29 @@ def test_file_names_are_safe_and_unique() -> None:
     taken: set[str] = set()
     names = [stem_file_name(identity, taken) for identity in ("alice", "Alice", "../etc/passwd", "", "ян 李")]
     assert names == ["alice.flac", "Alice-2.flac", "etc_passwd.flac", "participant.flac", "ян_李.flac"]
+
+
+def test_overlapping_records_of_one_participant_are_summed_across_chunks(tmp_path: Path) -> None:
+    # Carol's camera beeps across the stems' 10 s chunk boundary; her screen
+    # (with its sound) starts before that and overlaps the camera.
+    sidecars = [
+        synthetic_record_write(tmp_path, SyntheticRecord(
+            stream="c-cam", participant="carol", duration_s=12.0, beep_times_s=(9.95,), has_video=False,
+        )),
+        synthetic_record_write(tmp_path, SyntheticRecord(
+            stream="c-screen", participant="carol", kind="screen", duration_s=3.0, beep_times_s=(1.0,),
+            has_video=False, started_at_ms=T0 + 9900,
+        )),
+    ]
+    result = room_stems_render(sidecars, tmp_path / "stems.zip")
+    assert [(stem.participant, stem.records) for stem in result.stems] == [("carol", 2)]
+    with zipfile.ZipFile(tmp_path / "stems.zip") as archive:
+        archive.extractall(tmp_path / "out")
+    onsets = beep_onsets_s(tmp_path / "out/carol.flac")
+    assert len(onsets) == 2, onsets
+    assert abs(onsets[0] - 9.95) <= TOLERANCE_S and abs(onsets[1] - 10.9) <= TOLERANCE_S, onsets
+    samples = stem_samples(tmp_path / "out/carol.flac")
+    assert len(samples) == round(12.9 * 48000)  # until the screen record ends
+    # The beep crossing the chunk boundary is whole: loud on both sides of 10.0 s.
+    assert np.abs(samples[int(9.97 * 48000) : int(10.0 * 48000)]).max() > 8000
+    assert np.abs(samples[int(10.0 * 48000) : int(10.03 * 48000)]).max() > 8000
