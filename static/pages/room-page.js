@@ -309,7 +309,8 @@ class RoomPage {
       .on(ROOM_EVENT.RECORDING, (recordedRoom, recording, by) => {
         if (recordedRoom !== this.state.room) return;
         this.#showRecording(recording ? by : null);
-        this.#chat.system(recording ? `${by} is recording the room` : "the room's recording stopped");
+        // A start is said with the room's state (the chat is drawn anew then).
+        if (!recording) this.#chat.system("the room's recording stopped");
       })
       .on(ROOM_EVENT.LOCKED, (lockedRoom, isLocked, by) => {
         this.#moderation.lockedChanged(isLocked);
@@ -344,6 +345,7 @@ class RoomPage {
     for (const participant of participants) this.#tiles.addParticipant(participant);
     this.#moderation.attach(room, { token: () => this.#token });
     if (room.isLocked()) this.#chat.system("the room is locked");
+    if (room.recordedBy()) this.#chat.system(`${room.recordedBy()} is recording the room`);
     this.#refreshRecipients();
     ui.record.checked = room.record();
     ui.chatInput.disabled = false;
