@@ -12,7 +12,7 @@ import fractions
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import av
 from aiortc.jitterbuffer import JitterFrame
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 # its oldest packets (0.5 s of 20 ms packets).
 MAX_QUEUED_VIDEO_FRAMES = 90
 MAX_QUEUED_AUDIO_FRAMES = 25
+
+# Why a track is paused: its publisher muted it (media.mute), or the
+# subscriber's link cannot carry it (rooms.media.congestion_control). Each
+# reason is lifted on its own, so an unmute never undoes a bandwidth pause.
+PauseReason = Literal["muted", "bandwidth"]
 
 
 @functools.cache
@@ -50,7 +55,7 @@ class ForwardTrack(MediaStreamTrack):
         self._on_first_frame = on_first_frame
         # Video waits for a keyframe: nothing before it can be decoded.
         self._waiting_for_keyframe = kind == "video"
-        self.paused = False
+        self._pauses: set[PauseReason] = set()
         self.frames_sent = 0
         # Read by the node's meter once per heartbeat (rooms.media.metering).
         self.frames_dropped = 0
@@ -82,17 +87,24 @@ class ForwardTrack(MediaStreamTrack):
         """Frames waiting for this subscriber's sender (read once per heartbeat)."""
         return self._queue.qsize()
 
-    def resume(self) -> None:
-        """Forward again after a pause; video restarts at a fresh keyframe."""
-        if not self.paused:
+    @property
+    def paused(self) -> bool:
+        return bool(self._pauses)
+
+    def paused_for(self, reason: PauseReason) -> bool:
+        return reason in self._pauses
+
+    def resume(self, reason: PauseReason = "muted") -> None:
+        """Lift the pause of ``reason``; with none left, video restarts at a fresh keyframe."""
+        if reason not in self._pauses:
             return
-        self.paused = False
-        if self.kind == "video":
+        self._pauses.discard(reason)
+        if not self._pauses and self.kind == "video":
             self._waiting_for_keyframe = True
             self._request_keyframe()
 
-    def pause(self) -> None:
-        self.paused = True
+    def pause(self, reason: PauseReason = "muted") -> None:
+        self._pauses.add(reason)
         self._drain()
 
     def _drain(self) -> None:
