@@ -3,9 +3,13 @@
 Wires ``rooms.media.congestion`` (the decisions) to the node: each
 subscriber leg's RTCP feedback goes in (``rooms.media.receiver_feedback``),
 and out come REMB to the publisher (through its ``BitrateCap``), bandwidth
-pauses of a leg's video (``ForwardTrack.pause("bandwidth")``, audio goes
-on), and the leg's ``on_bandwidth(paused)`` callback, which tells its
-subscriber (``stream.paused`` / ``stream.resumed``).
+pauses of a leg's video (its ``pause("bandwidth")``, audio goes on), and
+the leg's ``on_bandwidth(paused)`` callback, which tells its subscriber
+(``stream.paused`` / ``stream.resumed``).
+
+A leg is anything with ``pause(reason)`` and ``resume(reason)`` whose
+reasons are kept apart (``rooms.media.forward``): a publisher's unmute
+never lifts a bandwidth pause, nor a resume here a mute.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc import RTCRtpSender
 
 from rooms.media.bitrate import BitrateCap
 from rooms.media.congestion import Action, CongestionPolicy, TrackCongestion
-from rooms.media.forward import ForwardTrack
 from rooms.media.receiver_feedback import feedback_watch
 from rooms.media.tap import EncodedFrameTap
 
@@ -30,11 +34,20 @@ TICK_S = 0.25
 SOURCE_WINDOW_S = 1.0
 
 BandwidthCallback = Callable[[bool], None]
+BANDWIDTH = "bandwidth"
+
+
+class VideoLeg(Protocol):
+    """One subscriber's forwarding of the video."""
+
+    def pause(self, reason: str) -> None: ...
+
+    def resume(self, reason: str) -> None: ...
 
 
 @dataclass
 class _Leg:
-    track: ForwardTrack
+    track: VideoLeg
     on_bandwidth: BandwidthCallback | None
 
 
@@ -43,7 +56,8 @@ class CongestionControl:
         self.decisions = TrackCongestion(policy)
         self._cap = cap
         self._tap = tap
-        self._legs: dict[ForwardTrack, _Leg] = {}
+        # By id(): a leg object is the key, whatever its class makes of equality.
+        self._legs: dict[int, _Leg] = {}
         self._task: asyncio.Task[None] | None = None
         # Counts of what was decided, for tests and benchmarks.
         self.pauses = 0
@@ -56,20 +70,21 @@ class CongestionControl:
         control._task = asyncio.get_running_loop().create_task(control._run(), name="congestion-control")
         return control
 
-    def leg_add(self, track: ForwardTrack, sender: RTCRtpSender, on_bandwidth: BandwidthCallback | None) -> None:
+    def leg_add(self, track: VideoLeg, sender: RTCRtpSender, on_bandwidth: BandwidthCallback | None) -> None:
         """Watch the RTCP of ``sender``, whose track forwards this video to one subscriber."""
-        self._legs[track] = _Leg(track, on_bandwidth)
-        self.decisions.leg_add(track)
+        key = id(track)
+        self._legs[key] = _Leg(track, on_bandwidth)
+        self.decisions.leg_add(key)
         loop = asyncio.get_running_loop()
         feedback_watch(
             sender,
-            on_estimate=lambda bps: self.decisions.estimate(track, bps, loop.time()),
-            on_loss=lambda fraction: self.decisions.loss(track, fraction),
+            on_estimate=lambda bps: self.decisions.estimate(key, bps, loop.time()),
+            on_loss=lambda fraction: self.decisions.loss(key, fraction),
         )
 
-    def leg_remove(self, track: ForwardTrack) -> None:
-        self._legs.pop(track, None)
-        self.decisions.leg_remove(track)
+    def leg_remove(self, track: VideoLeg) -> None:
+        self._legs.pop(id(track), None)
+        self.decisions.leg_remove(id(track))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,7 +97,7 @@ class CongestionControl:
                 window_start, bytes_start = now, self._tap.bytes_in
             try:
                 for key, action in self.decisions.tick(now):
-                    leg = self._legs.get(key)  # type: ignore[call-overload]
+                    leg = self._legs.get(key) if isinstance(key, int) else None
                     if leg is not None:
                         self._apply(leg, action)
                 self._cap.limit(self.decisions.target_bps(now))
@@ -92,10 +107,10 @@ class CongestionControl:
     def _apply(self, leg: _Leg, action: Action) -> None:
         match action:
             case Action.PAUSE | Action.PROBE_FAILED:
-                leg.track.pause("bandwidth")
+                leg.track.pause(BANDWIDTH)
             case Action.PROBE:
                 self.probes += 1
-                leg.track.resume("bandwidth")
+                leg.track.resume(BANDWIDTH)
         if action is Action.PAUSE:
             self.pauses += 1
         elif action is Action.RESUME:

@@ -12,7 +12,7 @@ import fractions
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import av
 from aiortc.jitterbuffer import JitterFrame
@@ -32,7 +32,8 @@ MAX_QUEUED_AUDIO_FRAMES = 25
 # Why a track is paused: its publisher muted it (media.mute), or the
 # subscriber's link cannot carry it (rooms.media.congestion_control). Each
 # reason is lifted on its own, so an unmute never undoes a bandwidth pause.
-PauseReason = Literal["muted", "bandwidth"]
+MUTE = "mute"
+BANDWIDTH = "bandwidth"
 
 
 @functools.cache
@@ -55,7 +56,7 @@ class ForwardTrack(MediaStreamTrack):
         self._on_first_frame = on_first_frame
         # Video waits for a keyframe: nothing before it can be decoded.
         self._waiting_for_keyframe = kind == "video"
-        self._pauses: set[PauseReason] = set()
+        self.paused_by: set[str] = set()
         self.frames_sent = 0
         # Read by the node's meter once per heartbeat (rooms.media.metering).
         self.frames_dropped = 0
@@ -89,22 +90,19 @@ class ForwardTrack(MediaStreamTrack):
 
     @property
     def paused(self) -> bool:
-        return bool(self._pauses)
+        return bool(self.paused_by)
 
-    def paused_for(self, reason: PauseReason) -> bool:
-        return reason in self._pauses
-
-    def resume(self, reason: PauseReason = "muted") -> None:
+    def resume(self, reason: str = MUTE) -> None:
         """Lift the pause of ``reason``; with none left, video restarts at a fresh keyframe."""
-        if reason not in self._pauses:
+        if reason not in self.paused_by:
             return
-        self._pauses.discard(reason)
-        if not self._pauses and self.kind == "video":
+        self.paused_by.discard(reason)
+        if not self.paused_by and self.kind == "video":
             self._waiting_for_keyframe = True
             self._request_keyframe()
 
-    def pause(self, reason: PauseReason = "muted") -> None:
-        self._pauses.add(reason)
+    def pause(self, reason: str = MUTE) -> None:
+        self.paused_by.add(reason)
         self._drain()
 
     def _drain(self) -> None:

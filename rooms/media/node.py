@@ -387,9 +387,9 @@ class MediaNode:
     def _apply_mute(played: PlayedStream, muted: messages.Muted) -> None:
         for kind, track in played.tracks.items():
             if getattr(muted, kind, False):
-                track.pause("muted")
+                track.pause()
             else:
-                track.resume("muted")
+                track.resume()
 
 
 def _codecs_text(codecs: dict[str, str]) -> str:
