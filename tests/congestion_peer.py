@@ -26,13 +26,49 @@ import time
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
+from aiortc.utils import uint16_add
 
 from tests.media_clients import Player
 from tests.media_tracks import NoisyCounterVideoTrack, ToneAudioTrack
 from tests.wsclient import SocketClient
 
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 WATCHED = ("stream.paused", "stream.resumed", "stream.status")
+
+
+class KeyframeFlushingBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, made to recover as a browser's does.
+
+    aiortc's holds every frame behind a packet that never came until 512
+    packets later (seconds of video); a browser drops the frames waiting for
+    lost packets as soon as a keyframe starts, and decodes from it. A
+    player that lost packets on a congested link and then gets its video
+    back after a keyframe would otherwise show nothing for seconds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(capacity=512, is_video=True)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        origin = self._origin
+        if origin is not None and _vp8_keyframe_start(packet.payload):
+            waiting = uint16_add(packet.sequence_number, -origin)
+            if 0 < waiting < self.capacity and any(
+                self._packets[(origin + offset) % self.capacity] is None for offset in range(waiting)
+            ):
+                self.remove(waiting)
+        return super().add(packet)
+
+
+def _vp8_keyframe_start(payload: bytes) -> bool:
+    try:
+        descriptor, data = VpxPayloadDescriptor.parse(payload)
+    except ValueError:
+        return False
+    return bool(descriptor.partition_start and descriptor.partition_id == 0 and data and not data[0] & 0x01)
 
 
 def say(**fields: Any) -> None:
@@ -60,7 +96,8 @@ async def viewer(url: str, room: str, login: str, stream: str) -> tuple[SocketCl
     assert state["type"] == "room.state", state
     pc = peer()
     player = Player(pc)
-    pc.addTransceiver("video", direction="recvonly")
+    video = pc.addTransceiver("video", direction="recvonly")
+    setattr(video.receiver, _JITTER_BUFFER, KeyframeFlushingBuffer())
     pc.addTransceiver("audio", direction="recvonly")
     pc.on("track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track))))
     await pc.setLocalDescription(await pc.createOffer())

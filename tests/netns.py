@@ -300,11 +300,11 @@ TEST_SETTINGS = ("MEDIA_HOST_IP", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_UR
 SERVE_PORT = 8000  # each namespace is a machine of its own: make run's port is free there
 
 
-def serve(host: Host, folder: Path, name: str = "serve", **settings: str) -> ServerProcess:
+def serve(host: Host, folder: Path, name: str = "serve", port: int = SERVE_PORT, **settings: str) -> ServerProcess:
     """``manage.py serve --host 0.0.0.0`` in ``host``'s namespace with ``settings`` (started, serving)."""
     env = {key: value for key, value in os.environ.items() if key not in TEST_SETTINGS}
     env.update(VAR_DIR=str(folder / f"{name}-var"), PYTHONUNBUFFERED="1", **settings)
-    args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(SERVE_PORT))
+    args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(port))
     server = ServerProcess(name, args, env, folder / f"{name}.log")
     server.start()
     try:

@@ -8,9 +8,10 @@ Pure logic, fed with the subscribers' REMB estimates and reception reports
   that get video, bounded by the floor (``ROOM_MIN_VIDEO_KBPS``) below and
   the cap (``ROOM_MAX_VIDEO_KBPS``) above, so one poor subscriber cannot
   drag the room under the floor;
-- which subscriber's video to pause: one whose estimate stays under what
-  the stream needs (the floor, or the publisher's own rate when that is
-  lower) for ``pause_after_s``;
+- which subscriber's video to pause: one whose estimate stays low for
+  ``pause_after_s``: under what the stream needs (the floor, or the
+  publisher's own rate when that is lower) while its receiver reports
+  lose packets, or far under it (``low_ratio``) in any case;
 - when to probe a paused subscriber (forward its video again for
   ``probe_s``, no event) and whether the probe found the link recovered
   (resume) or not (pause again, and probe less often).
@@ -39,8 +40,10 @@ class CongestionPolicy:
     # The floor and the cap of what a publisher is asked for (bit/s; max 0: no cap).
     min_bps: int
     max_bps: int = 0
-    # An estimate under this share of the need is low.
+    # An estimate under this share of the need is low; one under the need is
+    # low when the last reception report lost at least ``lossy`` of the packets.
     low_ratio: float = 0.8
+    lossy: float = 0.05
     # Low this long (no estimate at or over the threshold meanwhile): paused.
     pause_after_s: float = 1.0
     # The first probe this long after a pause; each failed one waits
@@ -79,8 +82,10 @@ class _Leg:
     estimate_at: float = 0.0
     # What a successful probe carried (bit/s), until the estimate passes it or backs off.
     proven_bps: int | None = None
-    # When the estimate first fell under the threshold without rising since.
+    # When the estimate first fell low without rising since.
     low_since: float | None = None
+    # The fraction lost in the last reception report.
+    loss: float = 0.0
     next_probe_at: float = 0.0
     probe_interval_s: float = 0.0
     probe_started: float = 0.0
@@ -133,16 +138,27 @@ class TrackCongestion:
             return
         if entry.proven_bps is not None and (falling or bps >= entry.proven_bps):
             entry.proven_bps = None
-        if entry.proven_bps is not None or bps >= self.threshold_bps():
+        if not self._low(entry):
             entry.low_since = None
         elif not rising and entry.low_since is None:
             entry.low_since = now
 
-    def loss(self, leg: Hashable, fraction: float) -> None:
+    def loss(self, leg: Hashable, fraction: float, now: float) -> None:
         """A reception report from ``leg``'s subscriber."""
         entry = self._legs.get(leg)
-        if entry is not None and entry.state is LegState.PROBING:
+        if entry is None:
+            return
+        entry.loss = fraction
+        if entry.state is LegState.PROBING:
             entry.probe_loss = max(entry.probe_loss, fraction)
+        elif entry.state is LegState.FORWARDING and entry.low_since is None and self._low(entry):
+            entry.low_since = now
+
+    def _low(self, entry: _Leg) -> bool:
+        bps = entry.estimate_bps
+        if bps is None or entry.proven_bps is not None:
+            return False
+        return bps < self.threshold_bps() or (bps < self.need_bps() and entry.loss >= self.policy.lossy)
 
     def tick(self, now: float) -> list[tuple[Hashable, Action]]:
         """The decisions due at ``now`` (call a few times a second)."""

@@ -79,7 +79,7 @@ class CongestionControl:
         feedback_watch(
             sender,
             on_estimate=lambda bps: self.decisions.estimate(key, bps, loop.time()),
-            on_loss=lambda fraction: self.decisions.loss(key, fraction),
+            on_loss=lambda fraction: self.decisions.loss(key, fraction, loop.time()),
         )
 
     def leg_remove(self, track: VideoLeg) -> None:

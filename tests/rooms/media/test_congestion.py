@@ -122,7 +122,7 @@ def test_a_probe_with_lost_packets_fails() -> None:
     assert run(congestion, 1.25, 3.0) == [(3.0, "poor", Action.PROBE)]
     feed(congestion, "poor", [200_000, 201_000, 202_000], 3.25)
     assert run(congestion, 3.25, 3.75) == []
-    congestion.loss("poor", 0.2)
+    congestion.loss("poor", 0.2, 3.9)
     assert run(congestion, 4.0, 4.5) == [(4.0, "poor", Action.PROBE_FAILED)]
 
 
@@ -132,7 +132,7 @@ def test_a_probe_on_a_recovered_link_resumes_and_counts_what_it_carried() -> Non
     assert run(congestion, 1.25, 3.0) == [(3.0, "poor", Action.PROBE)]
     # The estimate climbs slowly from where it fell; no loss.
     feed(congestion, "poor", [190_000, 191_000, 192_000, 193_000], 3.25)
-    congestion.loss("poor", 0.0)
+    congestion.loss("poor", 0.0, 4.0)
     assert run(congestion, 3.25, 4.5) == [(4.5, "poor", Action.RESUME)]
     assert congestion.state("poor") is LegState.FORWARDING
     # It carried the publisher's 800 kbit/s: it asks for no less while its estimate climbs ...
@@ -144,3 +144,20 @@ def test_a_probe_on_a_recovered_link_resumes_and_counts_what_it_carried() -> Non
     feed(congestion, "poor", [150_000, 150_000], 8.25)
     assert congestion.target_bps(8.5) == FLOOR
     assert run(congestion, 8.25, 9.5) == [(9.25, "poor", Action.PAUSE)]
+
+
+def test_under_the_need_with_lost_packets_is_low_too() -> None:
+    congestion = track()
+    # 280 kbit/s: over 80 % of the floor, so no reason to pause while nothing is lost ...
+    feed(congestion, "poor", [280_000, 280_000, 280_000], 0.0, step=0.5)
+    assert run(congestion, 0.0, 1.5) == []
+    # ... but the subscriber loses a fifth of the packets: its link is full.
+    congestion.loss("poor", 0.2, 1.6)
+    assert run(congestion, 1.75, 3.0) == [(2.75, "poor", Action.PAUSE)]
+
+    # Loss on a link whose estimate carries the need is no reason.
+    lossy = track()
+    feed(lossy, "poor", [900_000, 900_000], 0.0, step=0.5)
+    lossy.loss("poor", 0.3, 1.1)
+    feed(lossy, "poor", [900_000, 900_000, 900_000], 1.5, step=0.5)
+    assert run(lossy, 0.0, 3.0) == []
