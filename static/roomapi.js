@@ -1094,6 +1094,18 @@ class RemoteStream extends Emitter {
     return this.#info;
   }
 
+  /** Why the server paused this play's video (STREAM_EVENT.PAUSED), or null while it comes. */
+  pausedReason() {
+    return this.#pausedFor;
+  }
+
+  /** @internal stream.paused / stream.resumed of this play. */
+  _serverPause(paused, reason) {
+    if (paused === (this.#pausedFor !== null)) return;
+    this.#pausedFor = paused ? reason : null;
+    this._emit(paused ? STREAM_EVENT.PAUSED : STREAM_EVENT.RESUMED, this, reason);
+  }
+
   element() {
     return this.#element;
   }
