@@ -15,7 +15,11 @@ second.
 
 ``limit_bps`` is what the publisher's subscribers can take
 (``rooms.media.congestion_control``): set, it lowers what is told, and a
-fall is told at once rather than at the next beat.
+fall is told at once rather than at the next beat. ``floor_bps``
+(``ROOM_MIN_VIDEO_KBPS``) bounds what is told from below, the node's own
+estimate included: on a busy machine aiortc's estimator reads its own
+scheduling delays as a congested uplink, and a publisher whose uplink is
+really congested lowers its rate by itself (REMB is only an upper bound).
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ class BitrateCap:
     """Keeps one publisher's video at or under ``cap_bps``."""
 
     def __init__(self, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
-                 interval_s: float = REMB_INTERVAL_S) -> None:
+                 interval_s: float = REMB_INTERVAL_S, floor_bps: int = 0) -> None:
         # 0: no cap of its own (only the estimate and the subscribers' limit).
         self.cap_bps = cap_bps
+        self.floor_bps = floor_bps
         self.limit_bps: int | None = None
         self.sent = 0
         self._receiver = receiver
@@ -54,17 +59,21 @@ class BitrateCap:
 
     @classmethod
     def install(cls, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
-                interval_s: float = REMB_INTERVAL_S) -> BitrateCap:
-        cap = cls(receiver, media_ssrc, cap_bps, interval_s)
+                interval_s: float = REMB_INTERVAL_S, floor_bps: int = 0) -> BitrateCap:
+        cap = cls(receiver, media_ssrc, cap_bps, interval_s, floor_bps)
         receiver._send_rtcp = cap._send_clamped  # type: ignore[method-assign]
         cap._task = asyncio.get_running_loop().create_task(cap._repeat(), name="remb-cap")
         return cap
 
     def bitrate_bps(self) -> int | None:
         """What the publisher is told: the lowest of the cap, the subscribers'
-        limit and the node's own estimate; None when none of them is known."""
+        limit and the node's own estimate, but not under the floor (nor over
+        the cap); None when none of them is known."""
         figures = [figure for figure in (self.cap_bps or None, self.limit_bps, self._estimate_bps) if figure]
-        return min(figures) if figures else None
+        if not figures:
+            return None
+        told = max(min(figures), self.floor_bps)
+        return min(told, self.cap_bps) if self.cap_bps else told
 
     def limit(self, bps: int | None) -> None:
         """Set what the subscribers can take (None: no limit); a fall is told at once."""

@@ -224,7 +224,8 @@ class PublishedStream:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
                 if max_video_kbps > 0 or min_video_kbps > 0:
-                    stream.bitrate_cap = BitrateCap.install(receiver, video_ssrc, max_video_kbps * 1000)
+                    stream.bitrate_cap = BitrateCap.install(receiver, video_ssrc, max_video_kbps * 1000,
+                                                            floor_bps=min_video_kbps * 1000)
                 if stream.bitrate_cap is not None and min_video_kbps > 0:
                     stream.congestion = CongestionControl.install(stream.bitrate_cap, stream.taps["video"],
                         CongestionPolicy(min_bps=min_video_kbps * 1000, max_bps=max_video_kbps * 1000))
