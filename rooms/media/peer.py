@@ -353,7 +353,7 @@ class PlayedStream:
             published.taps[kind].add_sink(track.push)
         video = played.tracks.get("video")
         if published.congestion is not None and video is not None:
-            sender = next(t.sender for t in pc.getTransceivers() if t.sender.track is video)
+            sender = next(t.sender for t in pc.getTransceivers() if t.kind == "video")
             published.congestion.leg_add(video, sender, on_bandwidth)
         published.players.add(played)
         published.request_keyframe()
