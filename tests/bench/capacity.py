@@ -102,6 +102,13 @@ def cpu_wait_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def udp_receive_drops() -> int:
+    """Datagrams the kernel dropped for a full socket receive buffer, machine-wide
+    (``/proc/net/snmp`` Udp RcvbufErrors): a receiver that did not read in time."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
 # --- The deployment ------------------------------------------------------------------------------------------------
 
 
@@ -184,6 +191,7 @@ class Step:
     fps_p50: float = 0.0
     lost: int = 0
     late: int = 0  # plays without a first frame in time
+    udp_drops: int = 0  # receive-buffer drops in the window, machine-wide
     node_cpu: dict[str, float] = field(default_factory=dict)  # CPU-s/s by node
     node_wait: dict[str, float] = field(default_factory=dict)  # s/s runnable but not running, by node
     node_legs: dict[str, int] = field(default_factory=dict)
@@ -274,6 +282,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
     before_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     before_wait = {name: cpu_wait_seconds(pid) for name, pid in pids.items()}
     before_web, before_load, started = cpu_seconds(web_pid), cpu_seconds(load_pid), time.monotonic()
+    before_drops = udp_receive_drops()
     await asyncio.sleep(window)
     elapsed = time.monotonic() - started
     after_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -289,6 +298,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
         fps_min=min(rates, default=0.0),
         fps_p50=statistics.median(rates) if rates else 0.0,
         lost=lost,
+        udp_drops=udp_receive_drops() - before_drops,
         late=sum(1 for play in load.plays if play.first_at is None),
         node_cpu={name: (after_cpu[name] - before_cpu[name]) / elapsed for name in pids},
         node_wait={name: (after_wait[name] - before_wait[name]) / elapsed for name in pids},
@@ -298,7 +308,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
     for node, (legs, rooms) in (await node_loads(deployment, env)).items():
         step.node_legs[node], step.node_rooms[node] = legs, rooms
     log(f"{label}: {step.played} plays, sent {step.sent_fps:.1f} fps, fps min {step.fps_min:.1f} "
-        f"p50 {step.fps_p50:.1f}, lost {step.lost}, "
+        f"p50 {step.fps_p50:.1f}, lost {step.lost}, UDP drops {step.udp_drops}, "
         f"nodes {', '.join(f'{cpu:.2f}' for cpu in step.node_cpu.values())} CPU-s/s "
         f"(waited {', '.join(f'{wait:.2f}' for wait in step.node_wait.values())}), "
         f"web {step.web_cpu:.2f}, load {step.load_cpu:.2f}")
@@ -381,17 +391,17 @@ def markdown(config: Config, steps: list[Step], targets: list[Target]) -> str:
     lines = [f"# Capacity: {config.mode}, {config.nodes} media node(s)", "",
              f"Window {config.window:g} s after {config.warmup:g} s of warm-up; video 640x480 VP8 ~1.1 Mbit/s at "
              "30 fps; players count frames without decoding.", ""]
-    header = ["step", "published", "played", "sent fps", "fps min", "fps p50", "lost",
+    header = ["step", "published", "played", "sent fps", "fps min", "fps p50", "lost", "UDP drops",
               *(f"{short[node]} CPU-s/s, waited (legs, rooms)" for node in nodes), "CPU-s/s per leg", "web CPU",
               "load CPU"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in steps:
         per_node = [f"{step.node_cpu.get(node, 0):.3f}, {step.node_wait.get(node, 0):.2f} "
                     f"({step.node_legs.get(node, 0)}, {step.node_rooms.get(node, 0)})" for node in nodes]
-        lines.append("| " + " | ".join([step.label, str(step.published), str(step.played), f"{step.sent_fps:.1f}",
-                                         f"{step.fps_min:.1f}",
-                                         f"{step.fps_p50:.1f}", str(step.lost), *per_node, fmt(step.cpu_per_leg, 4),
-                                         f"{step.web_cpu:.2f}", f"{step.load_cpu:.2f}"]) + " |")
+        cells = [step.label, str(step.published), str(step.played), f"{step.sent_fps:.1f}", f"{step.fps_min:.1f}",
+                 f"{step.fps_p50:.1f}", str(step.lost), str(step.udp_drops), *per_node, fmt(step.cpu_per_leg, 4),
+                 f"{step.web_cpu:.2f}", f"{step.load_cpu:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     holding = [step for step in steps if not step.falls]
     falling = next((step for step in steps if step.falls), None)
     lines += ["", f"- Capacity at 30 fps: {holding[-1].played if holding else 0} played legs "
