@@ -198,6 +198,7 @@ class Step:
     node_rooms: dict[str, int] = field(default_factory=dict)
     web_cpu: float = 0.0
     load_cpu: float = 0.0
+    load_wait: float = 0.0  # s/s the load's threads were runnable but not running
 
     @property
     def falls(self) -> bool:
@@ -283,6 +284,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
     before_wait = {name: cpu_wait_seconds(pid) for name, pid in pids.items()}
     before_web, before_load, started = cpu_seconds(web_pid), cpu_seconds(load_pid), time.monotonic()
     before_drops = udp_receive_drops()
+    before_load_wait = cpu_wait_seconds(load_pid)
     await asyncio.sleep(window)
     elapsed = time.monotonic() - started
     after_cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -304,6 +306,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
         node_wait={name: (after_wait[name] - before_wait[name]) / elapsed for name in pids},
         web_cpu=(cpu_seconds(web_pid) - before_web) / elapsed,
         load_cpu=(cpu_seconds(load_pid) - before_load) / elapsed,
+        load_wait=(cpu_wait_seconds(load_pid) - before_load_wait) / elapsed,
     )
     for node, (legs, rooms) in (await node_loads(deployment, env)).items():
         step.node_legs[node], step.node_rooms[node] = legs, rooms
@@ -311,7 +314,7 @@ async def measure(deployment: Deployment, env: dict[str, str], load: Load, label
         f"p50 {step.fps_p50:.1f}, lost {step.lost}, UDP drops {step.udp_drops}, "
         f"nodes {', '.join(f'{cpu:.2f}' for cpu in step.node_cpu.values())} CPU-s/s "
         f"(waited {', '.join(f'{wait:.2f}' for wait in step.node_wait.values())}), "
-        f"web {step.web_cpu:.2f}, load {step.load_cpu:.2f}")
+        f"web {step.web_cpu:.2f}, load {step.load_cpu:.2f} (waited {step.load_wait:.2f})")
     return step
 
 
@@ -393,14 +396,14 @@ def markdown(config: Config, steps: list[Step], targets: list[Target]) -> str:
              "30 fps; players count frames without decoding.", ""]
     header = ["step", "published", "played", "sent fps", "fps min", "fps p50", "lost", "UDP drops",
               *(f"{short[node]} CPU-s/s, waited (legs, rooms)" for node in nodes), "CPU-s/s per leg", "web CPU",
-              "load CPU"]
+              "load CPU, waited"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for step in steps:
         per_node = [f"{step.node_cpu.get(node, 0):.3f}, {step.node_wait.get(node, 0):.2f} "
                     f"({step.node_legs.get(node, 0)}, {step.node_rooms.get(node, 0)})" for node in nodes]
         cells = [step.label, str(step.published), str(step.played), f"{step.sent_fps:.1f}", f"{step.fps_min:.1f}",
                  f"{step.fps_p50:.1f}", str(step.lost), str(step.udp_drops), *per_node, fmt(step.cpu_per_leg, 4),
-                 f"{step.web_cpu:.2f}", f"{step.load_cpu:.2f}"]
+                 f"{step.web_cpu:.2f}", f"{step.load_cpu:.2f}, {step.load_wait:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     holding = [step for step in steps if not step.falls]
     falling = next((step for step in steps if step.falls), None)
