@@ -615,7 +615,7 @@ CELERY_BEAT_SCHEDULE["recordings-sweep"] = {
 }
 # Retention (ROOM_HISTORY_RETENTION_DAYS, RECORDINGS_RETENTION_DAYS): each
 # run deletes what has expired since the last; with 0 days it does nothing.
-RETENTION_INTERVAL_S = 3600
+RETENTION_INTERVAL_S: int = env.int("RETENTION_INTERVAL_S", default=3600)
 CELERY_BEAT_SCHEDULE["recordings-retention"] = {
     "task": "recording.tasks.recordings_retention",
     "schedule": RETENTION_INTERVAL_S,
