@@ -2,7 +2,7 @@
 
 The forwarding path counts nothing for Prometheus: aiortc already counts
 RTP packets (each receiver's streams, each sender), the tap adds up the
-payload bytes it hands on, each ``ForwardTrack`` its dropped frames, and
+payload bytes it hands on, each ``ForwardLeg`` its dropped frames, and
 ``rooms.media.nacks`` the NACKs on the RTCP side, all plain integers on the
 event loop. Queue depths (forwarding, recorders) are sampled here too. The meter reads them and adds what grew
 since its last reading to the shared counters: a few locked increments per
