@@ -470,6 +470,9 @@ RECORDINGS_MIN_FREE_MB: int = env.int("RECORDINGS_MIN_FREE_MB", default=500)
 # lose their files and rows. 0: keep forever.
 ROOM_HISTORY_RETENTION_DAYS: int = env.int("ROOM_HISTORY_RETENTION_DAYS", default=0)
 RECORDINGS_RETENTION_DAYS: int = env.int("RECORDINGS_RETENTION_DAYS", default=0)
+# Chat messages older than this many days (since sent) are deleted from
+# every room, its archive and search with them. 0: keep forever.
+CHAT_RETENTION_DAYS: int = env.int("CHAT_RETENTION_DAYS", default=0)
 # A room recording still RECORDING this long after its room ended, PENDING_MIX
 # this long, or MIXING without a word from its worker this long is stale: the
 # admin says why, and Celery beat queues its work again.
@@ -616,6 +619,11 @@ CELERY_BEAT_SCHEDULE["recordings-retention"] = {
 }
 CELERY_BEAT_SCHEDULE["rooms-history-retention"] = {
     "task": "rooms.tasks.rooms_history_retention",
+    "schedule": RETENTION_INTERVAL_S,
+    "options": {"expires": RETENTION_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["chat-retention"] = {
+    "task": "rooms.tasks.chat_retention",
     "schedule": RETENTION_INTERVAL_S,
     "options": {"expires": RETENTION_INTERVAL_S},
 }

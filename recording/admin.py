@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
@@ -55,6 +56,35 @@ class StaleFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RecordedIdentityFilter(admin.SimpleListFilter):
+    """"Was this person recorded?": every recording holding an identity's
+    media, matched exactly (search matches parts of names): its own stream
+    records, and the mixes of the rooms it was recorded in."""
+
+    title = "recorded identity"
+    parameter_name = "identity"
+    # The choices list the identities with stream records, up to this many;
+    # any identity can be asked for in the address (?identity=<name>).
+    LISTED = 100
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        identities = (
+            Recording.objects.filter(kind=Recording.Kind.STREAM).exclude(participant="")
+            .order_by("participant").values_list("participant", flat=True).distinct()[: self.LISTED]
+        )
+        return [(identity, identity) for identity in identities]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Recording]) -> QuerySet[Recording]:
+        identity = self.value()
+        if not identity:
+            return queryset
+        own = Recording.objects.filter(kind=Recording.Kind.STREAM, participant=identity)
+        return queryset.filter(
+            models.Q(pk__in=own.values("pk"))
+            | models.Q(kind=Recording.Kind.ROOM, room_id__in=own.values("room_id"))
+        )
+
+
 def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeString | str:
     """A download link for a file that may be served, else what is known about it."""
     if not relative_path:
@@ -72,7 +102,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
         "download", "reason", "hook_exit_status", "stale", "repaired",
     )
-    list_filter = ("status", StaleFilter, "kind", "repaired")
+    list_filter = ("status", StaleFilter, "kind", "repaired", RecordedIdentityFilter)
     list_select_related = ("room",)
     search_fields = ("room__name", "participant")
     date_hierarchy = "started_at"

@@ -112,6 +112,9 @@ class RoomState(ServerMessage):
     records_url: str | MISSING = MISSING
     # Locked by a moderator: nobody else can join.
     locked: bool = False
+    # Who started the room's recording: a joiner is told before any media
+    # flows that it is recorded. Absent when the room does not record.
+    recorded_by: str | MISSING = MISSING
     participants: list[Participant]
     history: list[ChatMessage]
 
@@ -302,6 +305,15 @@ class RoomMessageEvent(ServerMessage):
     message: ChatMessage
 
 
+class RoomRecording(ServerMessage):
+    """The room's recording started (``recording`` true) or stopped, and who started it."""
+
+    type: Literal["room.recording"] = "room.recording"
+    room: str
+    recording: bool
+    by: str
+
+
 class RoomFinalized(ServerMessage):
     type: Literal["room.finalized"] = "room.finalized"
     room: str
@@ -327,7 +339,7 @@ class RoomSpeakers(ServerMessage):
 
 RoomEvent = (
     RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomLocked | RoomMessageEvent | RoomFinalized
-    | RoomSpeakers
+    | RoomSpeakers | RoomRecording
 )
 
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
@@ -350,4 +362,5 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RoomMessageEvent,
     RoomFinalized,
     RoomSpeakers,
+    RoomRecording,
 )

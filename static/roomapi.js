@@ -57,6 +57,12 @@ export const ROOM_EVENT = Object.freeze({
    * `level` 0..1). An empty list: nobody speaks.
    */
   SPEAKERS: "SPEAKERS",
+  /**
+   * The room's recording: (room, recording, by), `by` the participant who
+   * started it. Emitted when the room state says the room records (on join,
+   * before any media flows) and on `room.recording`.
+   */
+  RECORDING: "RECORDING",
 });
 
 export const STREAM_STATUS = Object.freeze({
@@ -612,6 +618,7 @@ class Room extends Emitter {
   #record;
   #videoCodec = "VP8";
   #recordsUrl = null;
+  #recordedBy = null;
   #locked = false;
   #state = "JOINING";
   #everJoined = false;
@@ -634,6 +641,11 @@ class Room extends Emitter {
   /** Whether the room records (room multi-recording), as the server says. */
   record() {
     return this.#record;
+  }
+
+  /** Who started the room's recording while it records, else null. */
+  recordedBy() {
+    return this.#recordedBy;
   }
 
   /** A signed link to this room's records page (valid for days), or null before the room state arrived. */
@@ -804,6 +816,10 @@ class Room extends Emitter {
       case "room.speakers":
         this._emit(ROOM_EVENT.SPEAKERS, this, this.#speakers(message.speakers ?? []));
         break;
+      case "room.recording":
+        this.#recordedBy = message.recording ? String(message.by) : null;
+        this._emit(ROOM_EVENT.RECORDING, this, Boolean(message.recording), String(message.by));
+        break;
       case "room.finalized":
         this._end();
         this.#connection._forgetRoom(this);
@@ -886,6 +902,10 @@ class Room extends Emitter {
     if (state.video_codec) this.#videoCodec = String(state.video_codec).toUpperCase();
     if (state.records_url) this.#recordsUrl = String(state.records_url);
     this.#locked = Boolean(state.locked);
+    const recordedBy = state.recorded_by ? String(state.recorded_by) : null;
+    const recordingChanged = recordedBy !== this.#recordedBy;
+    this.#recordedBy = recordedBy;
+    if (recordingChanged) this._emit(ROOM_EVENT.RECORDING, this, recordedBy !== null, recordedBy);
   }
 
   #remember(raw) {
