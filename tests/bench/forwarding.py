@@ -12,6 +12,16 @@ process (``tests/bench/forwarding_server.py``) is started and measured:
   decoded track out with ``aiortc.contrib.media.MediaRelay`` and encodes it
   again for every subscriber.
 
+With ``--anchor janus`` a third variant, ``janus``, measures Janus VideoRoom
+(Debian's ``janus``, C) under the same publisher and subscribers; Janus
+ignores loopback devices, so the whole run re-executes itself inside a
+network namespace it creates and deletes (``tests/bench/janus_anchor.py``;
+needs root). Variants are interleaved: every variant at one N before the
+next N. Each variant's per-leg cost is also reported as the least-squares
+slope of server CPU over N, with the first-frame p50 over all its
+subscribers; the targets then include "per-leg slope <= Janus's" and
+"first frame p50 <= Janus's".
+
 The publisher and the subscribers run in this (driver) process, the server in
 its own, so its CPU (``/proc/PID/stat`` utime+stime, every thread) and RSS
 (``/proc/PID/status`` VmRSS) are its alone. All media stays on 127.0.0.1
@@ -72,7 +82,8 @@ Flags: ``--subscribers`` ("0,1,4,8,16"), ``--h264-subscribers`` ("0,1,4"),
 ``--codec`` VP8|H264|both (both), ``--variants`` (passthrough,relay),
 ``--relay-max`` (8), ``--window`` seconds (10), ``--warmup`` seconds (3),
 ``--bitrate`` bit/s (1000000), ``--join-interval`` seconds (0), ``--audio``
-(also publish a tone, Opus), ``--json`` (print JSON instead of Markdown).
+(also publish a tone, Opus), ``--json`` (print JSON instead of Markdown),
+``--anchor janus`` (add Janus VideoRoom, VP8 only).
 Progress goes to stderr; the server logs to a temporary directory, named if a
 run fails. The passthrough server caps the publisher as a media node does
 (``ROOM_MAX_VIDEO_KBPS``, default 2500: above the pinned bitrate, so only
@@ -559,7 +570,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--subscribers", type=parse_counts, default=parse_counts("0,1,4,8,16"))
     parser.add_argument("--h264-subscribers", type=parse_counts, default=parse_counts("0,1,4"))
     parser.add_argument("--codec", choices=("VP8", "H264", "both"), default="both")
-    parser.add_argument("--variants", default="passthrough,relay", help="comma-separated: passthrough, relay")
+    parser.add_argument("--variants", default="passthrough,relay", help="comma-separated: passthrough, janus, relay")
     parser.add_argument("--relay-max", type=int, default=8, help="largest N for the MediaRelay baseline")
     parser.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the first frames, unmeasured")
