@@ -168,9 +168,10 @@ class ForwardLeg:
         """Call ``watcher`` with each RTCP packet the subscriber sends on this leg (REMB, reports)."""
         self.rtp.feedback_watch(watcher)
 
-    def queued(self) -> int:
-        """Frames waiting to be sent: none, the fan-out sends as frames arrive."""
-        return 0
+    def waiting(self) -> bool:
+        """Whether the leg forwards nothing yet though unpaused: its connection is not up,
+        or its video waits for a keyframe (read once per heartbeat)."""
+        return not self.paused_by and (not self.rtp.ready or self.waiting_for_keyframe)
 
     def frame_send(self, payloads: list[bytes], timestamp: int, send_time: int, ntp_time: int,
                    extensions: ExtensionCache) -> None:
