@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from recording.downloads import downloadable_file
-from recording.models import Recording
+from recording.models import Recording, RoomStems
 from recording.services import recording_file_path, recording_files_delete, recording_remix
 from recording.stale import recording_stale_reason, recordings_stale_q
 from recording.tasks import room_mix
@@ -202,3 +202,35 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
                 recording=recording, actor=operator_actor(request), address=request.META.get("REMOTE_ADDR")
             )
         self.message_user(request, f"Deleted the files of {len(recordings)} recording(s).", messages.SUCCESS)
+
+
+@admin.register(RoomStems)
+class RoomStemsAdmin(admin.ModelAdmin[RoomStems]):
+    """Audio stems asked for from the records pages: read-only, like the recordings."""
+
+    list_display = ("room", "status", "progress", "size", "participants", "requested_by", "requested_at", "page")
+    list_filter = ("status",)
+    list_select_related = ("room",)
+    search_fields = ("room__name", "requested_by")
+    readonly_fields = (
+        "room", "status", "task_id", "progress", "file_path", "size_bytes", "duration_ms", "stems", "requested_by",
+        "requested_at", "status_changed_at", "failure_reason",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RoomStems | None = None) -> bool:
+        return False
+
+    @admin.display(description="size")
+    def size(self, stems: RoomStems) -> str:
+        return filesizeformat(stems.size_bytes) if stems.size_bytes is not None else "—"
+
+    @admin.display(description="participants")
+    def participants(self, stems: RoomStems) -> str:
+        return ", ".join(str(stem.get("participant", "")) for stem in stems.stems) or "—"
+
+    @admin.display(description="stems page")
+    def page(self, stems: RoomStems) -> SafeString:
+        return format_html('<a href="{}">open</a>', reverse("recording:stems", args=[stems.room.live_id]))

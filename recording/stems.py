@@ -10,8 +10,8 @@ are placed exactly as the mixer places them (``recording.mixing``: the
 sidecar's start, and the sender-report correction of the audio against the
 video) and summed.
 
-Decoding and encoding go through PyAV (which releases the GIL while it
-decodes and encodes), one thread per participant;
+Decoding and encoding go through PyAV, which releases the GIL while it
+decodes and encodes, on one thread per participant (up to the core count);
 the FLAC files are stored in the ZIP as they are (they are compressed
 already). tests/bench/recording_stems.py compares this with the ffmpeg CLI
 doing the same.

@@ -251,6 +251,23 @@ class StreamRecordStatus(ServerMessage):
     info: Literal["disk_quota", "disk_full"]
 
 
+class StreamPaused(ServerMessage):
+    """A played stream's video stopped coming because the player's link
+    cannot carry the room's floor (``reason`` ``bandwidth``); audio goes on."""
+
+    type: Literal["stream.paused"] = "stream.paused"
+    stream: str
+    reason: Literal["bandwidth"] = "bandwidth"
+
+
+class StreamResumed(ServerMessage):
+    """The video of a played stream paused for ``reason`` comes again."""
+
+    type: Literal["stream.resumed"] = "stream.resumed"
+    stream: str
+    reason: Literal["bandwidth"] = "bandwidth"
+
+
 class RoomJoined(ServerMessage):
     type: Literal["room.joined"] = "room.joined"
     room: str
@@ -353,6 +370,8 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     StreamAnswer,
     StreamStatus,
     StreamRecordStatus,
+    StreamPaused,
+    StreamResumed,
     RoomJoined,
     RoomLeft,
     RoomPublished,

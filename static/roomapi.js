@@ -79,6 +79,14 @@ export const STREAM_EVENT = Object.freeze({
   AUTOPLAY_BLOCKED: "AUTOPLAY_BLOCKED",
   /** A moderator muted or unmuted this local stream: (stream, {audio, video}, by). */
   MODERATED: "MODERATED",
+  /**
+   * The server stopped sending this played stream's video: (stream, reason).
+   * `reason` "bandwidth": this client's link cannot carry the room's floor
+   * bitrate. Audio goes on; the element keeps its last picture.
+   */
+  PAUSED: "PAUSED",
+  /** The video of a paused played stream comes again: (stream, reason). */
+  RESUMED: "RESUMED",
 });
 
 const PROTOCOL_VERSION = 1;
@@ -530,6 +538,8 @@ class Connection extends Emitter {
       this.#iceServers = message.ice_servers ?? this.#iceServers;
     } else if (message.type === "stream.status") {
       this.#routeStreamStatus(message);
+    } else if (message.type === "stream.paused" || message.type === "stream.resumed") {
+      this.#plays.get(message.stream)?._serverPause(message.type === "stream.paused", message.reason ?? "");
     } else if (typeof message.type === "string" && message.type.startsWith("room.")) {
       this.#rooms.get(message.room)?._event(message);
     }
@@ -1060,6 +1070,7 @@ class RemoteStream extends Emitter {
   #confirmed = false;
   #awaitingPublish = false;
   #ended = false;
+  #pausedFor = null;
   /** The RTCPeerConnection of the current play, for getStats(); null when not playing. */
   peerConnection = null;
 
@@ -1101,6 +1112,18 @@ class RemoteStream extends Emitter {
   /** Why the stream failed (`ice_failed`, `codec_not_supported`, ...). */
   info() {
     return this.#info;
+  }
+
+  /** Why the server paused this play's video (STREAM_EVENT.PAUSED), or null while it comes. */
+  pausedReason() {
+    return this.#pausedFor;
+  }
+
+  /** @internal stream.paused / stream.resumed of this play. */
+  _serverPause(paused, reason) {
+    if (paused === (this.#pausedFor !== null)) return;
+    this.#pausedFor = paused ? reason : null;
+    this._emit(paused ? STREAM_EVENT.PAUSED : STREAM_EVENT.RESUMED, this, reason);
   }
 
   element() {
@@ -1241,6 +1264,8 @@ class RemoteStream extends Emitter {
     this.#connection()._unregisterPlay(this.id(), this);
     pc.ontrack = null;
     pc.close();
+    // A pause belongs to that play: the next one starts with video.
+    if (this.#pausedFor !== null) this._serverPause(false, this.#pausedFor);
   }
 
   #detach() {

@@ -36,7 +36,7 @@ wall >= 1.0.
 Run from the project root::
 
     .venv/bin/python tests/bench/recording_stems.py
-    .venv/bin/python tests/bench/recording_stems.py --repeats 1 --duration 60
+    .venv/bin/python tests/bench/recording_stems.py --repeats 2 --duration 60
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """"Was this person recorded?" in the recordings admin: the identity filter
-matches one identity exactly, its stream records and its rooms' mixes."""
+matches one identity exactly, its stream records and its rooms' mixes; and
+the audio stems' admin."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def test_the_identity_filter_answers_exactly_where_someone_was_recorded(admin_cl
     html = admin_client.get(CHANGELIST).content.decode()
     assert "By recorded identity" in html and "?identity=alice2" in html  # offered as choices
     assert listed_pks(admin_client.get(CHANGELIST, {"identity": "carol"}).content.decode()) == set()
+
+
+def test_the_stems_admin_lists_them_read_only(admin_client: Client) -> None:
+    from recording.models import RoomStems
+
+    room = Room.objects.create(name="weekly", live_id="live-weekly", status=Room.Status.FINALIZED)
+    stems = RoomStems.objects.create(
+        room=room, status=RoomStems.Status.READY, size_bytes=2048, requested_by="alice",
+        stems=[
+            {"participant": "alice", "file": "alice.flac", "records": 1},
+            {"participant": "bob", "file": "bob.flac", "records": 2},
+        ],
+    )
+    html = admin_client.get("/admin/recording/roomstems/").content.decode()
+    assert "alice, bob" in html and "/records/rooms/live-weekly/stems/" in html
+    assert admin_client.get(f"/admin/recording/roomstems/{stems.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/recording/roomstems/add/").status_code == 403

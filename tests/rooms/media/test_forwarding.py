@@ -1,5 +1,5 @@
 """The SFU core with real aiortc peers on loopback: publisher → tap →
-ForwardTrack → players, with no decoding or encoding in between."""
+TrackFanout → each player's ForwardLeg, with no decoding or encoding in between."""
 
 from __future__ import annotations
 
