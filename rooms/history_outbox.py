@@ -48,6 +48,24 @@ def _chat_message_record(**record: Any) -> None:
     history.chat_messages_record([ChatRecord(**record)])
 
 
+def _writes_run(decoded: Sequence[dict[str, Any]]) -> None:
+    """Apply ``decoded`` entries in order; consecutive chat messages as one
+    batch (two queries however many), which a busy room's chat mostly is:
+    one by one they were two queries each, the bulk of a web process's CPU
+    at 500 messages a second."""
+    chat: list[ChatRecord] = []
+    for entry in decoded:
+        if entry["write"] == "chat_message":
+            chat.append(ChatRecord(**entry["arguments"]))
+            continue
+        if chat:
+            history.chat_messages_record(chat)
+            chat = []
+        _WRITES[entry["write"]](**entry["arguments"])
+    if chat:
+        history.chat_messages_record(chat)
+
+
 # Every write an entry may name, by name; each safe to apply twice.
 _WRITES: Mapping[str, Callable[..., object]] = {
     "participant_join": history.participant_record_join,
@@ -77,8 +95,7 @@ def _apply(entries: Sequence[str]) -> int:
     decoded = [json.loads(entry) for entry in entries]
     try:
         with transaction.atomic():
-            for entry in decoded:
-                _WRITES[entry["write"]](**entry["arguments"])
+            _writes_run(decoded)
         return len(entries)
     except _UNAVAILABLE:
         raise

@@ -113,7 +113,8 @@ DAPHNE = ROOT / ".venv" / "bin" / "daphne"
 HOST = "127.0.0.1"
 ORIGIN = Origin("http://127.0.0.1")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+# BENCH_DATABASE_URL names another database (a machine where others use ``test``).
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SERVERS = 2
 
 READY_TIMEOUT_S = 30.0
@@ -165,6 +166,10 @@ class Config:
     client_procs: int
     json: bool
     variants: tuple[Variant, ...] = (OURS,)
+    # Processes that each keep one core busy during the run (another workload on the host).
+    background_load: int = 0
+    # Where py-spy writes a profile of each server over the send phase (none if empty).
+    profile_dir: str = ""
 
     @property
     def messages_per_client(self) -> int:
@@ -798,9 +803,11 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: s
             worker.conn.send(("start", start_ns))
         measure_ns = start_ns + int(cfg.warmup * 1e9)
         sleep_until_wall(measure_ns)
+        profilers = start_profilers(cfg, servers, run_id)
         before, measured_from = [process_cpu_seconds(s.process.pid) for s in servers], time.monotonic()
         sleep_until_wall(measure_ns + int(cfg.duration * 1e9))
         after, elapsed = [process_cpu_seconds(s.process.pid) for s in servers], time.monotonic() - measured_from
+        stop_profilers(profilers)
         stats = [
             {"port": s.port, "cpu_s_per_s": (a - b) / elapsed, "rss_mib": process_rss_mib(s.process.pid)}
             for s, b, a in zip(servers, before, after, strict=True)
@@ -815,6 +822,53 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: s
     return Measurement(joins, results, stats, join_phase_s)
 
 
+def spin() -> None:
+    """Keep one core busy until terminated."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pass
+
+
+def start_background_load(count: int) -> list[multiprocessing.process.BaseProcess]:
+    context = multiprocessing.get_context("spawn")
+    spinners = [context.Process(target=spin, name=f"bench-load-{i}", daemon=True) for i in range(count)]
+    for spinner in spinners:
+        spinner.start()
+    return spinners
+
+
+def stop_background_load(spinners: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    for spinner in spinners:
+        spinner.terminate()
+        spinner.join(STOP_TIMEOUT_S)
+
+
+def start_profilers(cfg: Config, servers: Sequence[Server], run_id: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server for the send phase (``--profile DIR``): collapsed stacks, one file per server."""
+    if not cfg.profile_dir:
+        return []
+    out = Path(cfg.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--format", "raw", "--rate", "200", "--nonblocking",
+             "--duration", str(math.ceil(cfg.duration)), "--pid", str(s.process.pid),
+             "--output", str(out / f"{run_id}-{s.port}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        for s in servers
+    ]
+
+
+def stop_profilers(profilers: Sequence[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        try:
+            profiler.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            profiler.terminate()
+            profiler.wait(STOP_TIMEOUT_S)
+
+
 def run(cfg: Config, variant: Variant) -> dict[str, Any]:
     """One measurement of ``variant`` with its own daphne processes, Redis prefix and rooms."""
     run_id = secrets.token_hex(5)
@@ -823,6 +877,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
     env = server_env(cfg, variant, prefix, work_dir)
     channel_layer = env.get("CHANNEL_LAYER") or DEFAULT_CHANNEL_LAYER
     servers: list[Server] = []
+    spinners: list[multiprocessing.process.BaseProcess] = []
     succeeded = False
     try:
         progress(f"{variant.name} run {run_id} ({variant.application}, CHANNEL_LAYER={channel_layer}): migrating")
@@ -832,6 +887,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
         for server in servers:
             wait_ready(server)
         progress(f"daphne ready on ports {', '.join(str(s.port) for s in servers)}")
+        spinners = start_background_load(cfg.background_load)
         report = {
             "config": variant.name,
             "application": variant.application,
@@ -840,6 +896,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
         }
         succeeded = True
     finally:
+        stop_background_load(spinners)
         for server in servers:
             stop_server(server)
         try:
@@ -909,6 +966,11 @@ def summarize(cfg: Config, m: Measurement) -> dict[str, Any]:
             "max_ms": round(join_ms[-1], 1) if join_ms else 0.0,
         },
         "servers": [{k: round(v, 3) for k, v in s.items()} for s in m.servers],
+        # Both processes' CPU over the deliveries they made: the cost of one delivery.
+        "cpu_ms_per_delivery": round(
+            1000 * sum(s["cpu_s_per_s"] for s in m.servers) / (len(receipts) / cfg.duration), 4
+        ) if receipts else 0.0,
+        "background_load": cfg.background_load,
         "client_processes": [
             {
                 "clients": j.clients,
@@ -928,7 +990,7 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
     """One table row per configuration, then their details and, for two, the ratios baseline/ours."""
     header = (
         "| config | clients | rooms | rate/s | duration s | sent | expected | received | lost | dup | p50 ms | p90 ms "
-        "| p99 ms | max ms | msg/s | deliveries/s | server CPU s/s | server RSS MiB |"
+        "| p99 ms | max ms | msg/s | deliveries/s | server CPU s/s | CPU ms/delivery | server RSS MiB |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     details: list[str] = []
@@ -941,7 +1003,7 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
             f"| {report['duration_s']:g} | {report['messages_sent']} | {report['deliveries_expected']} "
             f"| {report['deliveries_received']} | {report['lost']} | {report['duplicated']} | {lat['p50']} "
             f"| {lat['p90']} | {lat['p99']} | {lat['max']} | {report['messages_per_s']} | {report['deliveries_per_s']} "
-            f"| {cpu} | {rss} |"
+            f"| {cpu} | {report['cpu_ms_per_delivery']} | {rss} |"
         )
         join, acks = report["join"], report["ack_ms"]
         clients = "; ".join(
@@ -957,7 +1019,8 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
             f"- {label}messages planned {report['messages_planned']}, send errors {report['send_errors']} "
             f"{report['send_error_samples']}, unexpected deliveries {report['unexpected']}, "
             f"connections dropped by the server {report['dropped_connections']}, "
-            f"server log problems {report['server_log_problems']}",
+            f"server log problems {report['server_log_problems']}, "
+            f"background load {report['background_load']} busy processes",
             f"- {label}client processes: {clients}",
         ]
     lines += ["", *details]
@@ -1014,6 +1077,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds between joining and sending (default 2)")
     parser.add_argument("--client-procs", type=int, default=1, help="client processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--background-load", type=int, default=0, metavar="N",
+        help="N processes each keeping a core busy while the servers run (default 0)",
+    )
+    parser.add_argument("--profile", default="", metavar="DIR", help="py-spy each server over the send phase into DIR")
     variants = parser.add_mutually_exclusive_group()
     variants.add_argument(
         "--compare",
@@ -1033,9 +1101,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         chosen = (STOCK,)
     elif args.tokens:
         chosen = (OURS, TOKENS)
-    cfg = Config(args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen)
+    cfg = Config(
+        args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen,
+        args.background_load, args.profile,
+    )
     if cfg.clients < 1 or cfg.rooms < 1 or cfg.rooms > cfg.clients or cfg.client_procs < 1:
         parser.error("need clients >= rooms >= 1 and client-procs >= 1")
+    if cfg.background_load < 0:
+        parser.error("need background-load >= 0")
     if cfg.rate <= 0 or cfg.warmup < 0 or cfg.messages_per_client < 1:
         parser.error("need rate > 0, warmup >= 0 and duration * rate >= 1")
     return cfg
