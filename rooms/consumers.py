@@ -206,6 +206,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         was just ended (``state_lost``) and the request is not served."""
         if self.session is None or isinstance(message, protocol.Ping):
             return True
+        if isinstance(message, protocol.RoomMessage) and message.to is None:
+            return True  # checked in the same step as the message's (services.chat_message_send)
         await live_epoch.epoch_current()
         return self.session is not None
 

@@ -85,6 +85,12 @@ def chat_entry(record: ChatRecord) -> dict[str, Any]:
     return dataclasses.asdict(record)
 
 
+def entry_text(write: str, **arguments: Any) -> str:
+    """An outbox entry: one write of ``_WRITES`` with its arguments (its
+    JSON text ends with the arguments' object, ``rooms.live.chat_send``)."""
+    return json.dumps({"id": uuid.uuid4().hex, "write": write, "arguments": arguments})
+
+
 def _apply(entries: Sequence[str]) -> int:
     """Apply ``entries`` in order (in a thread); how many are done with.
 
@@ -124,10 +130,13 @@ class HistoryOutbox:
         self._next_pass: asyncio.Future[None] | None = None
         self._failing = False
 
+    @property
+    def store(self) -> OutboxStore:
+        return self._store
+
     async def write(self, write: str, **arguments: Any) -> None:
         """Queue one write (durably) and start applying it; does not wait for the database."""
-        entry = json.dumps({"id": uuid.uuid4().hex, "write": write, "arguments": arguments})
-        await self._store.push(entry)
+        await self._store.push(entry_text(write, **arguments))
         self.kick()
 
     def kick(self) -> asyncio.Future[None]:
