@@ -192,18 +192,19 @@ class HistoryOutbox:
 
     async def _drain(self) -> None:
         """One pass: the entries the outbox holds as it starts, in order."""
-        remaining = await self._store.length()
-        if not remaining:
-            return  # the sweep's usual case: no lock taken, none to leave behind
         owner = f"{os.getpid()}:{uuid.uuid4().hex}"
-        if not await self._store.lock(owner, DRAIN_LEASE_MS):
-            return  # another drainer is at it, and drains until the outbox is empty
+        remaining, entries = await self._store.take(owner, DRAIN_LEASE_MS, MAX_BATCH)
+        if remaining <= 0:
+            # Empty (the sweep's usual case: no lock taken, none to leave
+            # behind), or another drainer is at it and drains until it is.
+            return
         try:
             apply = db_call(_apply)
-            while remaining > 0 and (entries := await self._store.head(min(MAX_BATCH, remaining))):
+            while entries:
                 done = await apply(entries)
                 if not await self._store.ack(first=entries[0], count=done):
                     return  # our lease ran out and another drainer took these over
                 remaining -= max(done, 1)
+                entries = await self._store.head(min(MAX_BATCH, remaining)) if remaining > 0 else []
         finally:
             await self._store.unlock(owner)

@@ -63,7 +63,8 @@ client connecting with a JWT it signs itself), ``--background-load N`` (N
 processes that each keep a core busy while the servers run: another
 workload on the host), ``--profile DIR`` (py-spy records each server over
 the send phase into DIR, raw collapsed stacks). The report's ``CPU
-ms/delivery`` is both servers' CPU over the deliveries they made.
+ms/delivery`` is both servers' CPU from the measured span's start until
+every client had its deliveries, over those deliveries.
 ``BENCH_DATABASE_URL`` names another PostgreSQL database than ``test``.
 
 The script starts and stops everything itself, deletes its Redis keys, and
@@ -250,7 +251,6 @@ class Receipt(NamedTuple):
     sender: int
     seq: int
     latency_ns: int
-    received_ns: int
 
 
 @dataclass
@@ -425,7 +425,7 @@ class BenchClient:
         if seq == WARMUP_SEQ:
             self.warmup_received += 1
             return
-        self.receipts.append(Receipt(self.spec.index, sender, seq, received_ns - sent_ns, received_ns))
+        self.receipts.append(Receipt(self.spec.index, sender, seq, received_ns - sent_ns))
         if len(self.receipts) >= self.expected:
             self.complete.set()
 
@@ -524,6 +524,7 @@ async def run_worker(conn: Connection, plan: WorkerPlan) -> WorkerResult:
         async with asyncio.timeout(drain_timeout(plan.duration)):
             await asyncio.gather(*senders, lag_task)
         result.drained = await drain(clients, drain_timeout(plan.duration))
+        conn.send(("drained", result.drained))  # the servers' CPU up to here counts
         leaves = await asyncio.gather(*(c.leave() for c in clients))
         result.leave_failures = leaves.count(False)
     finally:
@@ -793,8 +794,6 @@ class Measurement:
     results: list[WorkerResult]
     servers: list[dict[str, float]]
     join_phase_s: float
-    # The wall-clock span (ns) the servers' CPU was measured over.
-    window_ns: tuple[int, int] = (0, 0)
 
 
 def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: str = "") -> Measurement:
@@ -821,13 +820,17 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: s
             for s, b, a in zip(servers, before, after, strict=True)
         ]
         progress("send phase over; draining and leaving")
+        collect(workers, "drained", 2 * drain_timeout(cfg.duration))
+        drained = [process_cpu_seconds(s.process.pid) for s in servers]
+        for stat, b, d in zip(stats, before, drained, strict=True):
+            stat["cpu_s_to_drained"] = d - b
         results: list[WorkerResult] = collect(
             workers, "result", 2 * drain_timeout(cfg.duration) + 2 * REQUEST_TIMEOUT_S
         )
         finished = True
     finally:
         stop_workers(workers, STOP_TIMEOUT_S if finished else 0.0)
-    return Measurement(joins, results, stats, join_phase_s, (measure_ns, measure_ns + int(cfg.duration * 1e9)))
+    return Measurement(joins, results, stats, join_phase_s)
 
 
 def spin() -> None:
@@ -839,7 +842,9 @@ def spin() -> None:
 
 def start_background_load(count: int) -> list[multiprocessing.process.BaseProcess]:
     context = multiprocessing.get_context("spawn")
-    spinners = [context.Process(target=spin, name=f"bench-load-{i}", daemon=True) for i in range(count)]
+    spinners: list[multiprocessing.process.BaseProcess] = [
+        context.Process(target=spin, name=f"bench-load-{i}", daemon=True) for i in range(count)
+    ]
     for spinner in spinners:
         spinner.start()
     return spinners
@@ -933,10 +938,6 @@ def expected_pairs(
             yield recipient, sender, seq
 
 
-def in_span(receipts: Sequence[Receipt], span_ns: tuple[int, int]) -> int:
-    return sum(1 for x in receipts if span_ns[0] <= x.received_ns < span_ns[1])
-
-
 def summarize(cfg: Config, m: Measurement) -> dict[str, Any]:
     members: dict[int, list[int]] = {}
     for index in range(cfg.clients):
@@ -978,10 +979,11 @@ def summarize(cfg: Config, m: Measurement) -> dict[str, Any]:
             "max_ms": round(join_ms[-1], 1) if join_ms else 0.0,
         },
         "servers": [{k: round(v, 3) for k, v in s.items()} for s in m.servers],
-        # Both processes' CPU over the deliveries made in the same span: the
-        # cost of one delivery (an overloaded server delivers after the span).
-        "cpu_ms_per_delivery": round(1000 * sum(s["cpu_s_per_s"] for s in m.servers) / in_window, 4)
-        if (in_window := in_span(receipts, m.window_ns) / cfg.duration) else 0.0,
+        # Both processes' CPU from the measured span's start until every
+        # client had its deliveries, over those deliveries: the cost of one
+        # delivery, also when an overloaded server delivers late.
+        "cpu_ms_per_delivery": round(1000 * sum(s["cpu_s_to_drained"] for s in m.servers) / len(receipts), 4)
+        if receipts else 0.0,
         "background_load": cfg.background_load,
         "client_processes": [
             {
