@@ -285,6 +285,10 @@ PEER_CONNECTIONS_PER_SESSION: int = env.int("PEER_CONNECTIONS_PER_SESSION", defa
 # Each published video stream is told (REMB, every second) to stay at or
 # under this many kbit/s; 0: no cap.
 ROOM_MAX_VIDEO_KBPS: int = env.int("ROOM_MAX_VIDEO_KBPS", default=2500)
+# The subscribers' REMB estimates never ask a publisher for less than this
+# many kbit/s; a subscriber whose link cannot carry it gets its video paused
+# (stream.paused, reason bandwidth) until the link recovers. 0: off.
+ROOM_MIN_VIDEO_KBPS: int = env.int("ROOM_MIN_VIDEO_KBPS", default=300)
 # WebSocket connections one client address may hold open in one web process
 # (0: no limit). Counted per process, not across the deployment.
 CONNECTIONS_PER_IP: int = env.int("CONNECTIONS_PER_IP", default=50)
@@ -470,6 +474,9 @@ RECORDINGS_MIN_FREE_MB: int = env.int("RECORDINGS_MIN_FREE_MB", default=500)
 # lose their files and rows. 0: keep forever.
 ROOM_HISTORY_RETENTION_DAYS: int = env.int("ROOM_HISTORY_RETENTION_DAYS", default=0)
 RECORDINGS_RETENTION_DAYS: int = env.int("RECORDINGS_RETENTION_DAYS", default=0)
+# Chat messages older than this many days (since sent) are deleted from
+# every room, its archive and search with them. 0: keep forever.
+CHAT_RETENTION_DAYS: int = env.int("CHAT_RETENTION_DAYS", default=0)
 # A room recording still RECORDING this long after its room ended, PENDING_MIX
 # this long, or MIXING without a word from its worker this long is stale: the
 # admin says why, and Celery beat queues its work again.
@@ -608,7 +615,7 @@ CELERY_BEAT_SCHEDULE["recordings-sweep"] = {
 }
 # Retention (ROOM_HISTORY_RETENTION_DAYS, RECORDINGS_RETENTION_DAYS): each
 # run deletes what has expired since the last; with 0 days it does nothing.
-RETENTION_INTERVAL_S = 3600
+RETENTION_INTERVAL_S: int = env.int("RETENTION_INTERVAL_S", default=3600)
 CELERY_BEAT_SCHEDULE["recordings-retention"] = {
     "task": "recording.tasks.recordings_retention",
     "schedule": RETENTION_INTERVAL_S,
@@ -616,6 +623,11 @@ CELERY_BEAT_SCHEDULE["recordings-retention"] = {
 }
 CELERY_BEAT_SCHEDULE["rooms-history-retention"] = {
     "task": "rooms.tasks.rooms_history_retention",
+    "schedule": RETENTION_INTERVAL_S,
+    "options": {"expires": RETENTION_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["chat-retention"] = {
+    "task": "rooms.tasks.chat_retention",
     "schedule": RETENTION_INTERVAL_S,
     "options": {"expires": RETENTION_INTERVAL_S},
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
@@ -19,7 +20,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from recording.downloads import downloadable_file
-from recording.models import Recording
+from recording.models import Recording, RoomStems
 from recording.services import recording_file_path, recording_files_delete, recording_remix
 from recording.stale import recording_stale_reason, recordings_stale_q
 from recording.tasks import room_mix
@@ -55,6 +56,35 @@ class StaleFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RecordedIdentityFilter(admin.SimpleListFilter):
+    """"Was this person recorded?": every recording holding an identity's
+    media, matched exactly (search matches parts of names): its own stream
+    records, and the mixes of the rooms it was recorded in."""
+
+    title = "recorded identity"
+    parameter_name = "identity"
+    # The choices list the identities with stream records, up to this many;
+    # any identity can be asked for in the address (?identity=<name>).
+    LISTED = 100
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        identities = (
+            Recording.objects.filter(kind=Recording.Kind.STREAM).exclude(participant="")
+            .order_by("participant").values_list("participant", flat=True).distinct()[: self.LISTED]
+        )
+        return [(identity, identity) for identity in identities]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Recording]) -> QuerySet[Recording]:
+        identity = self.value()
+        if not identity:
+            return queryset
+        own = Recording.objects.filter(kind=Recording.Kind.STREAM, participant=identity)
+        return queryset.filter(
+            models.Q(pk__in=own.values("pk"))
+            | models.Q(kind=Recording.Kind.ROOM, room_id__in=own.values("room_id"))
+        )
+
+
 def _file_link(recording: Recording, relative_path: str, url_name: str) -> SafeString | str:
     """A download link for a file that may be served, else what is known about it."""
     if not relative_path:
@@ -72,7 +102,7 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
         "room", "kind", "participant", "status", "mixing_progress", "size", "duration", "started_at",
         "download", "reason", "hook_exit_status", "stale", "repaired",
     )
-    list_filter = ("status", StaleFilter, "kind", "repaired")
+    list_filter = ("status", StaleFilter, "kind", "repaired", RecordedIdentityFilter)
     list_select_related = ("room",)
     search_fields = ("room__name", "participant")
     date_hierarchy = "started_at"
@@ -172,3 +202,35 @@ class RecordingAdmin(admin.ModelAdmin[Recording]):
                 recording=recording, actor=operator_actor(request), address=request.META.get("REMOTE_ADDR")
             )
         self.message_user(request, f"Deleted the files of {len(recordings)} recording(s).", messages.SUCCESS)
+
+
+@admin.register(RoomStems)
+class RoomStemsAdmin(admin.ModelAdmin[RoomStems]):
+    """Audio stems asked for from the records pages: read-only, like the recordings."""
+
+    list_display = ("room", "status", "progress", "size", "participants", "requested_by", "requested_at", "page")
+    list_filter = ("status",)
+    list_select_related = ("room",)
+    search_fields = ("room__name", "requested_by")
+    readonly_fields = (
+        "room", "status", "task_id", "progress", "file_path", "size_bytes", "duration_ms", "stems", "requested_by",
+        "requested_at", "status_changed_at", "failure_reason",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RoomStems | None = None) -> bool:
+        return False
+
+    @admin.display(description="size")
+    def size(self, stems: RoomStems) -> str:
+        return filesizeformat(stems.size_bytes) if stems.size_bytes is not None else "—"
+
+    @admin.display(description="participants")
+    def participants(self, stems: RoomStems) -> str:
+        return ", ".join(str(stem.get("participant", "")) for stem in stems.stems) or "—"
+
+    @admin.display(description="stems page")
+    def page(self, stems: RoomStems) -> SafeString:
+        return format_html('<a href="{}">open</a>', reverse("recording:stems", args=[stems.room.live_id]))

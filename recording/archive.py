@@ -101,3 +101,9 @@ def room_archive_choice(room: Room) -> ArchiveChoice:
             media.insert(0, ArchiveMedia(mix, mix_path, mix_start))
             origin_ms = mix_start
     return ArchiveChoice(media=media, origin_ms=origin_ms, mix=mix)
+
+
+def room_clock_origin_ms(room: Room, choice: ArchiveChoice | None = None) -> float:
+    """Server time (epoch ms) of 0 on the room's clock: its recording's, else the room's creation."""
+    origin_ms = (choice or room_archive_choice(room)).origin_ms
+    return origin_ms if origin_ms is not None else room.created_at.timestamp() * 1000

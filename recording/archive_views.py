@@ -19,12 +19,19 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
 from recording.access import records_viewer
-from recording.archive import ArchiveChoice, ArchiveMedia, recording_file_start_ms, room_archive_choice
+from recording.archive import (
+    ArchiveChoice,
+    ArchiveMedia,
+    recording_file_start_ms,
+    room_archive_choice,
+    room_clock_origin_ms,
+)
 from recording.downloads import downloadable_file
 from recording.models import Recording
 from recording.subtitles import chat_cues, webvtt_document
 from recording.timeline import EntryKind, TimelineEntry, room_public_chat, room_timeline
 from recording.views import download_audit, records_forbidden, visible_recording
+from rooms.attendance_selectors import rooms_attendance
 from rooms.models import Room
 
 MIX_NOT_PLAYED: dict[str, str] = {
@@ -102,7 +109,7 @@ def room_archive(request: HttpRequest, live_id: str) -> HttpResponse:
         )
         for media in choice.media
     ]
-    origin_ms = choice.origin_ms if choice.origin_ms is not None else room.created_at.timestamp() * 1000
+    origin_ms = room_clock_origin_ms(room, choice)
     entries = [PageEntry(entry, (entry.at_ms - origin_ms) / 1000) for entry in room_timeline(room)]
     context = {
         "room": room,
@@ -110,6 +117,7 @@ def room_archive(request: HttpRequest, live_id: str) -> HttpResponse:
         "player": shown[0] if shown else None,
         "note": _choice_note(choice, shown),
         "entries": entries,
+        "attendance": rooms_attendance([room])[0].rows,
         "identity": viewer.identities.get(room.live_id),
         "every_room": viewer.every_room,
     }

@@ -38,6 +38,7 @@ CONTENT_TYPES = {
     ".mkv": "video/x-matroska",
     ".mp4": "video/mp4",
     ".json": "application/json",
+    ".zip": "application/zip",
 }
 
 # At most 18 digits: larger offsets do not exist, and int() of a huge digit

@@ -72,3 +72,35 @@ class Recording(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} recording of {self.room.name} ({self.status.lower()})"
+
+
+class RoomStems(models.Model):
+    """A room's per-participant audio stems: one ZIP of FLAC files, made on request by a Celery task."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "waiting for a worker"
+        MAKING = "MAKING", "being made"
+        READY = "READY", "ready"
+        FAILED = "FAILED", "failed"
+
+    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="stems")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The Celery task making them: a duplicate message finds them taken.
+    task_id = models.CharField(max_length=64, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    file_path = models.CharField(max_length=512, blank=True, help_text="Relative to RECORDINGS_ROOT.")
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    # One entry per stem: {"participant", "file", "records"}.
+    stems = models.JSONField(default=list, blank=True)
+    requested_by = models.CharField(max_length=200, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "room audio stems"
+        verbose_name_plural = "room audio stems"
+
+    def __str__(self) -> str:
+        return f"audio stems of {self.room.name} ({self.status.lower()})"

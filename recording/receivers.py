@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from recording import links, services, tasks
+from recording import links, services, stems_services, tasks
 from recording.models import Recording
 from recording.node_records import StreamRecordSink
 from rooms.database import db_call
@@ -61,4 +61,4 @@ async def records_of_dead_nodes_close(sender: Any, alive: set[str], **kwargs: An
 @receiver(room_history_expiring, dispatch_uid="recording.room_history_expiring")
 def room_history_keep(sender: type[Room], room_ids: list[int], **kwargs: Any) -> set[int]:
     # A room's records point at its rows: they go first (RECORDINGS_RETENTION_DAYS).
-    return services.rooms_with_kept_records(room_ids)
+    return services.rooms_with_kept_records(room_ids) | stems_services.rooms_with_kept_stems(room_ids)

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from recording import services
+from recording import services, stems_services
 
 # A finalized room's stream records are closed by their media node within
 # moments; a node that died is given this long before its records are
@@ -60,5 +60,15 @@ def recordings_sweep() -> None:
 
 @shared_task(ignore_result=True)
 def recordings_retention() -> int:
-    """Delete records past RECORDINGS_RETENTION_DAYS (Celery beat)."""
-    return services.recordings_expired_delete(now=timezone.now())
+    """Delete records, and audio stems, past RECORDINGS_RETENTION_DAYS (Celery beat)."""
+    now = timezone.now()
+    return services.recordings_expired_delete(now=now) + stems_services.stems_expired_delete(now=now)
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def room_stems_make(self, stems_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Make a room's per-participant audio stems (a ZIP of FLAC files).
+
+    The task's id claims the job, as ``room_mix``'s does.
+    """
+    stems_services.room_stems_run(stems_id, claim=self.request.id or "")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.text import get_valid_filename
 
 from audit.services import audit_record
 from rooms import history, moderation, services
+from rooms.attendance_csv import attendance_csv
+from rooms.attendance_selectors import RoomAttendance, attendance_between, rooms_attendance
+from rooms.chat_search import chat_messages_matching
 from rooms.models import ChatMessage, Participant, Room, Stream
 
 
@@ -56,6 +68,34 @@ class StreamInline(HistoryInline, admin.TabularInline[Stream, Participant]):
     readonly_fields = fields
 
 
+class AttendanceRangeForm(forms.Form):
+    first_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    last_day = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("first_day") and data.get("last_day") and data["last_day"] < data["first_day"]:
+            raise forms.ValidationError("The last day comes before the first.")
+        return data
+
+    def window(self) -> tuple[datetime.datetime, datetime.datetime]:
+        """From the first day's start to the end of the last (UTC)."""
+        first, last = self.cleaned_data["first_day"], self.cleaned_data["last_day"]
+        start = datetime.datetime.combine(first, datetime.time(), tzinfo=datetime.UTC)
+        return start, datetime.datetime.combine(last, datetime.time(), tzinfo=datetime.UTC) + datetime.timedelta(days=1)
+
+
+def _attendance_response(
+    request: HttpRequest, attendance: list[RoomAttendance], filename: str, *, target: str
+) -> HttpResponse:
+    by, address = _operator(request)
+    # Who was where is personal data: each export is in the audit trail.
+    audit_record(actor=by, action="admin.attendance_csv", target=target[:200], address=address)
+    response = HttpResponse(attendance_csv(attendance), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{get_valid_filename(filename)}"'
+    return response
+
+
 @admin.register(Room)
 class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
     list_display = ("name", "status", "record", "created_at", "idle_since", "finalized_at")
@@ -66,7 +106,33 @@ class RoomAdmin(HistoryAdmin, admin.ModelAdmin[Room]):
     )
     date_hierarchy = "created_at"
     inlines = [ParticipantInline, ChatMessageInline]
-    actions = ["finalize_rooms", "lock_rooms", "unlock_rooms", "revoke_records_links"]
+    actions = ["finalize_rooms", "lock_rooms", "unlock_rooms", "revoke_records_links", "attendance_csv"]
+
+    def get_urls(self) -> list[URLPattern]:
+        attendance = path(
+            "attendance/", self.admin_site.admin_view(self.attendance_view), name="rooms_room_attendance"
+        )
+        return [attendance, *super().get_urls()]
+
+    def attendance_view(self, request: HttpRequest) -> HttpResponse:
+        """Attendance over a date range (UTC days, both included): a form, and the CSV it asks for."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AttendanceRangeForm(request.GET or None)
+        if form.is_valid():
+            start, end = form.window()
+            filename = f"attendance-{form.cleaned_data['first_day']}-{form.cleaned_data['last_day']}.csv"
+            return _attendance_response(request, attendance_between(start, end), filename, target=filename)
+        context = {**self.admin_site.each_context(request), "form": form, "opts": self.model._meta,
+                   "title": "Attendance over a date range"}
+        return TemplateResponse(request, "admin/rooms/room/attendance.html", context)
+
+    @admin.action(description="Download the attendance of the selected rooms (CSV)", permissions=["view"])
+    def attendance_csv(self, request: HttpRequest, queryset: QuerySet[Room]) -> HttpResponse:
+        rooms = list(queryset.order_by("created_at", "pk"))
+        name = rooms[0].name if len(rooms) == 1 else f"{len(rooms)}-rooms"
+        target = ",".join(room.live_id for room in rooms)
+        return _attendance_response(request, rooms_attendance(rooms), f"attendance-{name}.csv", target=target)
 
     @admin.action(description="Finalize selected rooms (disconnect everyone)", permissions=["change"])
     def finalize_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
@@ -161,8 +227,24 @@ class StreamAdmin(HistoryAdmin, admin.ModelAdmin[Stream]):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(HistoryAdmin, admin.ModelAdmin[ChatMessage]):
-    list_display = ("sender", "room", "text", "recipients", "sent_at")
+    list_display = ("sender", "room", "text", "recipients", "sent_at", "moment")
     list_filter = ("room__name",)
-    search_fields = ("sender", "text", "room__name")
+    # The search box runs the archive's full-text search (``get_search_results``).
+    search_fields = ("text",)
+    search_help_text = "Words of public messages (full-text; private messages are not searched)."
     readonly_fields = ("room", "public_id", "seq", "sender", "recipients", "text", "sent_at", "sent_at_ms")
     list_select_related = ("room",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ChatMessage], search_term: str
+    ) -> tuple[QuerySet[ChatMessage], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return chat_messages_matching(queryset, search_term), False
+
+    @admin.display(description="In the archive")
+    def moment(self, message: ChatMessage) -> str:
+        """A link to the room page at the moment the message was sent (public messages of ended rooms)."""
+        if message.recipients is not None or message.room.status != Room.Status.FINALIZED:
+            return "—"
+        return format_html('<a href="{}">play</a>', reverse("recording:chat_message", args=[message.public_id]))

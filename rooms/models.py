@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -124,10 +126,22 @@ class ChatMessage(models.Model):
     recipients = models.JSONField(null=True, blank=True)
     text = models.TextField()
     sent_at_ms = models.BigIntegerField(help_text="Server time, ms since the Unix epoch.")
+    # A public message's words for full-text search (``rooms.chat_search``),
+    # made when it is stored; PostgreSQL only, None for a private message.
+    search_document = SearchVectorField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["seq", "id"]
-        indexes = [models.Index(fields=["room", "seq"])]
+        indexes = [
+            models.Index(fields=["room", "seq"]),
+            # Created on PostgreSQL only (see the migration that adds it).
+            GinIndex(fields=["search_document"], name="chat_search_document"),
+            # Search answers newest first: for a word in many messages PostgreSQL
+            # walks this and stops at the page's last hit instead of sorting them all.
+            models.Index(
+                fields=["-sent_at_ms", "-id"], condition=Q(recipients__isnull=True), name="chat_public_newest"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:40]}"

@@ -1,4 +1,5 @@
-"""History retention: finalized rooms past ROOM_HISTORY_RETENTION_DAYS lose their rows.
+"""History retention: finalized rooms past ROOM_HISTORY_RETENTION_DAYS lose their rows,
+and chat messages past CHAT_RETENTION_DAYS are deleted from every room.
 
 A room's participants, streams and chat go with it (their rows cascade).
 Rooms another app still needs (recording: records kept longer) stay until
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from audit.services import audit_record
-from rooms.models import Room
+from rooms.models import ChatMessage, Room
 from rooms.signals import room_history_expiring
 
 RETENTION_ACTOR = "retention"
@@ -53,3 +54,34 @@ def rooms_history_expired_delete(*, now: datetime) -> int:
                     detail={"retention_days": days},
                 )
                 deleted += 1
+
+
+def chat_expired_delete(*, now: datetime) -> int:
+    """Delete the chat messages sent more than CHAT_RETENTION_DAYS before
+    ``now`` (0 days: keep forever), in every room, finalized or not; the
+    number deleted. Each room's share of a batch is one audit entry naming
+    the messages, so the trail says which messages went without one row
+    per message."""
+    days: int = settings.CHAT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    before_ms = int((now - timedelta(days=days)).timestamp() * 1000)
+    expired = ChatMessage.objects.filter(sent_at_ms__lt=before_ms)
+    deleted = 0
+    while True:
+        batch = list(
+            expired.order_by("pk").values_list("pk", "public_id", "room__name", "room__live_id")[:BATCH]
+        )
+        if not batch:
+            return deleted
+        by_room: dict[tuple[str, str], list[str]] = {}
+        for _, public_id, name, live_id in batch:
+            by_room.setdefault((name, live_id), []).append(public_id)
+        with transaction.atomic():
+            ChatMessage.objects.filter(pk__in=[pk for pk, _, _, _ in batch]).delete()
+            for (name, live_id), public_ids in by_room.items():
+                audit_record(
+                    actor=RETENTION_ACTOR, action="chat.delete", room=name, target=live_id,
+                    detail={"messages": public_ids, "retention_days": days},
+                )
+        deleted += len(batch)

@@ -112,6 +112,9 @@ class RoomState(ServerMessage):
     records_url: str | MISSING = MISSING
     # Locked by a moderator: nobody else can join.
     locked: bool = False
+    # Who started the room's recording: a joiner is told before any media
+    # flows that it is recorded. Absent when the room does not record.
+    recorded_by: str | MISSING = MISSING
     participants: list[Participant]
     history: list[ChatMessage]
 
@@ -248,6 +251,23 @@ class StreamRecordStatus(ServerMessage):
     info: Literal["disk_quota", "disk_full"]
 
 
+class StreamPaused(ServerMessage):
+    """A played stream's video stopped coming because the player's link
+    cannot carry the room's floor (``reason`` ``bandwidth``); audio goes on."""
+
+    type: Literal["stream.paused"] = "stream.paused"
+    stream: str
+    reason: Literal["bandwidth"] = "bandwidth"
+
+
+class StreamResumed(ServerMessage):
+    """The video of a played stream paused for ``reason`` comes again."""
+
+    type: Literal["stream.resumed"] = "stream.resumed"
+    stream: str
+    reason: Literal["bandwidth"] = "bandwidth"
+
+
 class RoomJoined(ServerMessage):
     type: Literal["room.joined"] = "room.joined"
     room: str
@@ -302,6 +322,15 @@ class RoomMessageEvent(ServerMessage):
     message: ChatMessage
 
 
+class RoomRecording(ServerMessage):
+    """The room's recording started (``recording`` true) or stopped, and who started it."""
+
+    type: Literal["room.recording"] = "room.recording"
+    room: str
+    recording: bool
+    by: str
+
+
 class RoomFinalized(ServerMessage):
     type: Literal["room.finalized"] = "room.finalized"
     room: str
@@ -327,7 +356,7 @@ class RoomSpeakers(ServerMessage):
 
 RoomEvent = (
     RoomJoined | RoomLeft | RoomPublished | RoomUnpublished | RoomMuted | RoomLocked | RoomMessageEvent | RoomFinalized
-    | RoomSpeakers
+    | RoomSpeakers | RoomRecording
 )
 
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
@@ -341,6 +370,8 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     StreamAnswer,
     StreamStatus,
     StreamRecordStatus,
+    StreamPaused,
+    StreamResumed,
     RoomJoined,
     RoomLeft,
     RoomPublished,
@@ -350,4 +381,5 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RoomMessageEvent,
     RoomFinalized,
     RoomSpeakers,
+    RoomRecording,
 )

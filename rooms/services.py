@@ -38,6 +38,7 @@ from rooms.server_messages import (
     RoomJoined,
     RoomLeft,
     RoomMessageEvent,
+    RoomRecording,
     RoomState,
     SessionIceServers,
     SessionStatus,
@@ -399,6 +400,7 @@ async def room_join(
             _records_url(result.room_id, session.username) if permissions.records_allowed(session) else MISSING
         ),
         locked=result.locked,
+        recorded_by=result.recorded_by or MISSING,
         participants=[
             _participant(name, profiles[name], published.get(name, []))
             for name in sorted(result.members) if name != session.username and not profiles[name].hidden
@@ -643,6 +645,12 @@ async def room_finalize_now(
     """
     state = process_context().live_state
     members = await state.room_members(name)
+    recorded_by = await state.room_recorded_by(name)
+    if recorded_by and members:
+        # The recording ends with the room: said before the end, so a page
+        # drops its recording indicator whatever it does with the end.
+        stopped = RoomRecording(room=name, recording=False, by=recorded_by)
+        await events.room_passing_event_send(name, stopped)
     finalized_event = RoomFinalized(room=name, reason=reason, by=by)
     for sid in members.values():
         info = await state.session_get(sid)

@@ -36,8 +36,10 @@ from rooms.server_messages import (
     Stream,
     StreamAnswer,
     StreamKind,
+    StreamPaused,
     StreamRecordStatus,
     StreamRef,
+    StreamResumed,
     StreamStatus,
 )
 from rooms.session import MediaRequest, ServiceError, Session
@@ -286,7 +288,7 @@ def _client_info(reason: messages.FailureReason) -> str:
 
 async def node_report(
     *, session: Session, report: messages.AnyReport
-) -> StreamAnswer | StreamStatus | StreamRecordStatus | None:
+) -> StreamAnswer | StreamStatus | StreamRecordStatus | StreamPaused | StreamResumed | None:
     """A media node's report about this connection's publish or play: its
     side effects, and the message for the client, if any."""
     match report:
@@ -303,6 +305,10 @@ async def node_report(
             return StreamStatus(stream=report.stream, status="PLAYING")
         case messages.FailedReport():
             return await _stream_failed(session, report)
+        case messages.BandwidthReport():
+            if report.stream not in session.plays:
+                return None  # the play ended meanwhile
+            return StreamPaused(stream=report.stream) if report.paused else StreamResumed(stream=report.stream)
         case messages.RecordReport():
             if report.stream not in session.publishes:
                 return None  # the stream ended meanwhile

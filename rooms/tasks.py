@@ -26,3 +26,9 @@ def sweep_rooms() -> int:
 def rooms_history_retention() -> int:
     """Delete the history of rooms past ROOM_HISTORY_RETENTION_DAYS (Celery beat)."""
     return retention.rooms_history_expired_delete(now=timezone.now())
+
+
+@shared_task(ignore_result=True)
+def chat_retention() -> int:
+    """Delete chat messages past CHAT_RETENTION_DAYS (Celery beat)."""
+    return retention.chat_expired_delete(now=timezone.now())

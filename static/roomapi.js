@@ -57,6 +57,12 @@ export const ROOM_EVENT = Object.freeze({
    * `level` 0..1). An empty list: nobody speaks.
    */
   SPEAKERS: "SPEAKERS",
+  /**
+   * The room's recording: (room, recording, by), `by` the participant who
+   * started it. Emitted when the room state says the room records (on join,
+   * before any media flows) and on `room.recording`.
+   */
+  RECORDING: "RECORDING",
 });
 
 export const STREAM_STATUS = Object.freeze({
@@ -73,6 +79,14 @@ export const STREAM_EVENT = Object.freeze({
   AUTOPLAY_BLOCKED: "AUTOPLAY_BLOCKED",
   /** A moderator muted or unmuted this local stream: (stream, {audio, video}, by). */
   MODERATED: "MODERATED",
+  /**
+   * The server stopped sending this played stream's video: (stream, reason).
+   * `reason` "bandwidth": this client's link cannot carry the room's floor
+   * bitrate. Audio goes on; the element keeps its last picture.
+   */
+  PAUSED: "PAUSED",
+  /** The video of a paused played stream comes again: (stream, reason). */
+  RESUMED: "RESUMED",
 });
 
 const PROTOCOL_VERSION = 1;
@@ -524,6 +538,8 @@ class Connection extends Emitter {
       this.#iceServers = message.ice_servers ?? this.#iceServers;
     } else if (message.type === "stream.status") {
       this.#routeStreamStatus(message);
+    } else if (message.type === "stream.paused" || message.type === "stream.resumed") {
+      this.#plays.get(message.stream)?._serverPause(message.type === "stream.paused", message.reason ?? "");
     } else if (typeof message.type === "string" && message.type.startsWith("room.")) {
       this.#rooms.get(message.room)?._event(message);
     }
@@ -612,6 +628,7 @@ class Room extends Emitter {
   #record;
   #videoCodec = "VP8";
   #recordsUrl = null;
+  #recordedBy = null;
   #locked = false;
   #state = "JOINING";
   #everJoined = false;
@@ -634,6 +651,11 @@ class Room extends Emitter {
   /** Whether the room records (room multi-recording), as the server says. */
   record() {
     return this.#record;
+  }
+
+  /** Who started the room's recording while it records, else null. */
+  recordedBy() {
+    return this.#recordedBy;
   }
 
   /** A signed link to this room's records page (valid for days), or null before the room state arrived. */
@@ -804,6 +826,10 @@ class Room extends Emitter {
       case "room.speakers":
         this._emit(ROOM_EVENT.SPEAKERS, this, this.#speakers(message.speakers ?? []));
         break;
+      case "room.recording":
+        this.#recordedBy = message.recording ? String(message.by) : null;
+        this._emit(ROOM_EVENT.RECORDING, this, Boolean(message.recording), String(message.by));
+        break;
       case "room.finalized":
         this._end();
         this.#connection._forgetRoom(this);
@@ -886,6 +912,10 @@ class Room extends Emitter {
     if (state.video_codec) this.#videoCodec = String(state.video_codec).toUpperCase();
     if (state.records_url) this.#recordsUrl = String(state.records_url);
     this.#locked = Boolean(state.locked);
+    const recordedBy = state.recorded_by ? String(state.recorded_by) : null;
+    const recordingChanged = recordedBy !== this.#recordedBy;
+    this.#recordedBy = recordedBy;
+    if (recordingChanged) this._emit(ROOM_EVENT.RECORDING, this, recordedBy !== null, recordedBy);
   }
 
   #remember(raw) {
@@ -1040,6 +1070,7 @@ class RemoteStream extends Emitter {
   #confirmed = false;
   #awaitingPublish = false;
   #ended = false;
+  #pausedFor = null;
   /** The RTCPeerConnection of the current play, for getStats(); null when not playing. */
   peerConnection = null;
 
@@ -1081,6 +1112,18 @@ class RemoteStream extends Emitter {
   /** Why the stream failed (`ice_failed`, `codec_not_supported`, ...). */
   info() {
     return this.#info;
+  }
+
+  /** Why the server paused this play's video (STREAM_EVENT.PAUSED), or null while it comes. */
+  pausedReason() {
+    return this.#pausedFor;
+  }
+
+  /** @internal stream.paused / stream.resumed of this play. */
+  _serverPause(paused, reason) {
+    if (paused === (this.#pausedFor !== null)) return;
+    this.#pausedFor = paused ? reason : null;
+    this._emit(paused ? STREAM_EVENT.PAUSED : STREAM_EVENT.RESUMED, this, reason);
   }
 
   element() {
@@ -1221,6 +1264,8 @@ class RemoteStream extends Emitter {
     this.#connection()._unregisterPlay(this.id(), this);
     pc.ontrack = null;
     pc.close();
+    // A pause belongs to that play: the next one starts with video.
+    if (this.#pausedFor !== null) this._serverPause(false, this.#pausedFor);
   }
 
   #detach() {

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import time
 
+import av
+
 from loadtest.media import (
     BITS,
     SQUARE,
@@ -61,3 +63,29 @@ __all__ = [
     "read_counter",
     "write_plane",
 ]
+
+
+class NoisyCounterVideoTrack(PacedVideoTrack):
+    """The counter of ``CounterVideoTrack`` over faint grain, so the encoder
+    spends the bitrate it is given (as ``NoiseVideoTrack`` does) and the
+    player can still tell each frame's number."""
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30, amplitude: int = 32,
+                 distinct: int = 8) -> None:
+        super().__init__(width, height, fps)
+        import random
+
+        rng = random.Random(17)
+        low = 128 - amplitude // 2
+        self._lumas = [bytes(low + rng.randrange(amplitude) for _ in range(width * height)) for _ in range(distinct)]
+
+    def picture(self, number: int) -> av.VideoFrame:
+        frame = counter_frame(number, self.width, self.height)
+        luma = bytearray(self._lumas[number % len(self._lumas)])
+        # The counter's squares (the top SQUARE rows) over the grain.
+        counter = bytes(frame.planes[0])
+        stride = frame.planes[0].line_size
+        for row in range(SQUARE):
+            luma[row * self.width:(row + 1) * self.width] = counter[row * stride:row * stride + self.width]
+        write_plane(frame.planes[0], luma, self.width, self.height)
+        return frame

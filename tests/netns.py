@@ -86,6 +86,57 @@ class NatPath:
     edge: Router | None = None  # the 1:1 NAT in front of the server, if any
 
 
+@dataclass(frozen=True)
+class Star:
+    """A server with one link of its own to each client (10.234.N.0/24 for link N)."""
+
+    server: Host  # at its address on the first link
+    clients: list[Host]
+    # The server's end of each client's link (in ``server.namespace``), and its address there.
+    links: list[str]
+    server_addresses: list[str]
+
+    def shape(self, client: int, rate: str) -> None:
+        """Let the server send to client ``client`` at ``rate`` (tc syntax, e.g. ``300kbit``) at most.
+
+        A token bucket on the server's end of that link: what the link cannot
+        carry waits in a short queue, then is dropped, as on a slow line.
+        ``netem`` is not available in this kernel; ``tbf`` is.
+        """
+        _run("ip", "netns", "exec", self.server.namespace, "tc", "qdisc", "replace", "dev", self.links[client],
+             "root", "tbf", "rate", rate, "burst", "4kb", "latency", "100ms")
+
+    def unshape(self, client: int) -> None:
+        _run("ip", "netns", "exec", self.server.namespace, "tc", "qdisc", "del", "dev", self.links[client], "root")
+
+
+@contextmanager
+def star(count: int) -> Iterator[Star]:
+    tag = secrets.token_hex(3)
+    base = secrets.randbelow(200) + 1
+    server_namespace = f"conf-srv-{tag}"
+    clients = [Host(f"conf-c{number}-{tag}", f"10.234.{base + number}.2") for number in range(count)]
+    links = [f"link{number}" for number in range(count)]
+    created: list[str] = []
+    try:
+        for namespace in [server_namespace] + [client.namespace for client in clients]:
+            _namespace_add(namespace)
+            created.append(namespace)
+        for number, (client, link) in enumerate(zip(clients, links, strict=True)):
+            subnet = f"10.234.{base + number}"
+            _ip("-n", server_namespace, "link", "add", link, "type", "veth", "peer", "name", "lan0",
+                "netns", client.namespace)
+            _ip("-n", server_namespace, "addr", "add", f"{subnet}.1/24", "dev", link)
+            _ip("-n", server_namespace, "link", "set", link, "up")
+            _ip("-n", client.namespace, "addr", "add", f"{client.address}/24", "dev", "lan0")
+            _ip("-n", client.namespace, "link", "set", "lan0", "up")
+        addresses = [f"10.234.{base + number}.1" for number in range(count)]
+        yield Star(Host(server_namespace, addresses[0]), clients, links, addresses)
+    finally:
+        for namespace in created:
+            namespace_remove(namespace)
+
+
 def available() -> bool:
     """Whether this process may create namespaces (root with iproute2)."""
     return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
@@ -249,11 +300,11 @@ TEST_SETTINGS = ("MEDIA_HOST_IP", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_UR
 SERVE_PORT = 8000  # each namespace is a machine of its own: make run's port is free there
 
 
-def serve(host: Host, folder: Path, name: str = "serve", **settings: str) -> ServerProcess:
+def serve(host: Host, folder: Path, name: str = "serve", port: int = SERVE_PORT, **settings: str) -> ServerProcess:
     """``manage.py serve --host 0.0.0.0`` in ``host``'s namespace with ``settings`` (started, serving)."""
     env = {key: value for key, value in os.environ.items() if key not in TEST_SETTINGS}
     env.update(VAR_DIR=str(folder / f"{name}-var"), PYTHONUNBUFFERED="1", **settings)
-    args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(SERVE_PORT))
+    args = host.command(sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(port))
     server = ServerProcess(name, args, env, folder / f"{name}.log")
     server.start()
     try:

@@ -53,6 +53,9 @@ class JoinResult:
     # join gave; "" for none.
     profiles: dict[str, str] = field(default_factory=dict)
     locked: bool = False
+    # Who started the room's recording (the login whose join created it with
+    # record); "" when the room does not record.
+    recorded_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ class LiveState(Protocol):
         """``active``, ``idle``, ``finalizing``, or None when the room is not live."""
         ...
     async def room_locked(self, name: str) -> bool: ...
+    async def room_recorded_by(self, name: str) -> str:
+        """Who started the room's recording; "" when it does not record or is not live."""
+        ...
     async def room_lock(self, *, name: str, locked: bool) -> int | None:
         """Lock or unlock an active room: its event count after, or None if there is no such room."""
         ...

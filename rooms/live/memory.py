@@ -21,6 +21,7 @@ class _MemoryRoom:
     profiles: dict[str, str] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)
     locked: bool = False
+    recorded_by: str = ""
 
 
 class MemoryLiveState:
@@ -69,7 +70,9 @@ class MemoryLiveState:
         if room is None:
             if max_rooms and len(self._rooms) >= max_rooms:
                 return JoinResult("server_full")
-            room = self._rooms[name] = _MemoryRoom(room_id=new_room_id, record=record)
+            room = self._rooms[name] = _MemoryRoom(
+                room_id=new_room_id, record=record, recorded_by=login if record else ""
+            )
             created = True
         elif room.status == "finalizing":
             return JoinResult("busy")
@@ -79,6 +82,7 @@ class MemoryLiveState:
                 return JoinResult(
                     "already", room.room_id, room.record, seq=room.seq, members=dict(room.members),
                     history=list(room.history), profiles=dict(room.profiles), locked=room.locked,
+                    recorded_by=room.recorded_by,
                 )
             return JoinResult("login_taken", room.room_id, room.record, members={login: holder})
         if room.locked:
@@ -96,6 +100,7 @@ class MemoryLiveState:
         return JoinResult(
             "joined", room.room_id, room.record, created, reactivated, seq=room.seq, members=dict(room.members),
             history=list(room.history), profiles=dict(room.profiles), locked=room.locked,
+            recorded_by=room.recorded_by,
         )
 
     async def room_leave(
@@ -134,6 +139,10 @@ class MemoryLiveState:
     async def room_locked(self, name: str) -> bool:
         room = self._rooms.get(name)
         return room is not None and room.locked
+
+    async def room_recorded_by(self, name: str) -> str:
+        room = self._rooms.get(name)
+        return room.recorded_by if room is not None else ""
 
     async def room_lock(self, *, name: str, locked: bool) -> int | None:
         room = self._rooms.get(name)

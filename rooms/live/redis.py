@@ -141,7 +141,7 @@ class RedisLiveState:
         ]
         args = [name, login, sid, new_room_id, "1" if record else "0", max_participants, now_ms, profile, max_rooms]
         (
-            outcome, room_id, rec, created, reactivated, seq, flat_members, chat, flat_profiles, locked
+            outcome, room_id, rec, created, reactivated, seq, flat_members, chat, flat_profiles, locked, *recorded_by
         ) = await self._join(keys=keys, args=args)
         return JoinResult(
             decoded(outcome),  # type: ignore[arg-type]
@@ -154,6 +154,8 @@ class RedisLiveState:
             [decoded(item) for item in chat],
             _pairs(flat_profiles),
             decoded(locked) == "1",
+            # Refusals (busy, login_taken, ...) return no such element.
+            decoded(recorded_by[0]) if recorded_by else "",
         )
 
     async def room_leave(
@@ -183,6 +185,10 @@ class RedisLiveState:
 
     async def room_locked(self, name: str) -> bool:
         return decoded(await self._redis.hget(self._key("room", name), "locked")) == "1"
+
+    async def room_recorded_by(self, name: str) -> str:
+        recorded_by = await self._redis.hget(self._key("room", name), "recorded_by")
+        return decoded(recorded_by) if recorded_by is not None else ""
 
     async def room_lock(self, *, name: str, locked: bool) -> int | None:
         seq = int(await self._lock(keys=[self._key("room", name)], args=["1" if locked else "0"]))

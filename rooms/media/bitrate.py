@@ -12,6 +12,14 @@ the estimate changes; those are clamped to the cap here, and the cap (or the
 last estimate, when lower: congestion wins) is repeated every second, so a
 publisher that missed one, or reset its encoder, is capped again within a
 second.
+
+``limit_bps`` is what the publisher's subscribers can take
+(``rooms.media.congestion_control``): set, it lowers what is told, and a
+fall is told at once rather than at the next beat. ``floor_bps``
+(``ROOM_MIN_VIDEO_KBPS``) bounds what is told from below, the node's own
+estimate included: on a busy machine aiortc's estimator reads its own
+scheduling delays as a congested uplink, and a publisher whose uplink is
+really congested lowers its rate by itself (REMB is only an upper bound).
 """
 
 from __future__ import annotations
@@ -35,8 +43,11 @@ class BitrateCap:
     """Keeps one publisher's video at or under ``cap_bps``."""
 
     def __init__(self, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
-                 interval_s: float = REMB_INTERVAL_S) -> None:
+                 interval_s: float = REMB_INTERVAL_S, floor_bps: int = 0) -> None:
+        # 0: no cap of its own (only the estimate and the subscribers' limit).
         self.cap_bps = cap_bps
+        self.floor_bps = floor_bps
+        self.limit_bps: int | None = None
         self.sent = 0
         self._receiver = receiver
         self._media_ssrc = media_ssrc
@@ -44,20 +55,38 @@ class BitrateCap:
         self._estimate_bps: int | None = None
         self._send: Callable[[Any], Awaitable[None]] = receiver._send_rtcp
         self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def install(cls, receiver: RTCRtpReceiver, media_ssrc: int, cap_bps: int,
-                interval_s: float = REMB_INTERVAL_S) -> BitrateCap:
-        cap = cls(receiver, media_ssrc, cap_bps, interval_s)
+                interval_s: float = REMB_INTERVAL_S, floor_bps: int = 0) -> BitrateCap:
+        cap = cls(receiver, media_ssrc, cap_bps, interval_s, floor_bps)
         receiver._send_rtcp = cap._send_clamped  # type: ignore[method-assign]
         cap._task = asyncio.get_running_loop().create_task(cap._repeat(), name="remb-cap")
         return cap
 
-    def bitrate_bps(self) -> int:
-        """What the publisher is told: the cap, or the estimate when that is lower."""
-        if self._estimate_bps is None:
-            return self.cap_bps
-        return min(self.cap_bps, self._estimate_bps)
+    def bitrate_bps(self) -> int | None:
+        """What the publisher is told: the lowest of the cap, the subscribers'
+        limit and the node's own estimate, but not under the floor (nor over
+        the cap); None when none of them is known."""
+        figures = [figure for figure in (self.cap_bps or None, self.limit_bps, self._estimate_bps) if figure]
+        if not figures:
+            return None
+        told = max(min(figures), self.floor_bps)
+        return min(told, self.cap_bps) if self.cap_bps else told
+
+    def limit(self, bps: int | None) -> None:
+        """Set what the subscribers can take (None: no limit); a fall is told at once."""
+        before = self.bitrate_bps()
+        self.limit_bps = bps
+        after = self.bitrate_bps()
+        if after is not None and (before is None or after < before):
+            self._send_soon()
+
+    def _send_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.send_now(), name="remb-now")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send_clamped(self, packet: Any) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
@@ -67,7 +96,7 @@ class BitrateCap:
                 pass
             else:
                 self._estimate_bps = estimate
-                packet.fci = pack_remb_fci(self.bitrate_bps(), ssrcs)
+                packet.fci = pack_remb_fci(self.bitrate_bps() or estimate, ssrcs)
         await self._send(packet)
 
     async def _repeat(self) -> None:
@@ -103,11 +132,12 @@ class BitrateCap:
 
     async def send_now(self) -> None:
         rtcp_ssrc = getattr(self._receiver, _RTCP_SSRC, None)
-        if rtcp_ssrc is None:
-            return  # the transport is not up yet
+        bitrate = self.bitrate_bps()
+        if rtcp_ssrc is None or bitrate is None:
+            return  # the transport is not up yet, or there is nothing to tell
         packet = RtcpPsfbPacket(
             fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-            fci=pack_remb_fci(self.bitrate_bps(), [self._media_ssrc]),
+            fci=pack_remb_fci(bitrate, [self._media_ssrc]),
         )
         try:
             await self._send(packet)

@@ -28,6 +28,10 @@ class NodeConfig:
     # Each published video stream is told by REMB to stay at or under this
     # (ROOM_MAX_VIDEO_KBPS); 0: no cap.
     max_video_kbps: int = 0
+    # The floor of what a publisher is asked for by its subscribers' REMB,
+    # and what a subscriber's link must carry to get video
+    # (ROOM_MIN_VIDEO_KBPS); 0: no congestion control.
+    min_video_kbps: int = 0
     # How often the rooms' speakers are ranked and, when changed, reported
     # (SPEAKERS_INTERVAL_MS); 0: never.
     speakers_interval_ms: int = 0
@@ -48,6 +52,7 @@ class NodeConfig:
                 denied_networks=settings.MEDIA_DENIED_PEER_NETWORKS,
             ),
             max_video_kbps=settings.ROOM_MAX_VIDEO_KBPS,
+            min_video_kbps=settings.ROOM_MIN_VIDEO_KBPS,
             speakers_interval_ms=settings.SPEAKERS_INTERVAL_MS,
             public_ip=settings.MEDIA_PUBLIC_IP,
         )

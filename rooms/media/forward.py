@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 MAX_QUEUED_VIDEO_FRAMES = 90
 MAX_QUEUED_AUDIO_FRAMES = 25
 
+# Why a track is paused: its publisher muted it (media.mute), or the
+# subscriber's link cannot carry it (rooms.media.congestion_control). Each
+# reason is lifted on its own, so an unmute never undoes a bandwidth pause.
+MUTE = "mute"
+BANDWIDTH = "bandwidth"
+
 
 @functools.cache
 def _time_base(clock_rate: int) -> fractions.Fraction:
@@ -50,7 +56,7 @@ class ForwardTrack(MediaStreamTrack):
         self._on_first_frame = on_first_frame
         # Video waits for a keyframe: nothing before it can be decoded.
         self._waiting_for_keyframe = kind == "video"
-        self.paused = False
+        self.paused_by: set[str] = set()
         self.frames_sent = 0
         # Read by the node's meter once per heartbeat (rooms.media.metering).
         self.frames_dropped = 0
@@ -82,17 +88,21 @@ class ForwardTrack(MediaStreamTrack):
         """Frames waiting for this subscriber's sender (read once per heartbeat)."""
         return self._queue.qsize()
 
-    def resume(self) -> None:
-        """Forward again after a pause; video restarts at a fresh keyframe."""
-        if not self.paused:
+    @property
+    def paused(self) -> bool:
+        return bool(self.paused_by)
+
+    def resume(self, reason: str = MUTE) -> None:
+        """Lift the pause of ``reason``; with none left, video restarts at a fresh keyframe."""
+        if reason not in self.paused_by:
             return
-        self.paused = False
-        if self.kind == "video":
+        self.paused_by.discard(reason)
+        if not self.paused_by and self.kind == "video":
             self._waiting_for_keyframe = True
             self._request_keyframe()
 
-    def pause(self) -> None:
-        self.paused = True
+    def pause(self, reason: str = MUTE) -> None:
+        self.paused_by.add(reason)
         self._drain()
 
     def _drain(self) -> None:

@@ -152,6 +152,18 @@ class PlayingReport(Report):
     player: str
 
 
+class BandwidthReport(Report):
+    """A player's video was paused because its link cannot carry the room's
+    floor (``paused`` true), or resumed when the link recovered; its audio
+    goes on either way."""
+
+    report: Literal["bandwidth"] = "bandwidth"
+    room: str
+    stream: str
+    player: str
+    paused: bool
+
+
 class FailedReport(Report):
     """A command, a stream or a play failed.
 
@@ -234,7 +246,7 @@ class LoadReport(Report):
 
 AnyReport = Annotated[
     AnswerReport | PublishingReport | PlayingReport | FailedReport | RecordReport | EndedReport | SpeakersReport
-    | LoadReport,
+    | LoadReport | BandwidthReport,
     Field(discriminator="report"),
 ]
 

@@ -209,6 +209,7 @@ class MediaNode:
                 candidates=self.config.candidates,
                 on_first_media=first_media,
                 max_video_kbps=self.config.max_video_kbps,
+                min_video_kbps=self.config.min_video_kbps,
             )
             answer = answer_addresses_public(answer, self.config.public_ip)
         except MediaError as error:
@@ -328,6 +329,13 @@ class MediaNode:
                 room=command.room, stream=command.stream, player=player,
             )))
 
+        def bandwidth(paused: bool) -> None:
+            logger.info("video %s for player %s: its link %s", "paused" if paused else "resumed", player,
+                        "cannot carry the room's floor" if paused else "recovered")
+            self._spawn(self._report(player, messages.BandwidthReport(
+                room=command.room, stream=command.stream, player=player, paused=paused,
+            )))
+
         try:
             played, answer = await PlayedStream.accept(
                 published=publication.stream,
@@ -336,6 +344,7 @@ class MediaNode:
                 ice_servers=self._ice_servers,
                 candidates=self.config.candidates,
                 on_first_frame=first_frame,
+                on_bandwidth=bandwidth,
             )
             answer = answer_addresses_public(answer, self.config.public_ip)
         except MediaError as error:

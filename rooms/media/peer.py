@@ -34,6 +34,8 @@ from aiortc.sdp import SessionDescription
 
 from rooms.media.audio_level import AudioLevel
 from rooms.media.bitrate import BitrateCap
+from rooms.media.congestion import CongestionPolicy
+from rooms.media.congestion_control import BandwidthCallback, CongestionControl
 from rooms.media.forward import ForwardTrack
 from rooms.media.ice import (
     DEFAULT_CANDIDATE_POLICY,
@@ -169,6 +171,8 @@ class PublishedStream:
     taps: dict[str, EncodedFrameTap] = field(default_factory=dict)
     keyframes: KeyframeRequester | None = None
     bitrate_cap: BitrateCap | None = None
+    # The subscribers' feedback for the video (ROOM_MIN_VIDEO_KBPS > 0).
+    congestion: CongestionControl | None = None
     on_first_media: Callable[[], None] | None = None
     media_started: bool = False
     players: set[PlayedStream] = field(default_factory=set)
@@ -189,6 +193,7 @@ class PublishedStream:
         on_first_media: Callable[[], None] | None = None,
         candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY,
         max_video_kbps: int = 0,
+        min_video_kbps: int = 0,
     ) -> tuple[PublishedStream, str]:
         offer = _parse(offer_sdp)
         kinds = offered_kinds(offer)
@@ -218,12 +223,15 @@ class PublishedStream:
             if video_ssrc is not None:
                 receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
                 stream.keyframes = KeyframeRequester(lambda: receiver._send_rtcp_pli(video_ssrc))
-                if max_video_kbps > 0:
-                    stream.bitrate_cap = BitrateCap.install(receiver, video_ssrc, max_video_kbps * 1000)
+                if max_video_kbps > 0 or min_video_kbps > 0:
+                    stream.bitrate_cap = BitrateCap.install(receiver, video_ssrc, max_video_kbps * 1000,
+                                                            floor_bps=min_video_kbps * 1000)
+                if stream.bitrate_cap is not None and min_video_kbps > 0:
+                    stream.congestion = CongestionControl.install(stream.bitrate_cap, stream.taps["video"],
+                        CongestionPolicy(min_bps=min_video_kbps * 1000, max_bps=max_video_kbps * 1000))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
-            if stream.bitrate_cap is not None:
-                stream.bitrate_cap.close()
+            stream._controls_close()
             await _close_half_made(pc)
             raise _offer_refused(error) from None
         stream.codecs = {kind: names[0] for kind, names in offered_kinds(_parse(pc.localDescription.sdp)).items()}
@@ -279,9 +287,14 @@ class PublishedStream:
             await player.close()
         if self.keyframes is not None:
             self.keyframes.close()
+        self._controls_close()
+        await self.pc.close()
+
+    def _controls_close(self) -> None:
+        if self.congestion is not None:
+            self.congestion.close()
         if self.bitrate_cap is not None:
             self.bitrate_cap.close()
-        await self.pc.close()
 
 
 @dataclass(eq=False)
@@ -304,7 +317,10 @@ class PlayedStream:
         ice_servers: list[RTCIceServer],
         on_first_frame: Callable[[], None] | None = None,
         candidates: CandidatePolicy = DEFAULT_CANDIDATE_POLICY,
+        on_bandwidth: BandwidthCallback | None = None,
     ) -> tuple[PlayedStream, str]:
+        """``on_bandwidth(paused)``: the player's video was paused because its
+        link cannot carry it, or resumed (rooms.media.congestion_control)."""
         offer = _parse(offer_sdp)
         kinds = offered_kinds(offer)
         for kind, codec_name in published.codecs.items():
@@ -335,12 +351,19 @@ class PlayedStream:
             raise _offer_refused(error) from None
         for kind, track in played.tracks.items():
             published.taps[kind].add_sink(track.push)
+        video = played.tracks.get("video")
+        if published.congestion is not None and video is not None:
+            sender = next(t.sender for t in pc.getTransceivers() if t.kind == "video")
+            published.congestion.leg_add(video, sender, on_bandwidth)
         published.players.add(played)
         published.request_keyframe()
         return played, pc.localDescription.sdp
 
     async def close(self) -> None:
         self.published.players.discard(self)
+        video = self.tracks.get("video")
+        if self.published.congestion is not None and video is not None:
+            self.published.congestion.leg_remove(video)
         for kind, track in self.tracks.items():
             self.published.taps[kind].remove_sink(track.push)
             track.stop()

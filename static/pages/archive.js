@@ -86,6 +86,15 @@ function playSource(option) {
   highlight();
 }
 
+// A link may open the page at a moment of the room's clock (?t=seconds, as
+// the chat search's hits do): seek there once the player knows its duration.
+function openAtLinkedMoment() {
+  const moment = Number.parseFloat(new URLSearchParams(window.location.search).get("t") ?? "");
+  if (!Number.isFinite(moment)) return;
+  if (video.readyState >= HTMLMediaElement.HAVE_METADATA) seekTo(moment);
+  else video.addEventListener("loadedmetadata", () => seekTo(moment), { once: true });
+}
+
 if (video !== null) {
   for (const entry of entries) {
     entry.querySelector("button").addEventListener("click", () => {
@@ -105,5 +114,6 @@ if (video !== null) {
   }
   const source = document.getElementById("archive-source");
   if (source !== null) source.addEventListener("change", () => playSource(source.selectedOptions[0]));
+  openAtLinkedMoment();
   highlight();
 }

@@ -72,6 +72,7 @@ function pageElements(screenShare) {
     chatLog: byId("chat-log"),
     invite: byId("invite"),
     inviteCopy: byId("invite-copy"),
+    recording: byId("recording-indicator"),
     moderation: {
       section: byId("moderation"),
       lock: byId("lock-room"),
@@ -305,6 +306,12 @@ class RoomPage {
           this.#chat.system(`${participant.name()} was ${muted.audio || muted.video ? "muted" : "unmuted"} by ${by}`);
         }
       })
+      .on(ROOM_EVENT.RECORDING, (recordedRoom, recording, by) => {
+        if (recordedRoom !== this.state.room) return;
+        this.#showRecording(recording ? by : null);
+        // A start is said with the room's state (the chat is drawn anew then).
+        if (!recording) this.#chat.system("the room's recording stopped");
+      })
       .on(ROOM_EVENT.LOCKED, (lockedRoom, isLocked, by) => {
         this.#moderation.lockedChanged(isLocked);
         this.#chat.system(`${by} ${isLocked ? "locked" : "unlocked"} the room`);
@@ -338,6 +345,7 @@ class RoomPage {
     for (const participant of participants) this.#tiles.addParticipant(participant);
     this.#moderation.attach(room, { token: () => this.#token });
     if (room.isLocked()) this.#chat.system("the room is locked");
+    if (room.recordedBy()) this.#chat.system(`${room.recordedBy()} is recording the room`);
     this.#refreshRecipients();
     ui.record.checked = room.record();
     ui.chatInput.disabled = false;
@@ -474,9 +482,16 @@ class RoomPage {
     this.#showLeft();
   }
 
+  /** The red recording indicator: shown with who started it, hidden with null. */
+  #showRecording(by) {
+    this.#ui.recording.hidden = by === null;
+    this.#ui.recording.querySelector(".recorded-by").textContent = by ?? "";
+  }
+
   /** Back to the page before Join. */
   #showLeft() {
     const ui = this.#ui;
+    this.#showRecording(null);
     const camera = this.state.camera;
     Object.assign(this.state, { connection: null, room: null, camera: null, screen: null });
     clearTimeout(this.#refreshTimer);

@@ -7,6 +7,8 @@
  * sees the moderator menu in the tile's corner. The tiles of those who speak
  * (the page's own included) have class `speaking` and `data-level`; in the
  * grid layout the loudest other participant's tile moves to the front.
+ * A slot whose video the server paused for bandwidth (STREAM_EVENT.PAUSED)
+ * has class `paused`: it shows the last picture, still, with a note.
  */
 
 import { STREAM_EVENT, STREAM_STATUS } from "../roomapi.js";
@@ -24,6 +26,8 @@ class StreamSlot {
   stream = null;
   #status;
   #unmute;
+  #still;
+  #note;
   #onFailed;
 
   constructor(kind, participantName, onFailed) {
@@ -48,7 +52,16 @@ class StreamSlot {
       this.stream?.unmuteElement().catch(() => {});
       this.#unmute.hidden = true;
     });
-    this.element.append(this.video, this.#status, this.#unmute);
+    // The picture the video had when the server paused it: the probes that
+    // follow may send a few frames, which must not make it flicker.
+    this.#still = document.createElement("canvas");
+    this.#still.className = "still";
+    this.#still.hidden = true;
+    this.#note = document.createElement("p");
+    this.#note.className = "paused-note";
+    this.#note.textContent = "Video paused: your connection is too slow. It comes back by itself.";
+    this.#note.hidden = true;
+    this.element.append(this.video, this.#still, this.#note, this.#status, this.#unmute);
   }
 
   bind(stream) {
@@ -65,15 +78,34 @@ class StreamSlot {
     stream.on(STREAM_EVENT.AUTOPLAY_BLOCKED, () => {
       if (this.stream === stream) this.#unmute.hidden = false;
     });
+    stream.on(STREAM_EVENT.PAUSED, () => {
+      if (this.stream === stream) this.#paused(true);
+    });
+    stream.on(STREAM_EVENT.RESUMED, () => {
+      if (this.stream === stream) this.#paused(false);
+    });
+    this.#paused(false);
     this.#show(STREAM_STATUS.PENDING);
     stream.play(this.video);
   }
 
   ended() {
+    this.#paused(false);
     this.stream = null;
     this.video.srcObject = null;
     this.#unmute.hidden = true;
     this.#show(STREAM_STATUS.STOPPED);
+  }
+
+  #paused(paused) {
+    if (paused && this.video.videoWidth > 0) {
+      this.#still.width = this.video.videoWidth;
+      this.#still.height = this.video.videoHeight;
+      this.#still.getContext("2d").drawImage(this.video, 0, 0);
+    }
+    this.#still.hidden = !paused;
+    this.#note.hidden = !paused;
+    this.element.classList.toggle("paused", paused);
   }
 
   #show(status) {

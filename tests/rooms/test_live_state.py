@@ -107,7 +107,7 @@ async def test_the_first_join_creates_the_room_and_later_ones_share_it(live: Liv
     first = await join(live.state, "alice", room_id="first", record=True)
     assert first == JoinResult(
         "joined", "first", record=True, created=True, reactivated=False, seq=1, members={"alice": "sid-alice"},
-        profiles={"alice": ""},
+        profiles={"alice": ""}, recorded_by="alice",
     )
     second = await join(live.state, "bob", room_id="ignored", record=False)
     assert second.outcome == "joined" and second.room_id == "first" and second.record
@@ -117,6 +117,28 @@ async def test_the_first_join_creates_the_room_and_later_ones_share_it(live: Liv
     assert again.outcome == "already" and again.seq == 2 and again.members == second.members
     assert await live.state.room_members("r") == second.members
     assert await live.state.room_members("elsewhere") == {}
+
+
+async def test_the_recording_is_the_creators_for_the_life_of_the_room(live: Live) -> None:
+    assert await live.state.room_recorded_by("r") == ""  # no such room
+    alice = await join(live.state, "alice", record=True)
+    assert alice.recorded_by == "alice" and await live.state.room_recorded_by("r") == "alice"
+    # A later join asking for a record changes nothing; everyone is told who records.
+    bob = await join(live.state, "bob", record=True)
+    assert bob.outcome == "joined" and bob.recorded_by == "alice"
+    assert (await join(live.state, "bob")).recorded_by == "alice"  # joining again
+    await leave(live.state, "alice")
+    assert (await join(live.state, "carol")).recorded_by == "alice"  # its starter left; it still records
+    for login in ("bob", "carol"):
+        await leave(live.state, login)
+    assert await live.state.room_forget(name="r", room_id="id-alice")
+    assert await live.state.room_recorded_by("r") == ""
+    # The room's next life does not record unless its creator asks.
+    dave = await join(live.state, "dave")
+    assert dave.outcome == "joined" and dave.recorded_by == "" and not dave.record
+    assert await live.state.room_recorded_by("r") == ""
+    # A refused join names no one (nothing of the room is told).
+    assert (await join(live.state, "dave", "sid-other")).recorded_by == ""
 
 
 async def test_profiles_come_with_joins_and_go_with_leaves(live: Live) -> None:

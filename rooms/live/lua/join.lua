@@ -3,7 +3,8 @@
 -- KEYS: room hash, members hash, deadlines zset, session's rooms set, chat list, profiles hash, live rooms set
 -- ARGV: name, login, sid, new room id, record ('1'/'0'), max participants, now ms, profile JSON,
 --       max live rooms (0: no limit)
--- Returns {outcome, room id, record, created, reactivated, seq, members (flat), chat, profiles (flat), locked}
+-- Returns {outcome, room id, record, created, reactivated, seq, members (flat), chat, profiles (flat), locked,
+--          recorded by (the login whose join created the room with record; '' when it does not record)}
 -- (login_taken: members holds only the holder; server_full: the room is not live and max live rooms are)
 local room, members, deadlines, session_rooms, chat, profiles, live_rooms =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -18,6 +19,7 @@ if not status then
   end
   redis.call('SADD', live_rooms, name)
   redis.call('HSET', room, 'id', new_id, 'status', 'active', 'record', record, 'created_ms', now)
+  if record == '1' then redis.call('HSET', room, 'recorded_by', login) end
   status = 'active'
   created = 1
 end
@@ -28,7 +30,8 @@ if holder then
   if holder == sid then
     local seq = tonumber(redis.call('HGET', room, 'seq') or '0')
     return {'already', id, rec, 0, 0, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1),
-            redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0'}
+            redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0',
+            redis.call('HGET', room, 'recorded_by') or ''}
   end
   return {'login_taken', id, rec, 0, 0, 0, {login, holder}, {}, {}, '0'}
 end
@@ -45,4 +48,5 @@ if status == 'idle' then
   reactivated = 1
 end
 return {'joined', id, rec, created, reactivated, seq, redis.call('HGETALL', members), redis.call('LRANGE', chat, 0, -1),
-        redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0'}
+        redis.call('HGETALL', profiles), redis.call('HGET', room, 'locked') or '0',
+        redis.call('HGET', room, 'recorded_by') or ''}

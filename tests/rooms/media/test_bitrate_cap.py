@@ -200,3 +200,41 @@ def test_a_node_takes_the_cap_from_room_max_video_kbps(settings: Any) -> None:
     assert NodeConfig.from_settings().max_video_kbps == 2500  # the default: on
     settings.ROOM_MAX_VIDEO_KBPS = 0
     assert NodeConfig.from_settings().max_video_kbps == 0
+
+
+async def test_what_a_publisher_is_told_stays_within_the_floor_and_the_cap() -> None:
+    """The cap, the subscribers' limit and the node's own estimate, lowest
+    first, but never under ROOM_MIN_VIDEO_KBPS (nor over the cap)."""
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpReceiver
+    from aiortc.rtp import pack_remb_fci
+
+    from rooms.media.bitrate import BitrateCap
+
+    transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    receiver = RTCRtpReceiver("video", transport)
+    cap = BitrateCap(receiver, media_ssrc=1234, cap_bps=2_500_000, floor_bps=300_000)
+    assert cap.bitrate_bps() == 2_500_000
+    cap.limit(800_000)
+    assert cap.bitrate_bps() == 800_000
+    # The node's own estimate of the publisher's uplink, when lower, wins ...
+    told: list[Any] = []
+
+    async def sent(packet: Any) -> None:
+        told.append(packet)
+
+    cap._send = sent
+    await cap._send_clamped(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0,
+                                           fci=pack_remb_fci(500_000, [1234])))
+    assert cap.bitrate_bps() == 500_000 and unpack_remb_fci(told[-1].fci)[0] == 500_000
+    # ... down to the floor, and no further.
+    await cap._send_clamped(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0,
+                                           fci=pack_remb_fci(120_000, [1234])))
+    assert cap.bitrate_bps() == 300_000 and unpack_remb_fci(told[-1].fci)[0] == 300_000
+    cap.limit(None)
+    assert cap.bitrate_bps() == 300_000
+    # Without a cap of its own, the floor still holds; with nothing known, nothing is told.
+    bare = BitrateCap(receiver, media_ssrc=1234, cap_bps=0, floor_bps=300_000)
+    assert bare.bitrate_bps() is None
+    bare.limit(200_000)
+    assert bare.bitrate_bps() == 300_000
+    await transport.stop()

@@ -1,0 +1,57 @@
+"""Full-text search of the stored chat, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from rooms.chat_search import chat_messages_matching, chat_search_text
+from rooms.history import ChatRecord, chat_messages_record
+from rooms.models import ChatMessage, Room
+
+
+def test_cjk_runs_are_cut_into_character_pairs() -> None:
+    assert chat_search_text("Встреча 会議は明日 OK").split() == ["встреча", "会議", "議は", "は明", "明日", "ok"]
+    assert chat_search_text("字").split() == ["字"]
+    # Latin and Cyrillic words are left whole, only lowercased.
+    assert chat_search_text("Привет, World!") == "привет, world!"
+
+
+@pytest.fixture
+def stored_chat(db: None) -> Room:
+    room = Room.objects.create(name="search", live_id="live-search", status=Room.Status.FINALIZED)
+    lines = [
+        ("alice", None, "Обсудим бюджет на следующей неделе"),
+        ("bob", None, "明日の会議は十時からです"),
+        ("carol", None, "the deadline is friday"),
+        ("alice", ["bob"], "секрет: бюджет урезан, 秘密の会議"),
+    ]
+    chat_messages_record([
+        ChatRecord(live_id=room.live_id, public_id=f"m{i}", seq=i, sender=sender, recipients=to, text=text,
+                   sent_at_ms=1_000 * i)
+        for i, (sender, to, text) in enumerate(lines, start=1)
+    ])
+    return room
+
+
+def found(query: str) -> list[str]:
+    return sorted(message.public_id for message in chat_messages_matching(ChatMessage.objects.all(), query))
+
+
+def test_a_cyrillic_word_is_found(stored_chat: Room) -> None:
+    assert found("бюджет") == ["m1"]
+
+
+def test_a_cjk_word_is_found_inside_a_sentence_without_spaces(stored_chat: Room) -> None:
+    assert found("会議") == ["m2"]
+    assert found("十時") == ["m2"]
+
+
+def test_private_messages_are_never_found(stored_chat: Room) -> None:
+    assert found("секрет") == []
+    assert found("秘密") == []
+    assert ChatMessage.objects.get(public_id="m4").search_document is None
+
+
+def test_a_word_not_said_is_not_found(stored_chat: Room) -> None:
+    assert found("monday") == []
+    assert found("会社") == []
