@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
-from recording.access import records_viewer
 from recording.archive import (
     ArchiveChoice,
     ArchiveMedia,
@@ -30,9 +29,8 @@ from recording.downloads import downloadable_file
 from recording.models import Recording
 from recording.subtitles import chat_cues, webvtt_document
 from recording.timeline import EntryKind, TimelineEntry, room_public_chat, room_timeline
-from recording.views import download_audit, records_forbidden, visible_recording
+from recording.views import download_audit, visible_finalized_room, visible_recording
 from rooms.attendance_selectors import rooms_attendance
-from rooms.models import Room
 
 MIX_NOT_PLAYED: dict[str, str] = {
     Recording.Status.RECORDING: "is not made yet",
@@ -94,12 +92,10 @@ def _choice_note(choice: ArchiveChoice, shown: list[PageMedia]) -> str:
 @require_safe
 @cache_control(private=True)
 def room_archive(request: HttpRequest, live_id: str) -> HttpResponse:
-    viewer = records_viewer(request)
-    if not viewer.may_see_something:
-        return records_forbidden(request, links_refused=bool(viewer.refused))
-    room = Room.objects.filter(live_id=live_id, status=Room.Status.FINALIZED).first()
-    if room is None or not (viewer.every_room or room.live_id in viewer.identities):
-        raise Http404
+    visible = visible_finalized_room(request, live_id)
+    if isinstance(visible, HttpResponse):
+        return visible
+    viewer, room = visible
     choice = room_archive_choice(room)
     shown = [
         PageMedia(

@@ -17,13 +17,13 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_http_methods, require_safe
 
 from audit.services import audit_record
-from recording.access import RecordsViewer, records_viewer
+from recording.access import RecordsViewer
 from recording.downloads import ranged_file_response
 from recording.models import RoomStems
 from recording.services import recording_file_path
 from recording.stems_services import room_stems_request, room_stems_sources
 from recording.tasks import room_stems_make
-from recording.views import records_forbidden
+from recording.views import visible_finalized_room
 from rooms.models import Room
 
 
@@ -31,20 +31,10 @@ def _viewer_actor(viewer: RecordsViewer, room: Room) -> str:
     return f"user:{viewer.username}" if viewer.username is not None else viewer.identities.get(room.live_id, "")
 
 
-def _visible_room(request: HttpRequest, live_id: str) -> tuple[RecordsViewer, Room] | HttpResponse:
-    viewer = records_viewer(request)
-    if not viewer.may_see_something:
-        return records_forbidden(request, links_refused=bool(viewer.refused))
-    room = Room.objects.filter(live_id=live_id, status=Room.Status.FINALIZED).first()
-    if room is None or not (viewer.every_room or room.live_id in viewer.identities):
-        raise Http404
-    return viewer, room
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 @cache_control(private=True)
 def room_stems(request: HttpRequest, live_id: str) -> HttpResponse:
-    visible = _visible_room(request, live_id)
+    visible = visible_finalized_room(request, live_id)
     if isinstance(visible, HttpResponse):
         return visible
     viewer, room = visible
@@ -74,7 +64,7 @@ def room_stems(request: HttpRequest, live_id: str) -> HttpResponse:
 @require_safe
 @cache_control(private=True)
 def room_stems_download(request: HttpRequest, live_id: str) -> HttpResponse | StreamingHttpResponse:
-    visible = _visible_room(request, live_id)
+    visible = visible_finalized_room(request, live_id)
     if isinstance(visible, HttpResponse):
         raise Http404  # a download never tells whether a room exists
     viewer, room = visible

@@ -85,6 +85,17 @@ def records_forbidden(request: HttpRequest, *, links_refused: bool) -> HttpRespo
     return render(request, "recording/forbidden.html", context, status=403)
 
 
+def visible_finalized_room(request: HttpRequest, live_id: str) -> tuple[RecordsViewer, Room] | HttpResponse:
+    """The viewer and the ended room ``live_id`` they may see, or the refusal page (404 when hidden)."""
+    viewer = records_viewer(request)
+    if not viewer.may_see_something:
+        return records_forbidden(request, links_refused=bool(viewer.refused))
+    room = Room.objects.filter(live_id=live_id, status=Room.Status.FINALIZED).first()
+    if room is None or not (viewer.every_room or room.live_id in viewer.identities):
+        raise Http404
+    return viewer, room
+
+
 def _grants_cookie_set(response: HttpResponse, grants: list[RecordsGrant]) -> None:
     """Keep ``grants`` in the cookie, or drop the cookie when there are none."""
     path = reverse("recording:records")

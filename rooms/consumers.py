@@ -30,6 +30,12 @@ from rooms.turn import ice_servers_refresh_at
 
 logger = logging.getLogger(__name__)
 
+
+def _retrieve_outcome(task: asyncio.Future[None]) -> None:
+    """Marks a dispatch loop's outcome as seen: it ended with its consumer."""
+    if not task.cancelled():
+        task.exception()
+
 CLOSE_MESSAGE_TOO_BIG = transport.CLOSE_MESSAGE_TOO_BIG
 CLOSE_POLICY_VIOLATION = transport.CLOSE_POLICY_VIOLATION
 # Received messages that may wait for this consumer before the server stops
@@ -85,8 +91,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
     connection_counted: bool = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' dispatch loop, once cancelled, waits for its pending
+        # channel-layer receive to end; channels_redis's list layer can hold
+        # that receive in a blocking pop for seconds after the cancel. The
+        # session's drop must not wait for it: the loop runs as a task of its
+        # own, and a cancel here leaves it to unwind while the drop goes on.
+        loop = asyncio.ensure_future(super().__call__(scope, receive, send))
+        loop.add_done_callback(_retrieve_outcome)
         try:
-            await super().__call__(scope, receive, send)
+            await asyncio.shield(loop)
+        except asyncio.CancelledError:
+            loop.cancel()
+            raise
         finally:
             # However the consumer ends (closed, crashed, cancelled by the
             # server), its rooms must see the drop, or a ghost stays in them

@@ -55,3 +55,12 @@ def test_private_messages_are_never_found(stored_chat: Room) -> None:
 def test_a_word_not_said_is_not_found(stored_chat: Room) -> None:
     assert found("monday") == []
     assert found("会社") == []
+
+
+def test_on_postgresql_case_is_ignored_in_any_script(stored_chat: Room) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's substring match folds ASCII letters only")
+    assert found("ОБСУДИМ") == ["m1"]
+    assert found("Deadline FRIDAY") == ["m3"]
