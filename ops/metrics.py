@@ -63,8 +63,9 @@ NACKS = Counter(
 NACKED_PACKETS = Counter(
     "conference_nacked_packets", "RTP packets named lost by those NACKs", ["direction"]
 )
-FORWARD_QUEUE_FRAMES = Gauge(
-    "conference_forward_queue_frames", "Frames waiting in subscribers' forwarding queues, by kind (each heartbeat)",
+FORWARD_WAITING_LEGS = Gauge(
+    "conference_forward_waiting_legs",
+    "Subscriber legs not forwarding yet (connection not up, video awaiting a keyframe), by kind (each heartbeat)",
     ["kind"], multiprocess_mode="livesum",
 )
 RECORDER_QUEUE_FRAMES = Gauge(

@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ops import metrics
 from ops.logs import log_context
-from rooms import events, live_epoch, protocol, runtime, services, streams, transport
+from rooms import events, frames, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.channel_layers import ClosingChannelLayer
 from rooms.dispatch import dispatch
@@ -222,6 +222,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         was just ended (``state_lost``) and the request is not served."""
         if self.session is None or isinstance(message, protocol.Ping):
             return True
+        if isinstance(message, protocol.RoomMessage) and message.to is None:
+            return True  # checked in the same step as the message's (services.chat_message_send)
         await live_epoch.epoch_current()
         return self.session is not None
 
@@ -319,7 +321,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             # Queued behind the rest: it arrives if the client reads again
             # before the close handshake times out (1 s), when the transport
             # drops the connection and its buffer.
-            await self.send(text_data=json.dumps(SessionStatus.disconnected("slow_consumer").frame()))
+            await self.send(text_data=frames.frame_text(SessionStatus.disconnected("slow_consumer").frame()))
         await self.disconnect(1000)
         await self.close()
 
@@ -356,16 +358,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict[str, Any]) -> None:
         """Send a server message's frame (``ServerMessage.frame``) as text,
         unless the client has left more than WS_SEND_BUFFER_MAX bytes unread."""
+        if await self._may_send():
+            await self.send(text_data=frames.frame_text(frame))
+
+    async def _may_send(self) -> bool:
+        """Whether a frame may be sent now; closes a client that stopped reading."""
         if self.sending_stopped:
-            return
+            return False
         if self.connection is not None:
             # Measured before this frame: one large frame (a room.state with
             # its history) is no sign of a client that stopped reading.
             pending = self.connection.pending_bytes()
             if pending > self.send_buffer_max:
                 await self._close_slow_consumer(pending)
-                return
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+                return False
+        return True
+
+    async def _send_event(self, message: dict[str, Any]) -> None:
+        """Send a room event's frame, encoded once for all its recipients (``rooms.frames``)."""
+        if "text" not in message:
+            await self.send_frame(message["event"])
+        elif await self._may_send():
+            if self.connection is not None:
+                self.connection.send_prepared(frames.prepared_frame(message))
+            else:
+                await self.send(text_data=message["text"])
 
     # --- Channel layer handlers ------------------------------------------------
 
@@ -383,7 +400,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await events.room_group_discard(event["room"], self.channel_name)
         elif message["seq"] is not None and message["seq"] <= membership.joined_seq:
             return  # sent before this connection joined; its room.state covered it
-        await self.send_frame(event)
+        await self._send_event(message)
         if event["type"] == "room.message" and not self.sending_stopped:
             _chat_delivery_count(event)
 

@@ -2,9 +2,10 @@
 
 Every process's consumers are reachable by channel name; a room is a group.
 An event is serialized here, once however many connections get it, and
-travels as ``{"type": "room.event", "event": <its frame>, "seq": <the room's
-event count>}``; the consumer forwards the frame as it is (unless its join
-already covered ``seq``); a passing event that no ``room.state`` reflects
+travels as ``{"type": "room.event", "event": <its frame>, "text": <the
+frame's JSON text>, "seq": <the room's event count>}``; the consumer sends
+the text as it is (unless its join already covered ``seq``), never encoding
+it again (``rooms.frames``); a passing event that no ``room.state`` reflects
 (``room.speakers``) travels with ``seq`` null and reaches every member of
 the moment. Frames for one connection (a stream's status)
 travel as ``{"type": "client.send", "frame": <the frame>}``.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from rooms.frames import frame_text
 from rooms.server_messages import RoomEvent, ServerMessage
 
 
@@ -31,27 +34,29 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
+def room_event_message(event: RoomEvent, *, seq: int | None, exclude: str | None = None) -> dict[str, Any]:
+    """The channel message of ``event``: its frame, and that frame's text encoded once."""
+    frame = event.frame()
+    return {"type": "room.event", "event": frame, "text": frame_text(frame), "seq": seq, "exclude": exclude}
+
+
 async def room_event_send(room: str, event: RoomEvent, *, seq: int, exclude_channel: str | None = None) -> None:
     """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
-    await _layer().group_send(
-        room_group(room), {"type": "room.event", "event": event.frame(), "seq": seq, "exclude": exclude_channel}
-    )
+    await _layer().group_send(room_group(room), room_event_message(event, seq=seq, exclude=exclude_channel))
 
 
 async def room_passing_event_send(room: str, event: RoomEvent) -> None:
     """Send ``event`` to every connection in ``room``: news of the moment
     that changes no room state, so it counts no event of the room."""
-    await _layer().group_send(
-        room_group(room), {"type": "room.event", "event": event.frame(), "seq": None, "exclude": None}
-    )
+    await _layer().group_send(room_group(room), room_event_message(event, seq=None))
 
 
 async def channels_event_send(channels: Iterable[str], event: RoomEvent, *, seq: int) -> None:
     """Send ``event`` to each of ``channels`` (members of the event's room)."""
-    frame = event.frame()
+    message = room_event_message(event, seq=seq)
     layer = _layer()
     for channel in channels:
-        await layer.send(channel, {"type": "room.event", "event": frame, "seq": seq, "exclude": None})
+        await layer.send(channel, message)
 
 
 async def client_message_send(channel: str, message: ServerMessage) -> None:

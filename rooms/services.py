@@ -22,7 +22,8 @@ from rooms import events, history, live_epoch, permissions, protocol, streams
 from rooms.access_tokens import AccessClaims, TokenError, token_verify
 from rooms.database import db_call
 from rooms.history import ChatRecord
-from rooms.history_outbox import chat_entry
+from rooms.history_outbox import chat_entry, entry_text
+from rooms.live.chat_send import ChatSend, Outcome
 from rooms.live.context import process_context
 from rooms.live.contract import ClaimedRoom, LiveState, SessionInfo
 from rooms.media.timing import now_ms
@@ -505,18 +506,15 @@ async def chat_message_send(
         raise ServiceError(
             "rate_limited", f"at most {settings.CHAT_RATE_PER_SECOND:g} messages per second; this one was not sent"
         )
+    if to is None:
+        return await _chat_public_send(session=session, room=room, text=text, request_id=request_id)
     context = process_context()
     # One identity's connections share one more bucket: more sockets are not more messages.
     if not await context.rate_limits.take(
         f"chat:identity:{session.username}",
         rate=settings.CHAT_IDENTITY_RATE_PER_SECOND, burst=settings.CHAT_IDENTITY_RATE_BURST,
     ):
-        metrics.RATE_LIMIT_REFUSALS.labels("chat_per_identity").inc()
-        raise ServiceError(
-            "rate_limited",
-            f"at most {settings.CHAT_IDENTITY_RATE_PER_SECOND:g} messages per second from {session.username!r} "
-            "across its connections (CHAT_IDENTITY_RATE_PER_SECOND); this one was not sent",
-        )
+        raise _chat_identity_rate_limited(session)
     state = context.live_state
     recipients: list[str] | None = None
     members: dict[str, str] = {}
@@ -553,6 +551,45 @@ async def chat_message_send(
             if info is not None:
                 channels.append(info.channel)
         await events.channels_event_send(channels, event, seq=seq)
+    await context.history_outbox.flush()
+    return Ok(re=request_id, message=message.id)
+
+
+def _chat_identity_rate_limited(session: Session) -> ServiceError:
+    metrics.RATE_LIMIT_REFUSALS.labels("chat_per_identity").inc()
+    return ServiceError(
+        "rate_limited",
+        f"at most {settings.CHAT_IDENTITY_RATE_PER_SECOND:g} messages per second from {session.username!r} "
+        "across its connections (CHAT_IDENTITY_RATE_PER_SECOND); this one was not sent",
+    )
+
+
+async def _chat_public_send(*, session: Session, room: str, text: str, request_id: str | None) -> Ok:
+    """A public message: the epoch check, the identity's bucket, the room's
+    count and history and the archive entry in one step of the live state
+    (``rooms.live.chat_send``), then the event to the room."""
+    context = process_context()
+    message = ChatMessage(id=uuid.uuid4().hex, sender=session.username, to=None, text=text, ts=now_ms())
+    arguments = chat_entry(ChatRecord(
+        live_id=session.rooms[room].room_id, public_id=message.id, seq=0, sender=session.username,
+        recipients=None, text=text, sent_at_ms=message.ts,
+    ))
+    del arguments["seq"]  # the live state's count, added by chat_send
+    sent = await context.chat_send.send(ChatSend(
+        room=room, epoch=session.epoch, bucket=f"chat:identity:{session.username}",
+        rate=settings.CHAT_IDENTITY_RATE_PER_SECOND, burst=settings.CHAT_IDENTITY_RATE_BURST,
+        message_json=message.model_dump_json(), history_length=settings.CHAT_HISTORY_LENGTH,
+        entry=entry_text("chat_message", **arguments),
+    ))
+    if sent.outcome is Outcome.EPOCH_CHANGED:
+        # The consumer skipped its epoch check for this request: the lost
+        # state's sessions, this one among them, end now (state_lost).
+        await live_epoch.epoch_current()
+        raise ServiceError("unavailable", "the server's live state was lost; connect again")
+    if sent.outcome is Outcome.RATE_LIMITED:
+        raise _chat_identity_rate_limited(session)
+    context.history_outbox.kick()
+    await events.room_event_send(room, RoomMessageEvent(room=room, message=message), seq=sent.seq)
     await context.history_outbox.flush()
     return Ok(re=request_id, message=message.id)
 

@@ -31,7 +31,12 @@ back to its own checks.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from autobahn.exception import Disconnected
+
+if TYPE_CHECKING:
+    from rooms.frames import PreparedFrame
 
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_POLICY_VIOLATION = 1008
@@ -94,6 +99,30 @@ class DaphneConnection:
         """Close with 1008 (a connection over CONNECTIONS_PER_IP), which
         daphne does not take from an application either."""
         self._protocol.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, isReply=False)
+
+    def send_prepared(self, frame: PreparedFrame) -> None:
+        """Write a frame made once for many connections (``rooms.frames``).
+
+        What daphne's ``websocket.send`` does for text, without its per
+        message encoding and framing: the bytes go to the transport, or
+        behind what autobahn still queues. Whatever autobahn does beyond
+        writing the bytes (compression, fragmenting, its size limit) it
+        does in ``sendMessage``, as for any frame.
+        """
+        protocol = self._protocol
+        if protocol.state != protocol.STATE_OPEN:
+            raise Disconnected("Attempt to send on a closed protocol")
+        size = len(frame.payload)
+        if (
+            protocol._perMessageCompress is not None
+            or 0 < protocol.maxMessagePayloadSize < size
+            or 0 < protocol.autoFragmentSize < size
+        ):
+            protocol.sendMessage(frame.payload, False)
+        elif protocol.send_queue:
+            protocol.sendData(frame.prepared.payloadHybi)
+        else:
+            protocol.transport.write(frame.prepared.payloadHybi)
 
     def pending_bytes(self) -> int:
         """Bytes sent by the application that have not reached the socket yet."""

@@ -17,6 +17,7 @@ from django.conf import settings
 from redis.asyncio import Redis
 
 from rooms.history_outbox import HistoryOutbox
+from rooms.live.chat_send import ChatSendStore, MemoryChatSend, RedisChatSend
 from rooms.live.contract import LiveState
 from rooms.live.memory import MemoryLiveState
 from rooms.live.node_traffic import MemoryNodeTraffic, NodeTrafficStore, RedisNodeTraffic
@@ -84,6 +85,7 @@ class ProcessContext:
         self._stream_registry: StreamRegistry | None = None
         self._rate_limits: RateLimits | None = None
         self._history_outbox: HistoryOutbox | None = None
+        self._chat_send: ChatSendStore | None = None
         self._node_traffic: NodeTrafficStore | None = None
         # Made and started by their owners (rooms.runtime, rooms.media_host):
         # they build on services that use this context.
@@ -148,6 +150,18 @@ class ProcessContext:
                 outbox = HistoryOutbox(MemoryOutboxStore())
             self._history_outbox = outbox
         return outbox
+
+    @property
+    def chat_send(self) -> ChatSendStore:
+        """A public chat message's live-state steps in one (``rooms.live.chat_send``)."""
+        store = self._chat_send
+        if store is None:
+            if settings.REDIS_URL:
+                store = RedisChatSend(self._redis_client(), settings.LIVE_STATE_PREFIX)
+            else:
+                store = MemoryChatSend(self.live_state, self.rate_limits, self.history_outbox.store)
+            self._chat_send = store
+        return store
 
     @property
     def node_traffic(self) -> NodeTrafficStore:

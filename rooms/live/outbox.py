@@ -19,6 +19,7 @@ from rooms.live.redis import decoded, lua_source
 
 _ACK = lua_source("outbox_ack")
 _UNLOCK = lua_source("outbox_unlock")
+_TAKE = lua_source("outbox_take")
 
 
 class OutboxStore(Protocol):
@@ -32,6 +33,11 @@ class OutboxStore(Protocol):
     async def length(self) -> int: ...
     async def lock(self, owner: str, lease_ms: int) -> bool: ...
     async def unlock(self, owner: str) -> None: ...
+    async def take(self, owner: str, lease_ms: int, limit: int) -> tuple[int, list[str]]:
+        """Begin a drain: if there are entries and the lock is free, take the lock
+        and answer (the length, the first ``limit`` entries); otherwise (0, [])
+        when empty, (-1, []) when another drainer holds the lock."""
+        ...
 
 
 class RedisOutboxStore:
@@ -41,6 +47,7 @@ class RedisOutboxStore:
         self._lock_key = f"{prefix}:history:outbox:lock"
         self._ack = redis.register_script(_ACK)
         self._unlock = redis.register_script(_UNLOCK)
+        self._take = redis.register_script(_TAKE)
 
     async def push(self, entry: str) -> None:
         await self._redis.rpush(self._key, entry)
@@ -59,6 +66,11 @@ class RedisOutboxStore:
 
     async def unlock(self, owner: str) -> None:
         await self._unlock(keys=[self._lock_key], args=[owner])
+
+    async def take(self, owner: str, lease_ms: int, limit: int) -> tuple[int, list[str]]:
+        # One round trip where length, lock and head were three.
+        result = await self._take(keys=[self._key, self._lock_key], args=[owner, lease_ms, limit])
+        return int(result[0]), [decoded(entry) for entry in result[1:]]
 
 
 class MemoryOutboxStore:
@@ -93,3 +105,10 @@ class MemoryOutboxStore:
     async def unlock(self, owner: str) -> None:
         if self._owner == owner:
             self._owner = None
+
+    async def take(self, owner: str, lease_ms: int, limit: int) -> tuple[int, list[str]]:
+        if not self._entries:
+            return 0, []
+        if not await self.lock(owner, lease_ms):
+            return -1, []
+        return len(self._entries), await self.head(limit)

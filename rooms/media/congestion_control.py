@@ -8,7 +8,7 @@ the leg's ``on_bandwidth(paused)`` callback, which tells its subscriber
 (``stream.paused`` / ``stream.resumed``).
 
 A leg is anything with ``pause(reason)`` and ``resume(reason)`` whose
-reasons are kept apart (``rooms.media.forward``): a publisher's unmute
+reasons are kept apart (``rooms.media.fanout.ForwardLeg``): a publisher's unmute
 never lifts a bandwidth pause, nor a resume here a mute.
 """
 

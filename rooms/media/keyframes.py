@@ -43,26 +43,36 @@ class KeyframeRequester:
 
     Requests inside the interval are coalesced into one sent when it ends,
     so a burst of new subscribers costs the publisher one keyframe, and the
-    first subscriber after a quiet spell is answered at once.
+    first subscriber after a quiet spell is answered at once. A prompt
+    request (a subscriber that is coming up and has nothing to start from)
+    waits at most ``prompt_interval`` since the last one: a joining player
+    should not wait half a second for its first picture.
     """
 
-    def __init__(self, send_pli: Callable[[], Awaitable[None]], min_interval: float = 0.5) -> None:
+    def __init__(self, send_pli: Callable[[], Awaitable[None]], min_interval: float = 0.5,
+                 prompt_interval: float = 0.1) -> None:
         self._send_pli = send_pli
         self._min_interval = min_interval
+        self._prompt_interval = prompt_interval
         self._last_sent = -float("inf")
         self._pending: asyncio.TimerHandle | None = None
+        self._pending_at = 0.0
         self._in_flight: set[asyncio.Future[None]] = set()
         self.sent = 0
 
-    def request(self) -> None:
+    def request(self, prompt: bool = False) -> None:
+        now = time.monotonic()
+        due = self._last_sent + (self._prompt_interval if prompt else self._min_interval)
         if self._pending is not None:
-            return
-        wait = self._last_sent + self._min_interval - time.monotonic()
-        loop = asyncio.get_running_loop()
-        if wait <= 0:
+            if due >= self._pending_at:
+                return
+            self._pending.cancel()
+            self._pending = None
+        if due <= now:
             self._fire()
         else:
-            self._pending = loop.call_later(wait, self._fire)
+            self._pending_at = due
+            self._pending = asyncio.get_running_loop().call_later(due - now, self._fire)
 
     def _fire(self) -> None:
         self._pending = None

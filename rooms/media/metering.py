@@ -2,11 +2,12 @@
 
 The forwarding path counts nothing for Prometheus: aiortc already counts
 RTP packets (each receiver's streams, each sender), the tap adds up the
-payload bytes it hands on, each ``ForwardTrack`` its dropped frames, and
+payload bytes it hands on, each ``ForwardLeg`` its dropped frames, and
 ``rooms.media.nacks`` the NACKs on the RTCP side, all plain integers on the
-event loop. Queue depths (forwarding, recorders) are sampled here too. The meter reads them and adds what grew
-since its last reading to the shared counters: a few locked increments per
-heartbeat for the whole node, whatever the packet rate.
+event loop. Legs still waiting to forward and recorder queue depths are
+sampled here too. The meter reads them and adds what grew since its last
+reading to the shared counters: a few locked increments per heartbeat for
+the whole node, whatever the packet rate.
 """
 
 from __future__ import annotations
@@ -82,12 +83,12 @@ class TrafficMeter:
             self.published_read(stream)
             streams.update(stream.codecs.items())
         legs: Counter[str] = Counter()
-        queued: Counter[str] = Counter()
+        waiting: Counter[str] = Counter()
         for leg in played:
             self.played_read(leg)
             legs.update(leg.tracks.keys())
             for kind, track in leg.tracks.items():
-                queued[kind] += track.queued()
+                waiting[kind] += track.waiting()
         metrics.RECORDER_QUEUE_FRAMES.set(
             sum(sink.queued_frames() for sink in sinks if isinstance(sink, QueueingSink))
         )
@@ -98,4 +99,4 @@ class TrafficMeter:
         self._leg_kinds |= set(legs)
         for kind in self._leg_kinds:
             metrics.SUBSCRIBER_LEGS.labels(kind).set(legs[kind])
-            metrics.FORWARD_QUEUE_FRAMES.labels(kind).set(queued[kind])
+            metrics.FORWARD_WAITING_LEGS.labels(kind).set(waiting[kind])

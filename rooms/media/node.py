@@ -30,6 +30,7 @@ from rooms.media.ice import answer_addresses_public, check_aioice_internals
 from rooms.media.loops import cancelled
 from rooms.media.metering import TrafficMeter
 from rooms.media.peer import MediaError, PlayedStream, PublishedStream, use_host_address, use_port_range
+from rooms.media.rtp_leg import check_leg_internals
 from rooms.media.signals import stream_started
 from rooms.media.sink import StreamSink
 from rooms.media.speakers import PublishedAudio, SpeakersWatch
@@ -81,6 +82,7 @@ class MediaNode:
 
     async def start(self) -> None:
         check_aiortc_internals()
+        check_leg_internals()
         check_aioice_internals()
         use_host_address(self.config.host_ip)
         if self.config.udp_ports:

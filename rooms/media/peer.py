@@ -1,8 +1,8 @@
 """Peer connections of the SFU: a publisher's, and each player's.
 
 ``PublishedStream`` answers a sendonly offer and taps the encoded frames of
-its receivers; ``PlayedStream`` answers a recvonly offer with one
-``ForwardTrack`` per published kind. Both restrict codecs to the room's
+its receivers into one ``TrackFanout`` per kind; ``PlayedStream`` answers a
+recvonly offer with one ``ForwardLeg`` of each published kind's fan-out. Both restrict codecs to the room's
 video codec (and Opus or G.711 audio), so every player receives exactly
 what the publisher sends.
 """
@@ -36,7 +36,7 @@ from rooms.media.audio_level import AudioLevel
 from rooms.media.bitrate import BitrateCap
 from rooms.media.congestion import CongestionPolicy
 from rooms.media.congestion_control import BandwidthCallback, CongestionControl
-from rooms.media.forward import ForwardTrack
+from rooms.media.fanout import ForwardLeg, TrackFanout
 from rooms.media.ice import (
     DEFAULT_CANDIDATE_POLICY,
     CandidatePolicy,
@@ -169,6 +169,7 @@ class PublishedStream:
     codecs: dict[str, str]  # kind -> codec name the publisher sends
     ssrcs: dict[str, int | None] = field(default_factory=dict)  # kind -> the offer's media SSRC
     taps: dict[str, EncodedFrameTap] = field(default_factory=dict)
+    fanouts: dict[str, TrackFanout] = field(default_factory=dict)
     keyframes: KeyframeRequester | None = None
     bitrate_cap: BitrateCap | None = None
     # The subscribers' feedback for the video (ROOM_MIN_VIDEO_KBPS > 0).
@@ -243,9 +244,11 @@ class PublishedStream:
         else:
             transceiver.setCodecPreferences(audio_capabilities())
             self.audio_level = AudioLevel()
-        self.taps[transceiver.kind] = EncodedFrameTap.install(
+        tap = self.taps[transceiver.kind] = EncodedFrameTap.install(
             transceiver.receiver, packet_by_packet=transceiver.kind == "audio", audio_level=self.audio_level
         )
+        fanout = self.fanouts[transceiver.kind] = TrackFanout(transceiver.kind, self.request_keyframe)
+        tap.add_sink(fanout.push)
         self.nacks_sent.watch_receiver(transceiver.receiver)
 
     def _watch_first_media(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
@@ -258,9 +261,9 @@ class PublishedStream:
         if self.on_first_media is not None:
             self.on_first_media()
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, prompt: bool = False) -> None:
         if self.keyframes is not None:
-            self.keyframes.request()
+            self.keyframes.request(prompt)
 
     # --- what sinks read (rooms.media.sink.PublishedMedia) ----------------------------
 
@@ -303,7 +306,7 @@ class PlayedStream:
 
     published: PublishedStream
     pc: RTCPeerConnection
-    tracks: dict[str, ForwardTrack] = field(default_factory=dict)
+    tracks: dict[str, ForwardLeg] = field(default_factory=dict)
     # NACKs the subscriber sent (read by the node's meter).
     nacks_received: NackCount = field(default_factory=NackCount)
 
@@ -333,8 +336,7 @@ class PlayedStream:
             for kind in kinds:
                 if kind not in published.taps:
                     continue
-                track = ForwardTrack(kind, request_keyframe=published.request_keyframe, on_first_frame=first_frame)
-                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver = pc.addTransceiver(kind, direction="sendonly")
                 played.nacks_received.watch_sender(transceiver.sender)
                 if kind == "video":
                     transceiver.setCodecPreferences(video_capabilities(video_codec))
@@ -343,20 +345,19 @@ class PlayedStream:
                     transceiver.sender._send_keyframe = published.request_keyframe  # type: ignore[method-assign]
                 else:
                     transceiver.setCodecPreferences(audio_capabilities((published.codecs[kind],)))
-                played.tracks[kind] = track
+                played.tracks[kind] = published.fanouts[kind].leg_add(transceiver.sender, first_frame)
             await _apply_offer(pc, offer_sdp, candidates)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:
+            for leg in played.tracks.values():
+                leg.stop()
             await _close_half_made(pc)
             raise _offer_refused(error) from None
-        for kind, track in played.tracks.items():
-            published.taps[kind].add_sink(track.push)
         video = played.tracks.get("video")
         if published.congestion is not None and video is not None:
             sender = next(t.sender for t in pc.getTransceivers() if t.kind == "video")
             published.congestion.leg_add(video, sender, on_bandwidth)
         published.players.add(played)
-        published.request_keyframe()
         return played, pc.localDescription.sdp
 
     async def close(self) -> None:
@@ -364,9 +365,8 @@ class PlayedStream:
         video = self.tracks.get("video")
         if self.published.congestion is not None and video is not None:
             self.published.congestion.leg_remove(video)
-        for kind, track in self.tracks.items():
-            self.published.taps[kind].remove_sink(track.push)
-            track.stop()
+        for leg in self.tracks.values():
+            leg.stop()
         await self.pc.close()
 
 

@@ -12,6 +12,16 @@ process (``tests/bench/forwarding_server.py``) is started and measured:
   decoded track out with ``aiortc.contrib.media.MediaRelay`` and encodes it
   again for every subscriber.
 
+With ``--anchor janus`` a third variant, ``janus``, measures Janus VideoRoom
+(Debian's ``janus``, C) under the same publisher and subscribers; Janus
+ignores loopback devices, so the whole run re-executes itself inside a
+network namespace it creates and deletes (``tests/bench/janus_anchor.py``;
+needs root). Variants are interleaved: every variant at one N before the
+next N. Each variant's per-leg cost is also reported as the least-squares
+slope of server CPU over N, with the first-frame p50 over all its
+subscribers; the targets then include "per-leg slope <= Janus's" and
+"first frame p50 <= Janus's".
+
 The publisher and the subscribers run in this (driver) process, the server in
 its own, so its CPU (``/proc/PID/stat`` utime+stime, every thread) and RSS
 (``/proc/PID/status`` VmRSS) are its alone. All media stays on 127.0.0.1
@@ -72,7 +82,8 @@ Flags: ``--subscribers`` ("0,1,4,8,16"), ``--h264-subscribers`` ("0,1,4"),
 ``--codec`` VP8|H264|both (both), ``--variants`` (passthrough,relay),
 ``--relay-max`` (8), ``--window`` seconds (10), ``--warmup`` seconds (3),
 ``--bitrate`` bit/s (1000000), ``--join-interval`` seconds (0), ``--audio``
-(also publish a tone, Opus), ``--json`` (print JSON instead of Markdown).
+(also publish a tone, Opus), ``--json`` (print JSON instead of Markdown),
+``--anchor janus`` (add Janus VideoRoom, VP8 only).
 Progress goes to stderr; the server logs to a temporary directory, named if a
 run fails. The passthrough server caps the publisher as a media node does
 (``ROOM_MAX_VIDEO_KBPS``, default 2500: above the pinned bitrate, so only
@@ -92,7 +103,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +115,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from aiortc.codecs import h264, vpx  # noqa: E402
 
 from rooms.media.peer import use_host_address, video_capabilities  # noqa: E402
+from tests.bench.janus_anchor import NAMESPACE_ENV, JanusServer, run_in_namespace  # noqa: E402
 from tests.bench.report import Target, exit_status, fmt, log, targets_markdown  # noqa: E402
 from tests.bench.sfu_driver import (  # noqa: E402
     CLOCK_TICKS,
@@ -126,8 +138,8 @@ from tests.bench.sfu_driver import (  # noqa: E402
 )
 from tests.media_tracks import ToneAudioTrack  # noqa: E402
 
-VARIANTS = ("passthrough", "relay")
-VARIANT_TITLES = {"passthrough": "passthrough", "relay": "MediaRelay"}
+VARIANTS = ("passthrough", "janus", "relay")
+VARIANT_TITLES = {"passthrough": "passthrough", "janus": "Janus", "relay": "MediaRelay"}
 CODECS = ("VP8", "H264")
 
 CONNECT_TIMEOUT_S = 10.0
@@ -190,6 +202,7 @@ class Config:
     join_interval: float
     audio: bool
     json: bool
+    anchor: str | None = None
 
 
 @dataclass
@@ -215,20 +228,28 @@ class Point:
     error: str | None = None
     per_leg_cpu: float | None = None
     per_leg_rss_mb: float | None = None
+    first_frames_s: list[float] = field(default_factory=list)
 
 
 async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Path) -> Point:
     point = Point(variant, codec, count)
     log_path = log_dir / f"{variant}-{codec}-{count}.log"
-    server: ServerProcess | None = None
+    server: ServerProcess | JanusServer | None = None
     publisher: RTCPeerConnection | None = None
     subscribers: list[Subscriber] = []
     try:
-        server = await ServerProcess.start(variant, codec, cfg.bitrate, log_path)
-        publisher, video = await publish(server, codec, cfg.audio)
+        if variant == "janus":
+            folder = log_dir / f"janus-{codec}-{count}"
+            folder.mkdir()
+            server = janus = await JanusServer.start(codec, cfg.bitrate, log_path, folder)
+            publisher, video = await janus.publish(cfg.audio)
+        else:
+            server = await ServerProcess.start(variant, codec, cfg.bitrate, log_path)
+            publisher, video = await publish(server, codec, cfg.audio)
         await asyncio.sleep(PUBLISH_SETTLE_S)
         for _ in range(count):
-            subscribers.append(await join(server, cfg.audio))
+            subscribers.append(await (server.join(cfg.audio) if isinstance(server, JanusServer)
+                                      else join(server, cfg.audio)))
             if cfg.join_interval:
                 await asyncio.sleep(cfg.join_interval)
         await wait_until(lambda: all(s.first_frame_at is not None for s in subscribers), FIRST_FRAME_TIMEOUT_S)
@@ -260,10 +281,11 @@ async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Pa
                     (s.audio_frames - before) / elapsed for s, before in zip(subscribers, sounds, strict=True)
                 )
             latencies = [s.first_frame_s for s in subscribers if s.first_frame_s is not None]
+            point.first_frames_s = latencies
             point.without_frames = len(subscribers) - len(latencies)
             if latencies:
                 point.first_frame_p50_s, point.first_frame_max_s = statistics.median(latencies), max(latencies)
-        if variant == "passthrough":
+        if variant == "passthrough" and isinstance(server, ServerProcess):
             stats = await server.request("stats")
             point.keyframe_requests = int(stats["keyframe_requests_sent"])
             point.rembs = int(stats["remb_sent"])
@@ -285,15 +307,36 @@ async def measure(cfg: Config, variant: str, codec: str, count: int, log_dir: Pa
 
 
 def plan(cfg: Config) -> list[tuple[str, str, int]]:
+    """Every (variant, codec, N), interleaved: all variants at one N before the next N,
+    so a drift in the shared machine's load hits every variant alike."""
     points = []
     for codec in cfg.codecs:
         counts = cfg.subscribers if codec == "VP8" else cfg.h264_subscribers
-        for variant in cfg.variants:
-            for count in counts:
+        for count in counts:
+            for variant in cfg.variants:
                 if variant == "relay" and count > cfg.relay_max:
                     continue
+                if variant == "janus" and codec != "VP8":
+                    continue  # the anchor's room is VP8, as the notes measured it
                 points.append((variant, codec, count))
     return points
+
+
+def slope(points: list[Point], variant: str, codec: str) -> float | None:
+    """Server CPU-s/s per subscriber leg: the least-squares slope of CPU over N."""
+    pairs = [(p.subscribers, p.server_cpu) for p in points
+             if p.variant == variant and p.codec == codec and p.error is None]
+    if len({n for n, _ in pairs}) < 2:
+        return None
+    mean_n = statistics.fmean(n for n, _ in pairs)
+    mean_cpu = statistics.fmean(cpu for _, cpu in pairs)
+    return sum((n - mean_n) * (cpu - mean_cpu) for n, cpu in pairs) / sum((n - mean_n) ** 2 for n, _ in pairs)
+
+
+def first_frame_p50(points: list[Point], variant: str, codec: str) -> float | None:
+    """First-frame latency p50 over every subscriber of every N."""
+    latencies = [s for p in points if p.variant == variant and p.codec == codec for s in p.first_frames_s]
+    return statistics.median(latencies) if latencies else None
 
 
 def add_per_leg(points: list[Point]) -> None:
@@ -382,7 +425,45 @@ def targets(cfg: Config, points: list[Point]) -> list[Target]:
             [w for v, w in rates if v is None or v < TARGET_FPS],
         )
     )
+    if cfg.anchor == "janus":
+        our_slope, janus_slope = slope(points, "passthrough", "VP8"), slope(points, "janus", "VP8")
+        results.append(
+            Target(
+                "passthrough per-leg slope <= Janus's (VP8, least squares over N, same run)",
+                "-" if our_slope is None or janus_slope is None else f"{our_slope:.4f} vs {janus_slope:.4f} CPU-s/s",
+                None if our_slope is None or janus_slope is None else our_slope <= janus_slope,
+                [],
+            )
+        )
+        our_p50, janus_p50 = first_frame_p50(points, "passthrough", "VP8"), first_frame_p50(points, "janus", "VP8")
+        results.append(
+            Target(
+                "passthrough first frame p50 <= Janus's (VP8, every subscriber of every N)",
+                "-" if our_p50 is None or janus_p50 is None else f"{our_p50:.3f} vs {janus_p50:.3f} s",
+                None if our_p50 is None or janus_p50 is None else our_p50 <= janus_p50,
+                [],
+            )
+        )
     return results
+
+
+def slopes_markdown(cfg: Config, points: list[Point]) -> list[str]:
+    lines = [
+        "## Per-leg slopes (least squares of server CPU over N, this run)",
+        "",
+        "| codec | variant | per-leg slope CPU-s/s | first frame p50 s (all subscribers) | slope / passthrough's |",
+        "|---|---|---|---|---|",
+    ]
+    for codec in cfg.codecs:
+        ours = slope(points, "passthrough", codec)
+        for variant in cfg.variants:
+            value = slope(points, variant, codec)
+            if value is None:
+                continue
+            relative = "-" if ours is None or ours <= 0 else f"{value / ours:.2f}"
+            lines.append(f"| {codec} | {VARIANT_TITLES[variant]} | {value:.4f} "
+                         f"| {fmt(first_frame_p50(points, variant, codec))} | {relative} |")
+    return [*lines, ""]
 
 
 def markdown(cfg: Config, points: list[Point], results: list[Target], command: str) -> str:
@@ -424,7 +505,8 @@ def markdown(cfg: Config, points: list[Point], results: list[Target], command: s
                 "fps min",
                 "first frame p50 / max s",
             ]
-        if len(cfg.variants) == 2:
+        with_ratio = "passthrough" in cfg.variants and "relay" in cfg.variants
+        if with_ratio:
             header.append("MediaRelay / passthrough per leg")
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for count in sorted({p.subscribers for p in rows}):
@@ -451,11 +533,12 @@ def markdown(cfg: Config, points: list[Point], results: list[Target], command: s
                         fmt(point.fps_min, 1),
                         first,
                     ]
-            if len(cfg.variants) == 2:
+            if with_ratio:
                 value = ratio(points, codec, count)
                 cells.append("-" if value is None else f"{value:.1f}x")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    lines += slopes_markdown(cfg, points)
     lines += [
         "## Details",
         "",
@@ -487,7 +570,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--subscribers", type=parse_counts, default=parse_counts("0,1,4,8,16"))
     parser.add_argument("--h264-subscribers", type=parse_counts, default=parse_counts("0,1,4"))
     parser.add_argument("--codec", choices=("VP8", "H264", "both"), default="both")
-    parser.add_argument("--variants", default="passthrough,relay", help="comma-separated: passthrough, relay")
+    parser.add_argument("--variants", default="passthrough,relay", help="comma-separated: passthrough, janus, relay")
     parser.add_argument("--relay-max", type=int, default=8, help="largest N for the MediaRelay baseline")
     parser.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the first frames, unmeasured")
@@ -495,8 +578,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--join-interval", type=float, default=0.0, help="seconds between two subscribers' joins")
     parser.add_argument("--audio", action="store_true", help="also publish and forward a tone (Opus)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--anchor", choices=("janus",), default=None,
+                        help="also measure Janus VideoRoom, side by side (runs in a network namespace; root)")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.anchor == "janus" and "janus" not in variants:
+        variants.append("janus")
     if not variants or any(v not in VARIANTS for v in variants):
         parser.error(f"--variants takes a comma-separated subset of {', '.join(VARIANTS)}")
     if args.window <= 0 or args.warmup < 0 or args.join_interval < 0:
@@ -513,6 +600,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         join_interval=args.join_interval,
         audio=args.audio,
         json=args.json,
+        anchor=args.anchor,
     )
 
 
@@ -538,6 +626,8 @@ async def run(cfg: Config) -> list[Point]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
+    if "janus" in cfg.variants and not os.environ.get(NAMESPACE_ENV):
+        return run_in_namespace(sys.argv[1:] if argv is None else list(argv))
     command = " ".join([".venv/bin/python", "tests/bench/forwarding.py", *(sys.argv[1:] if argv is None else argv)])
     points = asyncio.run(run(cfg))
     add_per_leg(points)

@@ -59,7 +59,13 @@ Flags: ``--clients`` (500), ``--rooms`` (50), ``--rate`` messages per second
 per client (1), ``--duration`` seconds of sending (30), ``--warmup`` seconds
 (2), ``--client-procs`` (1), ``--json``, ``--compare``, ``--baseline-only``,
 ``--tokens`` (ours without tokens, then ours with ``ROOM_AUTH=token``, every
-client connecting with a JWT it signs itself).
+client connecting with a JWT it signs itself), ``--background-load N`` (N
+processes that each keep a core busy while the servers run: another
+workload on the host), ``--profile DIR`` (py-spy records each server over
+the send phase into DIR, raw collapsed stacks). The report's ``CPU
+ms/delivery`` is both servers' CPU from the measured span's start until
+every client had its deliveries, over those deliveries.
+``BENCH_DATABASE_URL`` names another PostgreSQL database than ``test``.
 
 The script starts and stops everything itself, deletes its Redis keys, and
 leaves in PostgreSQL only the finalized rooms, participants and chat rows of
@@ -113,7 +119,8 @@ DAPHNE = ROOT / ".venv" / "bin" / "daphne"
 HOST = "127.0.0.1"
 ORIGIN = Origin("http://127.0.0.1")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+# BENCH_DATABASE_URL names another database (a machine where others use ``test``).
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 SERVERS = 2
 
 READY_TIMEOUT_S = 30.0
@@ -165,6 +172,10 @@ class Config:
     client_procs: int
     json: bool
     variants: tuple[Variant, ...] = (OURS,)
+    # Processes that each keep one core busy during the run (another workload on the host).
+    background_load: int = 0
+    # Where py-spy writes a profile of each server over the send phase (none if empty).
+    profile_dir: str = ""
 
     @property
     def messages_per_client(self) -> int:
@@ -513,6 +524,7 @@ async def run_worker(conn: Connection, plan: WorkerPlan) -> WorkerResult:
         async with asyncio.timeout(drain_timeout(plan.duration)):
             await asyncio.gather(*senders, lag_task)
         result.drained = await drain(clients, drain_timeout(plan.duration))
+        conn.send(("drained", result.drained))  # the servers' CPU up to here counts
         leaves = await asyncio.gather(*(c.leave() for c in clients))
         result.leave_failures = leaves.count(False)
     finally:
@@ -798,14 +810,20 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: s
             worker.conn.send(("start", start_ns))
         measure_ns = start_ns + int(cfg.warmup * 1e9)
         sleep_until_wall(measure_ns)
+        profilers = start_profilers(cfg, servers, run_id)
         before, measured_from = [process_cpu_seconds(s.process.pid) for s in servers], time.monotonic()
         sleep_until_wall(measure_ns + int(cfg.duration * 1e9))
         after, elapsed = [process_cpu_seconds(s.process.pid) for s in servers], time.monotonic() - measured_from
+        stop_profilers(profilers)
         stats = [
             {"port": s.port, "cpu_s_per_s": (a - b) / elapsed, "rss_mib": process_rss_mib(s.process.pid)}
             for s, b, a in zip(servers, before, after, strict=True)
         ]
         progress("send phase over; draining and leaving")
+        collect(workers, "drained", 2 * drain_timeout(cfg.duration))
+        drained = [process_cpu_seconds(s.process.pid) for s in servers]
+        for stat, b, d in zip(stats, before, drained, strict=True):
+            stat["cpu_s_to_drained"] = d - b
         results: list[WorkerResult] = collect(
             workers, "result", 2 * drain_timeout(cfg.duration) + 2 * REQUEST_TIMEOUT_S
         )
@@ -813,6 +831,55 @@ def measure(cfg: Config, servers: Sequence[Server], run_id: str, token_secret: s
     finally:
         stop_workers(workers, STOP_TIMEOUT_S if finished else 0.0)
     return Measurement(joins, results, stats, join_phase_s)
+
+
+def spin() -> None:
+    """Keep one core busy until terminated."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pass
+
+
+def start_background_load(count: int) -> list[multiprocessing.process.BaseProcess]:
+    context = multiprocessing.get_context("spawn")
+    spinners: list[multiprocessing.process.BaseProcess] = [
+        context.Process(target=spin, name=f"bench-load-{i}", daemon=True) for i in range(count)
+    ]
+    for spinner in spinners:
+        spinner.start()
+    return spinners
+
+
+def stop_background_load(spinners: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    for spinner in spinners:
+        spinner.terminate()
+        spinner.join(STOP_TIMEOUT_S)
+
+
+def start_profilers(cfg: Config, servers: Sequence[Server], run_id: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server for the send phase (``--profile DIR``): collapsed stacks, one file per server."""
+    if not cfg.profile_dir:
+        return []
+    out = Path(cfg.profile_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--format", "raw", "--rate", "200", "--nonblocking",
+             "--duration", str(math.ceil(cfg.duration)), "--pid", str(s.process.pid),
+             "--output", str(out / f"{run_id}-{s.port}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        for s in servers
+    ]
+
+
+def stop_profilers(profilers: Sequence[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        try:
+            profiler.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            profiler.terminate()
+            profiler.wait(STOP_TIMEOUT_S)
 
 
 def run(cfg: Config, variant: Variant) -> dict[str, Any]:
@@ -823,6 +890,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
     env = server_env(cfg, variant, prefix, work_dir)
     channel_layer = env.get("CHANNEL_LAYER") or DEFAULT_CHANNEL_LAYER
     servers: list[Server] = []
+    spinners: list[multiprocessing.process.BaseProcess] = []
     succeeded = False
     try:
         progress(f"{variant.name} run {run_id} ({variant.application}, CHANNEL_LAYER={channel_layer}): migrating")
@@ -832,6 +900,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
         for server in servers:
             wait_ready(server)
         progress(f"daphne ready on ports {', '.join(str(s.port) for s in servers)}")
+        spinners = start_background_load(cfg.background_load)
         report = {
             "config": variant.name,
             "application": variant.application,
@@ -840,6 +909,7 @@ def run(cfg: Config, variant: Variant) -> dict[str, Any]:
         }
         succeeded = True
     finally:
+        stop_background_load(spinners)
         for server in servers:
             stop_server(server)
         try:
@@ -909,6 +979,12 @@ def summarize(cfg: Config, m: Measurement) -> dict[str, Any]:
             "max_ms": round(join_ms[-1], 1) if join_ms else 0.0,
         },
         "servers": [{k: round(v, 3) for k, v in s.items()} for s in m.servers],
+        # Both processes' CPU from the measured span's start until every
+        # client had its deliveries, over those deliveries: the cost of one
+        # delivery, also when an overloaded server delivers late.
+        "cpu_ms_per_delivery": round(1000 * sum(s["cpu_s_to_drained"] for s in m.servers) / len(receipts), 4)
+        if receipts else 0.0,
+        "background_load": cfg.background_load,
         "client_processes": [
             {
                 "clients": j.clients,
@@ -928,7 +1004,7 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
     """One table row per configuration, then their details and, for two, the ratios baseline/ours."""
     header = (
         "| config | clients | rooms | rate/s | duration s | sent | expected | received | lost | dup | p50 ms | p90 ms "
-        "| p99 ms | max ms | msg/s | deliveries/s | server CPU s/s | server RSS MiB |"
+        "| p99 ms | max ms | msg/s | deliveries/s | server CPU s/s | CPU ms/delivery | server RSS MiB |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     details: list[str] = []
@@ -941,7 +1017,7 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
             f"| {report['duration_s']:g} | {report['messages_sent']} | {report['deliveries_expected']} "
             f"| {report['deliveries_received']} | {report['lost']} | {report['duplicated']} | {lat['p50']} "
             f"| {lat['p90']} | {lat['p99']} | {lat['max']} | {report['messages_per_s']} | {report['deliveries_per_s']} "
-            f"| {cpu} | {rss} |"
+            f"| {cpu} | {report['cpu_ms_per_delivery']} | {rss} |"
         )
         join, acks = report["join"], report["ack_ms"]
         clients = "; ".join(
@@ -957,7 +1033,8 @@ def markdown(reports: Sequence[dict[str, Any]]) -> str:
             f"- {label}messages planned {report['messages_planned']}, send errors {report['send_errors']} "
             f"{report['send_error_samples']}, unexpected deliveries {report['unexpected']}, "
             f"connections dropped by the server {report['dropped_connections']}, "
-            f"server log problems {report['server_log_problems']}",
+            f"server log problems {report['server_log_problems']}, "
+            f"background load {report['background_load']} busy processes",
             f"- {label}client processes: {clients}",
         ]
     lines += ["", *details]
@@ -1014,6 +1091,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds between joining and sending (default 2)")
     parser.add_argument("--client-procs", type=int, default=1, help="client processes (default 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--background-load", type=int, default=0, metavar="N",
+        help="N processes each keeping a core busy while the servers run (default 0)",
+    )
+    parser.add_argument("--profile", default="", metavar="DIR", help="py-spy each server over the send phase into DIR")
     variants = parser.add_mutually_exclusive_group()
     variants.add_argument(
         "--compare",
@@ -1033,9 +1115,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         chosen = (STOCK,)
     elif args.tokens:
         chosen = (OURS, TOKENS)
-    cfg = Config(args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen)
+    cfg = Config(
+        args.clients, args.rooms, args.rate, args.duration, args.warmup, args.client_procs, args.json, chosen,
+        args.background_load, args.profile,
+    )
     if cfg.clients < 1 or cfg.rooms < 1 or cfg.rooms > cfg.clients or cfg.client_procs < 1:
         parser.error("need clients >= rooms >= 1 and client-procs >= 1")
+    if cfg.background_load < 0:
+        parser.error("need background-load >= 0")
     if cfg.rate <= 0 or cfg.warmup < 0 or cfg.messages_per_client < 1:
         parser.error("need rate > 0, warmup >= 0 and duration * rate >= 1")
     return cfg

@@ -82,6 +82,26 @@ async def test_pubsub_queue_below_the_cap_delivers_everything() -> None:
         await sending.flush()
 
 
+async def test_pubsub_group_message_is_decoded_once_for_the_processs_members() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:12]}:asgi"
+    receiving, sending = pubsub_layer(prefix), pubsub_layer(prefix)
+    try:
+        members = [await receiving.new_channel() for _ in range(3)]
+        for channel in members:
+            await receiving.group_add("room.many", channel)
+        sent = {"type": "room.event", "seq": 7, "text": "{\"type\":\"room.message\"}", "event": {"n": [1, "ü"]}}
+        await sending.group_send("room.many", sent)
+        got = [await asyncio.wait_for(receiving.receive(channel), 5) for channel in members]
+        # One decoded message, the same object in every member's queue.
+        assert got[0] == sent and all(message is got[0] for message in got)
+        # A message for one channel is its own.
+        await sending.send(members[0], {"type": "client.send", "frame": {"n": 1}})
+        assert await asyncio.wait_for(receiving.receive(members[0]), 5) == {"type": "client.send", "frame": {"n": 1}}
+    finally:
+        await receiving.flush()
+        await sending.flush()
+
+
 async def test_in_memory_group_send_overflow_is_counted_not_swallowed(caplog: pytest.LogCaptureFixture) -> None:
     layer = BoundedInMemoryChannelLayer(capacity=CAP)
     channel = await layer.new_channel()

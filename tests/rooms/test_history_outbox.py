@@ -61,3 +61,20 @@ async def test_an_entry_that_can_never_apply_is_dropped_and_the_rest_applied() -
     await outbox.flush(timeout=10)
     assert await outbox.pending() == 0
     assert await Participant.objects.acount() == 1
+
+
+@pytest.mark.parametrize("live", ["memory", "redis"])
+async def test_a_drain_begins_only_on_entries_and_a_free_lock(live: str, request: pytest.FixtureRequest) -> None:
+    if live == "redis":
+        request.getfixturevalue("redis_live_state")
+    store = process_context().history_outbox.store
+    assert await store.take("one", 10_000, 2) == (0, [])
+    for entry in ("e1", "e2", "e3"):
+        await store.push(entry)
+    # The length, the first two entries, and the lock: another drainer gets nothing.
+    assert await store.take("one", 10_000, 2) == (3, ["e1", "e2"])
+    assert await store.take("two", 10_000, 2) == (-1, [])
+    await store.unlock("one")
+    assert await store.take("two", 10_000, 5) == (3, ["e1", "e2", "e3"])
+    assert await store.ack(first="e1", count=3)
+    await store.unlock("two")

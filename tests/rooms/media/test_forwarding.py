@@ -1,9 +1,10 @@
 """The SFU core with real aiortc peers on loopback: publisher → tap →
-ForwardTrack → players, with no decoding or encoding in between."""
+TrackFanout → each player's ForwardLeg, with no decoding or encoding in between."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
@@ -102,6 +103,13 @@ async def test_players_receive_the_publishers_encoded_bytes_unchanged(codec: str
     start = sent.index(received[0])
     assert received[:30] == sent[start : start + 30]
     assert server_decoders_idle(published)
+    leg = played.tracks["video"]
+    calls, datagrams = leg.rtp.sends()
+    assert datagrams >= leg.frames_sent >= 30
+    if sys.platform == "linux":
+        # A frame's packets leave together: one system call per frame (an
+        # H.264 keyframe's short parameter sets may take one more).
+        assert calls <= leg.frames_sent + 2, (calls, datagrams, leg.frames_sent)
     await played.close()
     await pc.close()
     await published.close()
@@ -124,6 +132,29 @@ async def test_offer_without_the_room_codec_is_codec_not_supported() -> None:
     await publisher.pc.close()
 
 
+async def test_a_leg_paused_for_two_reasons_resumes_when_both_are_gone() -> None:
+    publisher, published, started = await publish()
+    await asyncio.wait_for(started.wait(), 10)
+    player, played = await play(published)
+    await player.wait_for(lambda: len(player.counters) >= 10, 5)
+    leg = played.tracks["video"]
+    leg.pause("bandwidth")
+    leg.pause("mute")
+    await asyncio.sleep(0.3)  # what was in flight arrives
+    paused_at = len(player.counters)
+    leg.resume("mute")
+    await asyncio.sleep(1)
+    assert len(player.counters) - paused_at <= 1 and leg.paused
+    leg.resume("bandwidth")
+    # Restarted at a keyframe: the player decodes again.
+    await player.wait_for(lambda: len(player.counters) >= paused_at + 15, 5)
+    numbers = [number for _, number in player.counters]
+    assert numbers == sorted(numbers)
+    await played.close()
+    await published.close()
+    await publisher.pc.close()
+
+
 def drop_every(transport, nth: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Lose every ``nth`` RTP packet a DTLS transport sends (counts kept)."""
     counts = {"sent": 0, "dropped": 0}
@@ -137,6 +168,26 @@ def drop_every(transport, nth: int) -> dict[str, int]:  # type: ignore[no-untype
         await send(data)
 
     transport._send_rtp = lossy
+    return counts
+
+
+def drop_every_received(transport, nth: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Lose every ``nth`` RTP packet a DTLS transport receives (counts kept).
+
+    The server's legs send past aiortc's per-packet send path (the fan-out
+    writes a frame's packets at once), so the loss on the server → player
+    hop is made where the player takes them in."""
+    counts = {"sent": 0, "dropped": 0}
+    handle = transport._handle_rtp_data
+
+    async def lossy(data: bytes, arrival_time_ms: int) -> None:
+        counts["sent"] += 1
+        if counts["sent"] % nth == 0:
+            counts["dropped"] += 1
+            return
+        await handle(data, arrival_time_ms)
+
+    transport._handle_rtp_data = lossy
     return counts
 
 
@@ -159,9 +210,10 @@ async def test_lost_packets_are_recovered_by_nack_on_each_hop() -> None:
     await player.wait_for(lambda: len(player.counters) >= 10, 5)
     video_out = next(t.sender for t in publisher.pc.getTransceivers() if t.kind == "video")
     video_fwd = next(t.sender for t in played.pc.getTransceivers() if t.kind == "video")
+    video_in = next(t.receiver for t in player.pc.getTransceivers() if t.kind == "video")
     # 4% loss on both legs: publisher → server, server → player.
     first_leg = drop_every(video_out.transport, 25)
-    second_leg = drop_every(video_fwd.transport, 25)
+    second_leg = drop_every_received(video_in.transport, 25)
     first_resent = count_retransmissions(video_out)
     second_resent = count_retransmissions(video_fwd)
     start = len(player.counters)
