@@ -18,9 +18,12 @@ from rooms.media.messages import LoadReport
 
 LEGS_PER_CORE = 200
 # A room pinned to a node that serves nothing of it yet (placed since the
-# node's last heartbeat, or between publishes) counts as this many legs: a
-# publisher and a player. So a burst of new rooms spreads at once instead
-# of all landing on the node that looked emptiest at its last heartbeat.
+# node's last heartbeat, or between publishes) counts as the rooms the node
+# serves do on average (its score per served room), and at least this many
+# legs: a publisher and a player. So a burst of new rooms spreads at once
+# instead of all landing on the node that looked emptiest at its last
+# heartbeat; weighed as the node's actual rooms, two new meetings of five
+# (25 legs each) do not both go to a node that was 2 legs lighter.
 NEW_ROOM_LEGS = 2
 
 
@@ -29,10 +32,15 @@ def load_score(load: LoadReport) -> float:
     return load.published + load.played + LEGS_PER_CORE * load.cpu
 
 
+def new_room_weight(score: float, *, served_rooms: int) -> float:
+    """What one room pinned to a node but not yet in its heartbeat counts."""
+    return max(float(NEW_ROOM_LEGS), score / served_rooms if served_rooms > 0 else 0.0)
+
+
 def placement_score(score: float, *, pinned_rooms: int, served_rooms: int) -> float:
     """The node's reported ``score`` plus the rooms pinned to it that its
     heartbeat did not count yet."""
-    return score + NEW_ROOM_LEGS * max(0, pinned_rooms - served_rooms)
+    return score + new_room_weight(score, served_rooms=served_rooms) * max(0, pinned_rooms - served_rooms)
 
 
 def node_score(load: LoadReport | None, *, pinned_rooms: int) -> float:

@@ -29,8 +29,11 @@ def load(node: str, *, published: int = 0, played: int = 0, rooms: int = 0, cpu:
 def test_a_score_counts_legs_and_cpu_in_legs() -> None:
     assert load_score(load("n", published=2, played=6)) == 8
     assert load_score(load("n", published=2, played=6, cpu=0.5)) == 8 + LEGS_PER_CORE / 2
-    # Rooms pinned but not yet served count as new rooms; served ones are in the legs already.
-    assert placement_score(8, pinned_rooms=3, served_rooms=1) == 8 + 2 * NEW_ROOM_LEGS
+    # Rooms pinned but not yet served count as the served ones do on average
+    # (at least NEW_ROOM_LEGS); served ones are in the legs already.
+    assert placement_score(8, pinned_rooms=3, served_rooms=1) == 8 + 2 * 8
+    assert placement_score(8, pinned_rooms=5, served_rooms=4) == 8 + NEW_ROOM_LEGS
+    assert placement_score(0, pinned_rooms=2, served_rooms=0) == 2 * NEW_ROOM_LEGS
     assert placement_score(8, pinned_rooms=1, served_rooms=3) == 8
 
 
@@ -69,6 +72,23 @@ async def test_a_burst_of_new_rooms_spreads_exactly_before_the_next_heartbeat(li
     assert {status.score for status in statuses.values()} == {10 * NEW_ROOM_LEGS}
 
 
+async def test_new_rooms_weigh_as_the_rooms_a_node_serves(live: Live) -> None:
+    # Two nodes with a meeting of five each (25 legs); node-a's CPU reads a
+    # little lower. Two new meetings start together, before any heartbeat:
+    # counted as 2 legs the first would leave node-a still the lighter and
+    # both would land there; counted as the meetings it serves, one each.
+    _, other = live.another_process()
+    for node in ("node-a", "node-b"):
+        await live.registry.node_heartbeat(node, 1000, load(node))
+    assert [await live.registry.room_node_place(room, alive_after_ms=500) for room in ("m-a", "m-b")] == [
+        "node-a", "node-b"]
+    await live.registry.node_heartbeat("node-a", 1000, load("node-a", published=5, played=20, rooms=1, cpu=0.09))
+    await live.registry.node_heartbeat("node-b", 1000, load("node-b", published=5, played=20, rooms=1, cpu=0.10))
+    placed = await asyncio.gather(live.registry.room_node_place("m1", alive_after_ms=500),
+                                  other.room_node_place("m2", alive_after_ms=500))
+    assert sorted(placed) == ["node-a", "node-b"]
+
+
 async def test_pending_rooms_add_to_what_the_node_reported(live: Live) -> None:
     # node-a served 2 rooms at its heartbeat (in its 8 legs); 2 more were placed since.
     await live.registry.node_heartbeat("node-a", 1000, load("node-a", published=2, played=6, rooms=2))
@@ -79,7 +99,7 @@ async def test_pending_rooms_add_to_what_the_node_reported(live: Live) -> None:
     for room in ("a1", "a2", "a3", "a4"):
         assert await live.registry.room_node_place(room, alive_after_ms=500) == "node-a"
     await live.registry.node_drain("node-b", draining=False)
-    # node-a: 8 legs + 2 rooms placed beyond the 2 it served = 12 > node-b's 11.
+    # node-a: 8 legs + 2 rooms placed beyond the 2 it served, 4 legs each = 16 > node-b's 11.
     assert await live.registry.room_node_place("b1", alive_after_ms=500) == "node-b"
     # Its next heartbeat serves all four: 4 pending rooms are now legs.
     await live.registry.node_heartbeat("node-a", 1000, load("node-a", published=4, played=4, rooms=4))

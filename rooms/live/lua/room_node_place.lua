@@ -3,7 +3,8 @@
 -- non-draining node with the lowest placement score (ties: the lowest
 -- name), pinned from now on and counted among that node's rooms at once.
 -- The score is rooms.live.placement.placement_score: the heartbeat's score
--- plus NEW_ROOM_LEGS per pinned room the heartbeat did not count yet.
+-- plus, per pinned room the heartbeat did not count yet, the score per room
+-- it served (at least NEW_ROOM_LEGS).
 -- A node's keys are named from the prefix: '<prefix>:node:<node>:load'
 -- (hash: score, rooms, report, draining) and '<prefix>:node:<node>:rooms'
 -- (set of pinned rooms); one Redis, not a Cluster.
@@ -23,9 +24,12 @@ local best, best_score = false, 0
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, alive_after, '+inf')) do
   local fields = redis.call('HMGET', prefix .. ':node:' .. node .. ':load', 'score', 'rooms', 'draining')
   if fields[3] ~= '1' then
-    local unserved = redis.call('SCARD', prefix .. ':node:' .. node .. ':rooms') - tonumber(fields[2] or '0')
+    local reported, served = tonumber(fields[1] or '0'), tonumber(fields[2] or '0')
+    local unserved = redis.call('SCARD', prefix .. ':node:' .. node .. ':rooms') - served
     if unserved < 0 then unserved = 0 end
-    local score = tonumber(fields[1] or '0') + new_room_legs * unserved
+    local weight = new_room_legs
+    if served > 0 and reported / served > weight then weight = reported / served end
+    local score = reported + weight * unserved
     if not best or score < best_score or (score == best_score and node < best) then
       best, best_score = node, score
     end
