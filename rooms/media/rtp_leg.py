@@ -92,6 +92,8 @@ class RtpLeg:
         self._batch_protocol: Any = None
         self._slow_sends: set[asyncio.Future[None]] = set()
         self._feedback: list[FeedbackWatcher] = []
+        # Packets sent again on a NACK (each its own datagram).
+        self.retransmitted = 0
         self._idle: asyncio.Future[None] | None = None
         # aiortc's send() starts the sender loop once the transport is up:
         # the loop we put in its place only says the leg can send.
@@ -150,6 +152,7 @@ class RtpLeg:
                              _SEQUENCE.pack(sequence_number) + payload)
         else:
             packet = _packet(extensions, marker, self.payload_type, sequence_number, timestamp, self.ssrc, payload)
+        self.retransmitted += 1
         self._send([self.sender.transport._tx_srtp.protect(packet)])
 
     # --- the fan-out's side -------------------------------------------------------------
