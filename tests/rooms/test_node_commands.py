@@ -62,11 +62,12 @@ def test_medianodes_lists_load_rooms_and_state(nodes: None) -> None:
     ]
     a = rows[0]
     assert (a["host"], a["pid"], a["published"], a["played"], a["cpu"]) == ("media-host", 104, 1, 3, 0.02)
-    # 4 legs + 0.02 of a core (4 legs) + one pinned room beyond the one served (2 legs).
-    assert a["score"] == pytest.approx(10.0)
+    # 4 legs + 0.02 of a core (4 legs) + one pinned room beyond the one
+    # served, weighed as that served room (8 legs).
+    assert a["score"] == pytest.approx(16.0)
     table = command("medianodes").splitlines()
     assert table[0].split() == ["NODE", "HOST:PID", "STATE", "LEGS", "CPU", "SCORE", "ROOMS"]
-    assert table[1].split() == [NODE_A, "media-host:104", "live", "4", "0.02", "10.0", "2:", "standup,", "weekly"]
+    assert table[1].split() == [NODE_A, "media-host:104", "live", "4", "0.02", "16.0", "2:", "standup,", "weekly"]
 
 
 def test_drain_without_waiting_then_undo(nodes: None) -> None:
