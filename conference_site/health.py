@@ -57,6 +57,8 @@ async def live_state() -> str | None:
     age = now_ms() - runtime.last_heartbeat_ms
     if age > settings.PRESENCE_TTL_MS:
         return "no heartbeat taken yet" if not runtime.last_heartbeat_ms else f"last heartbeat {age} ms ago"
+    if not runtime.hears_events:
+        return "events sent through the channel layer do not reach this process yet"
     return None
 
 

@@ -45,6 +45,11 @@ INBOUND_QUEUE_MAX = 16
 LIVE_STATE_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 
 
+def _hears_events() -> bool:
+    runtime = process_context().runtime
+    return runtime is None or runtime.hears_events
+
+
 def _frame_size(text_data: str | None, bytes_data: bytes | None) -> int:
     if text_data is None:
         return len(bytes_data or b"")
@@ -198,6 +203,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _serve(self, message: protocol.AnyClientMessage) -> None:
         try:
+            if not isinstance(message, protocol.Ping) and not _hears_events():
+                # Back from an outage of Redis, but events would not reach
+                # this process's consumers yet (rooms.runtime.events_probe).
+                raise ConnectionError("this process does not receive events yet")
             if not await self._live_epoch_check(message):
                 return
             reply = await dispatch(self, message)

@@ -607,11 +607,13 @@ async def _room_finalize_claimed(state: LiveState, claimed: ClaimedRoom) -> None
     await streams.room_media_release(claimed.name)
 
 
-async def rooms_sweep(*, limit: int = 100) -> int:
+async def rooms_sweep(*, limit: int = 100, judge_processes: bool = True) -> int:
     """Drop the sessions of dead processes and finalize rooms whose time is up.
 
     Every web process runs this periodically, and so does Celery beat; any
     number may run at once. Returns how many rooms it finalized.
+    ``judge_processes=False`` leaves other processes' heartbeats unjudged
+    (a caller that may have been cut off from them itself).
     """
     context = process_context()
     state = context.live_state
@@ -619,9 +621,11 @@ async def rooms_sweep(*, limit: int = 100) -> int:
     # applied them.
     await context.history_outbox.flush()
     current = now_ms()
-    for process in await state.processes_claim_dead(
-        dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current, limit=limit
-    ):
+    dead = (
+        await state.processes_claim_dead(dead_before_ms=current - settings.PRESENCE_TTL_MS, now_ms=current, limit=limit)
+        if judge_processes else []
+    )
+    for process in dead:
         logger.info("process %s stopped heartbeating; dropping its sessions", process)
         for sid in await state.process_sessions(process):
             await session_drop(sid=sid)

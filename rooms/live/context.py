@@ -33,6 +33,7 @@ class ProcessRuntime(Protocol):
 
     process_id: str
     last_heartbeat_ms: int
+    hears_events: bool
 
     async def ready(self) -> None: ...
 

@@ -98,7 +98,8 @@ async def test_every_event_arrives_once_and_in_room_order_after_the_receiver_was
     }
     during_outage = [*expected["weekly"], "room_started", "participant_joined"]  # carol stays in retro
     log: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
+    # The mix behind recording_ready runs on the worker; a busy machine slows it.
+    deadline = time.monotonic() + 45
     while sorted(row["event"] for row in log) != sorted(during_outage):
         assert time.monotonic() < deadline, f"the server never logged every event: {log}"
         await asyncio.sleep(0.2)
@@ -119,7 +120,7 @@ async def test_every_event_arrives_once_and_in_room_order_after_the_receiver_was
     total = sum(len(events) for events in expected.values())
     await asyncio.to_thread(receiver.wait_for, lambda requests: len(requests) >= total, 40)
     log = delivery_log(server_env["DATABASE_URL"])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while {row["status"] for row in log} != {"delivered"}:  # the last answer is being written down
         assert time.monotonic() < deadline, log
         await asyncio.sleep(0.2)
