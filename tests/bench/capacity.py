@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -118,11 +119,56 @@ class Deployment:
     web: ServerProcess
     nodes: dict[str, ServerProcess]  # by node name (its channel)
     folder: Path
+    quotas: list[CpuQuota] = field(default_factory=list)
 
     def stop(self) -> None:
         for process in (self.web, *self.nodes.values()):
             process.stop()
         self.redis.kill()
+        for quota in self.quotas:
+            quota.remove()
+
+
+class CpuQuota:
+    """A cgroup of the cpu controller that lets its processes use ``cores`` of CPU time.
+
+    Two nodes at a quota each emulate two small machines' cores on this one,
+    and leave the rest of the cores to daphne and the load, which a node
+    pinned to a whole core of a 2-core machine does not. Made by the run,
+    removed by it (its processes are stopped first).
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, name: str, cores: float) -> None:
+        v1 = Path("/sys/fs/cgroup/cpu")
+        self.v1 = (v1 / "cpu.cfs_quota_us").exists()
+        root = v1 if self.v1 else Path("/sys/fs/cgroup")
+        self.path = root / name
+        self.path.mkdir()
+        quota = int(cores * self.PERIOD_US)
+        if self.v1:
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def throttled_s(self) -> float:
+        """How long the group's processes were held back by the quota, in all."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, value = line.split()
+            if key == "throttled_time":  # v1, ns
+                return int(value) / 1e9
+            if key == "throttled_usec":  # v2
+                return int(value) / 1e6
+        return 0.0
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
 
 def server_env(folder: Path, redis_url: str) -> dict[str, str]:
@@ -152,7 +198,17 @@ def pinned(cpus: str | None, args: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *args] if cpus is not None else args
 
 
-def deploy(folder: Path, nodes: int, nice: int) -> Deployment:
+def deploy(folder: Path, nodes: int, nice: int, node_cpu: float = 0.0) -> Deployment:
+    quotas: list[CpuQuota] = []
+    try:
+        return _deploy(folder, nodes, nice, node_cpu, quotas)
+    except BaseException:
+        for quota in quotas:
+            quota.remove()
+        raise
+
+
+def _deploy(folder: Path, nodes: int, nice: int, node_cpu: float, quotas: list[CpuQuota]) -> Deployment:
     redis = RedisServer(free_port(), folder).start()
     env = server_env(folder, redis.url)
     manage(env, "migrate", "--noinput")
@@ -163,6 +219,11 @@ def deploy(folder: Path, nodes: int, nice: int) -> Deployment:
         process = ServerProcess(f"node-{index + 1}", pinned(cpus, [
             "nice", "-n", str(nice), sys.executable, "manage.py", "runmedianode"]),
                                 env, folder / f"node-{index + 1}.log").start()
+        if node_cpu:
+            quota = CpuQuota(f"{folder.name}-node-{index + 1}", node_cpu)
+            quotas.append(quota)
+            assert process.process is not None
+            quota.add(process.process.pid)
         process.wait_for_log("media node ready")
         match = READY.search(process.log())
         assert match is not None
@@ -175,7 +236,7 @@ def deploy(folder: Path, nodes: int, nice: int) -> Deployment:
     if load_cpus is not None:
         os.sched_setaffinity(0, {int(load_cpus)})
     os.setpriority(os.PRIO_PROCESS, 0, nice)
-    return Deployment(redis, web, started, folder)
+    return Deployment(redis, web, started, folder, quotas)
 
 
 # --- One step ------------------------------------------------------------------------------------------------------
@@ -334,6 +395,7 @@ class Config:
     window: float
     warmup: float
     json: bool
+    node_cpu: float = 0.0  # each node's CPU quota in cores (0: none)
 
     @property
     def mode(self) -> str:
@@ -391,7 +453,8 @@ def judge(config: Config, steps: list[Step]) -> list[Target]:
 def markdown(config: Config, steps: list[Step], targets: list[Target]) -> str:
     nodes = sorted({node for step in steps for node in step.node_cpu})
     short = {node: f"node {index + 1}" for index, node in enumerate(nodes)}
-    lines = [f"# Capacity: {config.mode}, {config.nodes} media node(s)", "",
+    quota = f", each held to {config.node_cpu:g} of a core" if config.node_cpu else ""
+    lines = [f"# Capacity: {config.mode}, {config.nodes} media node(s){quota}", "",
              f"Window {config.window:g} s after {config.warmup:g} s of warm-up; video 640x480 VP8 ~1.1 Mbit/s at "
              "30 fps; players count frames without decoding.", ""]
     header = ["step", "published", "played", "sent fps", "fps min", "fps p50", "lost", "UDP drops",
@@ -428,6 +491,8 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--window", type=float, default=5.0, help="measured seconds a step (5)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each window (2)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument("--node-cpu", type=float, default=0.0, metavar="CORES",
+                        help="hold each node to this much CPU (a cgroup quota, root), e.g. 0.35 (none)")
     args = parser.parse_args(argv)
     rooms, size = 0, 0
     if args.rooms:
@@ -435,7 +500,7 @@ def parse_args(argv: list[str] | None) -> Config:
     total = args.one_publisher or rooms
     step = args.step or max(1, total // (4 if args.one_publisher else 5))
     return Config(args.one_publisher or 0, rooms, size, args.nodes, args.nice, step, args.ramp,
-                  args.ramp_max or 4 * total, args.window, args.warmup, args.json)
+                  args.ramp_max or 4 * total, args.window, args.warmup, args.json, args.node_cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="capacity-"))
     deployment: Deployment | None = None
     try:
-        deployment = deploy(folder, config.nodes, config.nice)
+        deployment = deploy(folder, config.nodes, config.nice, config.node_cpu)
         steps = asyncio.run(run(config, deployment, deployment.web.env))
     except Exception:
         traceback.print_exc()
