@@ -64,3 +64,20 @@ def test_on_postgresql_case_is_ignored_in_any_script(stored_chat: Room) -> None:
         pytest.skip("SQLite's substring match folds ASCII letters only")
     assert found("ОБСУДИМ") == ["m1"]
     assert found("Deadline FRIDAY") == ["m3"]
+
+
+def test_a_batch_is_stored_whole_once_and_as_sent(stored_chat: Room) -> None:
+    # Stored again (a drain that died after applying it): nothing doubles.
+    chat_messages_record([
+        ChatRecord(live_id=stored_chat.live_id, public_id="m1", seq=1, sender="alice", recipients=None,
+                   text="another text", sent_at_ms=1_000),
+        ChatRecord(live_id=stored_chat.live_id, public_id="m5", seq=5, sender="dave", recipients=["alice", "bob"],
+                   text="emoji 🎉 and \"quotes\"", sent_at_ms=5_000),
+    ])
+    rows = {message.public_id: message for message in ChatMessage.objects.filter(room=stored_chat)}
+    assert sorted(rows) == ["m1", "m2", "m3", "m4", "m5"]
+    assert rows["m1"].text == "Обсудим бюджет на следующей неделе"
+    assert (rows["m5"].sender, rows["m5"].recipients, rows["m5"].text, rows["m5"].seq, rows["m5"].sent_at_ms) == (
+        "dave", ["alice", "bob"], "emoji 🎉 and \"quotes\"", 5, 5_000
+    )
+    assert rows["m4"].recipients == ["bob"] and rows["m1"].recipients is None
