@@ -34,6 +34,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from autobahn.exception import Disconnected
+from twisted.internet import abstract, tcp
 
 if TYPE_CHECKING:
     from rooms.frames import PreparedFrame
@@ -148,19 +149,17 @@ def _write_through(transport: Any, data: bytes) -> None:
     process's CPU. What the socket does not take goes to Twisted's buffer,
     in order, as before; so does everything on a TLS or any other transport.
     """
-    sock = getattr(transport, "socket", None)
     if (
-        sock is None
-        or not isinstance(getattr(transport, "dataBuffer", None), bytes)
+        not _is_tcp(transport)
         or len(transport.dataBuffer) > transport.offset
-        or getattr(transport, "_tempDataLen", 1)
+        or transport._tempDataLen
         or not transport.connected
         or transport.disconnecting
     ):
         transport.write(data)
         return
     try:
-        sent = sock.send(data)
+        sent = transport.socket.send(data)
     except BlockingIOError:
         sent = 0
     except OSError:
@@ -171,11 +170,19 @@ def _write_through(transport: Any, data: bytes) -> None:
         transport.write(data[sent:])
 
 
+def _is_tcp(transport: Any) -> bool:
+    """Exactly a TCP connection: a TLS transport wraps one and passes every
+    attribute it lacks (``socket`` too) to it, and bytes written to that
+    socket would skip the encryption."""
+    return isinstance(transport, tcp.Connection)
+
+
 def _write_buffer_bytes(transport: Any) -> int:
     total = 0
-    data = getattr(transport, "dataBuffer", None)
-    if isinstance(data, bytes):  # twisted.internet.abstract.FileDescriptor
-        total += len(data) - int(getattr(transport, "offset", 0)) + int(getattr(transport, "_tempDataLen", 0))
+    # Only the socket's own transport: a TLS wrapper would pass these
+    # attributes through to it, and its buffer would count twice.
+    if isinstance(transport, abstract.FileDescriptor):
+        total += len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     for chunk in getattr(transport, "_appSendBuffer", None) or ():  # TLSMemoryBIOProtocol
         total += len(chunk)
     return total
