@@ -35,6 +35,11 @@ async def test_flash_and_beep_stay_together_through_record_and_mix(tmp_path: Pat
     )
     flashes, beeps = flash_onsets_s(output), beep_onsets_s(output)
     assert len(flashes) >= 3 and len(beeps) >= 3, (flashes, beeps)
+    # The publisher's tracks start on their own: on a busy machine its audio
+    # can reach the recorder after the first flash, whose beep is then not
+    # in the record at all. Alignment is judged where both tracks are.
+    flashes = [flash for flash in flashes if flash > beeps[0] - 0.5]
+    assert len(flashes) >= 3, (flashes, beeps)
     offsets = [min(beeps, key=lambda beep: abs(beep - flash)) - flash for flash in flashes]
     assert all(abs(offset) < 0.5 for offset in offsets), offsets  # each flash has its beep
     assert abs(statistics.median(offsets)) <= 0.040, offsets
