@@ -42,12 +42,6 @@ DRAIN_LEASE_MS = 10_000
 # write stays queued): a reply is late at most this much while the database
 # hangs, and prompt when it refuses.
 FLUSH_WAIT_S = 2.0
-# A pass that follows another within BUSY_GAP_S first waits BATCH_WINDOW_S
-# for more writes: under a busy chat every message made passes of its own in
-# each process (three to five Redis round trips and a transaction for one
-# row). An idle outbox starts its pass at once.
-BUSY_GAP_S = 0.1
-BATCH_WINDOW_S = 0.02
 
 
 def _chat_message_record(**record: Any) -> None:
@@ -135,7 +129,6 @@ class HistoryOutbox:
         # Done when a drain pass that starts after the last kick has ended.
         self._next_pass: asyncio.Future[None] | None = None
         self._failing = False
-        self._last_pass_at = float("-inf")
 
     @property
     def store(self) -> OutboxStore:
@@ -175,11 +168,7 @@ class HistoryOutbox:
         return await self._store.length()
 
     async def _drain_all(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._next_pass is not None:
-            if loop.time() - self._last_pass_at < BUSY_GAP_S:
-                await asyncio.sleep(BATCH_WINDOW_S)  # kicks meanwhile join this pass
-            self._last_pass_at = loop.time()
             current, self._next_pass = self._next_pass, None
             try:
                 await self._drain()

@@ -34,7 +34,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from autobahn.exception import Disconnected
-from twisted.internet import abstract, tcp
+from twisted.internet import abstract
 
 if TYPE_CHECKING:
     from rooms.frames import PreparedFrame
@@ -123,7 +123,7 @@ class DaphneConnection:
         elif protocol.send_queue:
             protocol.sendData(frame.prepared.payloadHybi)
         else:
-            _write_through(protocol.transport, frame.prepared.payloadHybi)
+            protocol.transport.write(frame.prepared.payloadHybi)
 
     def pending_bytes(self) -> int:
         """Bytes sent by the application that have not reached the socket yet."""
@@ -136,46 +136,6 @@ class DaphneConnection:
             total += _write_buffer_bytes(transport)
             transport = getattr(transport, "transport", None)
         return total
-
-
-def _write_through(transport: Any, data: bytes) -> None:
-    """Write ``data`` to a plain TCP transport's socket now if nothing waits before it.
-
-    Twisted's ``write`` only buffers: it asks the event loop to watch the
-    socket for writability (an ``epoll_ctl``), writes on the loop's next
-    turn and stops watching (another one). For a frame to a client that
-    reads, the socket takes it at once; at thousands of chat deliveries a
-    second those were two of the three system calls per delivery. What the
-    socket does not take goes to Twisted's buffer, in order, as before; so
-    does everything on a TLS or any other transport.
-    """
-    if (
-        not _is_tcp(transport)
-        or len(transport.dataBuffer) > transport.offset
-        or transport._tempDataLen
-        or not transport.connected
-        or transport.disconnecting
-    ):
-        transport.write(data)
-        return
-    try:
-        sent = transport.socket.send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        # A broken connection: Twisted meets the error on its own write and closes.
-        transport.write(data)
-        return
-    if sent < len(data):
-        transport.write(data[sent:])
-
-
-def _is_tcp(transport: Any) -> bool:
-    """Exactly a TCP connection: a TLS transport wraps one and passes every
-    attribute it lacks (``socket`` too) to it, and bytes written to that
-    socket would skip the encryption; so would those of a connection that
-    started TLS itself (``startTLS``, its ``TLS`` flag)."""
-    return isinstance(transport, tcp.Connection) and not transport.TLS
 
 
 def _write_buffer_bytes(transport: Any) -> int:
