@@ -24,6 +24,20 @@ CHAT_DRAIN_S = 5.0
 STOP_TIMEOUT_S = 20.0
 
 
+
+async def polled_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` s, polled every 50 ms.
+
+    Frames and deliveries arrive on many connections, with no one event
+    that says "all of them".
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
 class LoadTestAbort(Exception):
     """The run could not start: the server is unreachable or refuses the participants."""
 
@@ -95,15 +109,6 @@ class Run:
 
         await asyncio.gather(*(start(i, p) for i, p in enumerate(group)))
 
-    async def _until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        # Polling with a deadline: frames and deliveries arrive on many connections, with no one event to await.
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
-
     async def setup(self) -> None:
         config = self.config
         self.phase = "publishers"
@@ -115,7 +120,7 @@ class Run:
         except TimeoutError:
             self.state.errors.add("setup_timeout", "run", "joining took longer than twice --setup-timeout")
         self.phase = "first frames"
-        if not await self._until(self._all_playing, config.setup_timeout_s):
+        if not await polled_until(self._all_playing, config.setup_timeout_s):
             self.state.errors.add("setup_timeout", "run", "not every subscription got a first frame within "
                                   f"{config.setup_timeout_s:g} s")
         # A publisher slowed while everyone connected sends the frames it owes at once; not in the window.
@@ -145,7 +150,7 @@ class Run:
         self.window_s = ended - started
         if chatters:
             self.phase = "chat drain"
-            await self._until(self._chat_settled, CHAT_DRAIN_S)
+            await polled_until(self._chat_settled, CHAT_DRAIN_S)
 
     def _chat_settled(self) -> bool:
         chat = self.state.chat

@@ -77,8 +77,9 @@ if str(ROOT) not in sys.path:  # run as a script: make rooms and tests importabl
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conference_site.settings")
 
 # isort: split
+from loadtest.runner import polled_until  # noqa: E402
 from rooms.media.peer import use_host_address  # noqa: E402
-from tests.bench.capacity_clients import FrameCounter, Participant, encode_loop, wait_for  # noqa: E402
+from tests.bench.capacity_clients import FrameCounter, Participant, encode_loop  # noqa: E402
 from tests.bench.report import Target, exit_status, fmt, log, targets_markdown  # noqa: E402
 from tests.bench.sfu_driver import cpu_seconds  # noqa: E402
 from tests.processes import BIN, RedisServer, ServerProcess, free_port, manage  # noqa: E402
@@ -155,16 +156,6 @@ class CpuQuota:
 
     def add(self, pid: int) -> None:
         (self.path / "cgroup.procs").write_text(str(pid))
-
-    def throttled_s(self) -> float:
-        """How long the group's processes were held back by the quota, in all."""
-        for line in (self.path / "cpu.stat").read_text().splitlines():
-            key, value = line.split()
-            if key == "throttled_time":  # v1, ns
-                return int(value) / 1e9
-            if key == "throttled_usec":  # v2
-                return int(value) / 1e6
-        return 0.0
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):
@@ -333,7 +324,7 @@ async def node_loads(deployment: Deployment, env: dict[str, str]) -> dict[str, t
 
 async def measure(deployment: Deployment, env: dict[str, str], load: Load, label: str, new: list[FrameCounter],
                   warmup: float, window: float) -> Step:
-    await wait_for(lambda: all(play.first_at is not None for play in new), FIRST_FRAME_TIMEOUT_S)
+    await polled_until(lambda: all(play.first_at is not None for play in new), FIRST_FRAME_TIMEOUT_S)
     await asyncio.sleep(warmup)
     pids = {name: process.process.pid for name, process in deployment.nodes.items() if process.process}
     assert deployment.web.process is not None

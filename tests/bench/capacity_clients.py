@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,12 +194,3 @@ class Participant:
         await asyncio.gather(*(pc.close() for pc in self.pcs), return_exceptions=True)
         await self.client.close()
 
-
-async def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` (frames arrive on many peer connections: no one event says "all")."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
