@@ -48,6 +48,26 @@ def room_rows(database_url: str, room: str) -> list[tuple[str, dict[str, str | N
         ]
 
 
+async def connected_when_available(url: str, name: str, timeout: float = 5) -> SocketClient:
+    """A session as a client that follows the protocol gets one: ``unavailable`` is retried.
+
+    Just after Redis is back (or was replaced by an empty one), a process
+    answers ``unavailable`` until events reach it again (rooms.runtime.events_probe).
+    """
+    client = await SocketClient.open(url)
+    started = time.monotonic()
+    async with asyncio.timeout(timeout):
+        while True:
+            reply = await client.request("session.connect", username=name)
+            if reply.get("status") == "ESTABLISHED":
+                break
+            assert reply.get("code") == "unavailable", reply
+            await asyncio.sleep(0.1)  # the protocol's retry with a backoff, not a wait for an event
+    if time.monotonic() - started > 0.05:
+        print(f"\n{name}: session after {time.monotonic() - started:.2f} s of unavailable")
+    return client
+
+
 async def wait_for(check, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -98,11 +118,8 @@ async def _lose_and_rebuild(pair, own_redis: RedisServer, server_env, lose) -> N
     print(f"\nstate_lost after {max(told):.2f} s (each: {', '.join(f'{t:.2f}' for t in told)})")
 
     # Alice and Bob come back (each on its process again); Carol does not.
-    alice = await SocketClient.open(a.ws_url)
-    bob = await SocketClient.open(b.ws_url)
-    for client, name in ((alice, "alice"), (bob, "bob")):
-        reply = await client.request("session.connect", username=name)
-        assert reply["status"] == "ESTABLISHED", reply
+    alice = await connected_when_available(a.ws_url, "alice")
+    bob = await connected_when_available(b.ws_url, "bob")
     rejoined = await alice.request("room.join", room=room)
     assert rejoined["type"] == "room.state" and rejoined["participants"] == [], rejoined
     assert [p["name"] for p in (await bob.request("room.join", room=room))["participants"]] == ["alice"]
@@ -208,7 +225,7 @@ async def rejoin_if_lost(client: SocketClient, server, name: str) -> SocketClien
     except TimeoutError:
         return client
     await closed(client)
-    client = await SocketClient.connected(server.ws_url, name)
+    client = await connected_when_available(server.ws_url, name)
     assert (await client.request("room.join", room=ROOM))["type"] == "room.state"
     return client
 
