@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ops import metrics
 from ops.logs import log_context
-from rooms import events, frames, live_epoch, protocol, runtime, services, streams, transport
+from rooms import consumer_loop, events, frames, live_epoch, protocol, runtime, services, streams, transport
 from rooms.access_tokens import CLOCK_SKEW_S
 from rooms.channel_layers import ClosingChannelLayer
 from rooms.dispatch import dispatch
@@ -101,7 +104,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # that receive in a blocking pop for seconds after the cancel. The
         # session's drop must not wait for it: the loop runs as a task of its
         # own, and a cancel here leaves it to unwind while the drop goes on.
-        loop = asyncio.ensure_future(super().__call__(scope, receive, send))
+        loop = asyncio.ensure_future(self._messages_handle(scope, receive, send))
         loop.add_done_callback(_retrieve_outcome)
         try:
             await asyncio.shield(loop)
@@ -116,6 +119,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
             # Nor may its channel stay in the layer (rooms.channel_layers).
             if isinstance(self.channel_layer, ClosingChannelLayer) and getattr(self, "channel_name", None):
                 await asyncio.shield(self.channel_layer.channel_close(self.channel_name))
+
+    async def _messages_handle(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__``, with ``rooms.consumer_loop`` handling the messages."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = send
+        with suppress(StopConsumer):
+            await consumer_loop.handle_each(sources, self.dispatch)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch hops to a thread to close stale database
