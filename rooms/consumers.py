@@ -71,13 +71,6 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _chat_delivery_count(event: dict[str, Any]) -> None:
-    metrics.CHAT_DELIVERIES.inc()
-    # The message's ts is the accepting process's clock: across hosts this
-    # includes their clock difference.
-    metrics.CHAT_DELIVERY_SECONDS.observe(max(0.0, time.time() - event["message"]["ts"] / 1000))
-
-
 class RoomConsumer(AsyncWebsocketConsumer):
     session: Session | None = None
     process_id: str = ""
@@ -427,7 +420,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return  # sent before this connection joined; its room.state covered it
         await self._send_event(message)
         if event["type"] == "room.message" and not self.sending_stopped:
-            _chat_delivery_count(event)
+            process_context().chat_deliveries.delivered(message)
 
     async def client_send(self, message: dict[str, Any]) -> None:
         """A frame for this client from another process (a stream's status)."""

@@ -16,6 +16,7 @@ from typing import Protocol
 from django.conf import settings
 from redis.asyncio import Redis
 
+from rooms.delivery_tally import ChatDeliveryTally
 from rooms.history_outbox import HistoryOutbox
 from rooms.live.chat_send import ChatSendStore, MemoryChatSend, RedisChatSend
 from rooms.live.contract import LiveState
@@ -100,6 +101,7 @@ class ProcessContext:
         self.connections: set[LiveConnection] = set()
         self.live_epoch: str | None = None
         self.live_epoch_changing = asyncio.Lock()
+        self.chat_deliveries = ChatDeliveryTally()
 
     def _redis_client(self) -> Redis:
         # One client (and connection pool) for the live state and the registry.
