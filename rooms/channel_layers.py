@@ -38,8 +38,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import msgpack
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
@@ -157,6 +159,21 @@ class BoundedPubSubLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
             await self._get_shard(channel).unsubscribe(channel)
 
 
+@dataclass(frozen=True)
+class GroupPublication:
+    """A group message as a Lua script on the layer's Redis publishes it itself.
+
+    ``channel`` is the group's Redis channel; ``head`` the serialized
+    message up to its last member's value, which the script appends
+    (``cmsgpack.pack``): a value only the script knows, such as a count it
+    takes in the same step.
+    """
+
+    address: str
+    channel: str
+    head: bytes
+
+
 class BoundedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     """Redis pub/sub layer with each channel's queue bounded at ``capacity``."""
 
@@ -166,6 +183,30 @@ class BoundedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.capacity = capacity
         self.drops = DropCount()
+        hosts = decode_hosts(kwargs.get("hosts", args[0] if args else None))
+        serializer = self._serializer
+        # Another party can publish this layer's messages only when they are
+        # plain msgpack (no encryption, no random prefix) on one Redis.
+        self._one_address: str | None = (
+            hosts[0].get("address")
+            if len(hosts) == 1
+            and type(serializer).as_bytes is msgpack.packb
+            and getattr(serializer, "crypter", None) is None
+            and serializer.random_prefix_length == 0
+            else None
+        )
+
+    def group_publication(self, group: str, message: dict[str, Any], last: str) -> GroupPublication | None:
+        """``message`` to ``group`` for a script to publish with ``last`` as its last member (see
+        ``GroupPublication``); None when only this layer can publish its messages."""
+        if self._one_address is None:
+            return None
+        packer = msgpack.Packer()
+        head = bytearray(packer.pack_map_header(len(message) + 1))
+        for key, value in message.items():
+            head += packer.pack(key) + packer.pack(value)
+        head += packer.pack(last)
+        return GroupPublication(self._one_address, self._get_layer()._get_group_channel_name(group), bytes(head))
 
     @property
     def dropped_messages(self) -> int:

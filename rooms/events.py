@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
 
+from rooms.channel_layers import BoundedPubSubChannelLayer, GroupPublication
 from rooms.frames import frame_text
 from rooms.server_messages import RoomEvent, ServerMessage
 
@@ -43,6 +45,21 @@ def room_event_message(event: RoomEvent, *, seq: int | None, exclude: str | None
 async def room_event_send(room: str, event: RoomEvent, *, seq: int, exclude_channel: str | None = None) -> None:
     """Send ``event`` to every connection in ``room`` except ``exclude_channel``."""
     await _layer().group_send(room_group(room), room_event_message(event, seq=seq, exclude=exclude_channel))
+
+
+def room_event_publication(room: str, event: RoomEvent) -> GroupPublication | None:
+    """``event`` to ``room`` as a script on the live state's Redis publishes
+    it, with the room's count it takes as ``seq`` (``rooms.live.chat_send``);
+    None when the channel layer is not on that Redis (or not pub/sub)."""
+    layer = _layer()
+    if not isinstance(layer, BoundedPubSubChannelLayer):
+        return None
+    message = room_event_message(event, seq=None)
+    del message["seq"]
+    publication = layer.group_publication(room_group(room), message, last="seq")
+    if publication is None or publication.address != settings.REDIS_URL:
+        return None
+    return publication
 
 
 async def room_passing_event_send(room: str, event: RoomEvent) -> None:

@@ -575,11 +575,15 @@ async def _chat_public_send(*, session: Session, room: str, text: str, request_i
         recipients=None, text=text, sent_at_ms=message.ts,
     ))
     del arguments["seq"]  # the live state's count, added by chat_send
+    event = RoomMessageEvent(room=room, message=message)
+    publication = events.room_event_publication(room, event)
     sent = await context.chat_send.send(ChatSend(
         room=room, epoch=session.epoch, bucket=f"chat:identity:{session.username}",
         rate=settings.CHAT_IDENTITY_RATE_PER_SECOND, burst=settings.CHAT_IDENTITY_RATE_BURST,
         message_json=message.model_dump_json(), history_length=settings.CHAT_HISTORY_LENGTH,
         entry=entry_text("chat_message", **arguments),
+        publish_channel=publication.channel if publication else "",
+        publish_head=publication.head if publication else b"",
     ))
     if sent.outcome is Outcome.EPOCH_CHANGED:
         # The consumer skipped its epoch check for this request: the lost
@@ -589,7 +593,8 @@ async def _chat_public_send(*, session: Session, room: str, text: str, request_i
     if sent.outcome is Outcome.RATE_LIMITED:
         raise _chat_identity_rate_limited(session)
     context.history_outbox.kick()
-    await events.room_event_send(room, RoomMessageEvent(room=room, message=message), seq=sent.seq)
+    if not sent.published:
+        await events.room_event_send(room, event, seq=sent.seq)
     await context.history_outbox.flush()
     return Ok(re=request_id, message=message.id)
 

@@ -5,8 +5,9 @@ takes a token from the sender identity's bucket (``rooms.live.rates``),
 counts the room's event and keeps the message in the recent history
 (``LiveState.room_chat_post``) and queues its archive entry, which needs
 that count (``rooms.live.outbox``). In Redis these are one Lua script, one
-round trip (``RedisChatSend``); in memory, the same steps one after the
-other (``MemoryChatSend``).
+round trip (``RedisChatSend``), which also publishes the message's event to
+the room when the channel layer is on the same Redis (``publish_channel``);
+in memory, the same steps one after the other (``MemoryChatSend``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class ChatSend:
     history_length: int
     # The archive entry's JSON text without the room's event count (see ``entry_with_seq``).
     entry: str
+    # The room's group channel on this Redis and the event's channel message
+    # without its count (rooms.channel_layers.GroupPublication), for the
+    # script to publish; empty: the caller sends the event.
+    publish_channel: str = ""
+    publish_head: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class ChatSent:
     outcome: Outcome
     # The room's event count of the message (0 unless sent).
     seq: int = 0
+    # Whether the event went out to the room with it (``publish_channel``).
+    published: bool = False
 
 
 def entry_with_seq(entry: str, seq: int) -> str:
@@ -82,13 +90,15 @@ class RedisChatSend:
             f"{self._prefix}:room:{request.room}:chat",
             f"{self._prefix}:history:outbox",
         ]
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             request.epoch, repr(float(max(request.rate, 0.0))), request.burst, request.message_json,
-            request.history_length, request.entry[: -len(_ENTRY_END)],
+            request.history_length, request.entry[: -len(_ENTRY_END)], request.publish_channel, request.publish_head,
         ]
         result = await self._send(keys=keys, args=args)
         outcome = Outcome(decoded(result[0]))
-        return ChatSent(outcome, int(result[1]) if outcome is Outcome.SENT else 0)
+        if outcome is not Outcome.SENT:
+            return ChatSent(outcome)
+        return ChatSent(outcome, int(result[1]), published=bool(request.publish_channel))
 
 
 class MemoryChatSend:

@@ -3,6 +3,8 @@ in real Redis (one Lua script) and in memory, the same outcomes."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -100,3 +102,49 @@ def test_the_count_goes_into_the_entrys_arguments() -> None:
     assert json.loads(entry_with_seq(entry, 42))["arguments"] == {"text": 'a "quoted" }} text', "seq": 42}
     with pytest.raises(ValueError):
         entry_with_seq('{"arguments": []}', 1)
+
+
+@pytest.mark.usefixtures("redis_live_state")
+async def test_the_script_publishes_the_event_to_the_room_in_count_order_as_the_layer_would() -> None:
+    from channels.layers import get_channel_layer
+
+    from rooms import events
+    from rooms.server_messages import ChatMessage, RoomMessageEvent
+
+    context = process_context()
+    epoch = await joined_room()
+    layer = get_channel_layer()
+    assert layer is not None
+    member = await layer.new_channel()
+    await events.room_group_add("r", member)
+    sent_seqs = []
+    for text in ("первое", "二番目 👋"):
+        message = ChatMessage(id=f"id-{text}", sender="alice", to=None, text=text, ts=1)
+        event = RoomMessageEvent(room="r", message=message)
+        publication = events.room_event_publication("r", event)
+        assert publication is not None
+        channel, head = publication.channel, publication.head
+        request = dataclasses.replace(chat_request(epoch, text), publish_channel=channel, publish_head=head)
+        sent = await context.chat_send.send(request)
+        assert sent.published
+        sent_seqs.append(sent.seq)
+        # What the member receives is exactly what the layer's own send of the event would carry.
+        assert await asyncio.wait_for(layer.receive(member), 5) == events.room_event_message(event, seq=sent.seq)
+    assert sent_seqs[1] == sent_seqs[0] + 1
+    # Refused, nothing is published.
+    refused = dataclasses.replace(chat_request("another-epoch", "lost"), publish_channel=channel, publish_head=head)
+    assert not (await context.chat_send.send(refused)).published
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(member), 0.3)
+
+
+async def test_without_the_redis_layer_the_caller_sends_the_event() -> None:
+    from rooms import events
+    from rooms.server_messages import ChatMessage, RoomMessageEvent
+
+    event = RoomMessageEvent(room="r", message=ChatMessage(id="x", sender="alice", to=None, text="hi", ts=1))
+    assert events.room_event_publication("r", event) is None  # the in-memory layer
+    sent = await process_context().chat_send.send(
+        dataclasses.replace(chat_request(await joined_room(), "hi"), publish_channel="ignored", publish_head=b"x")
+    )
+    assert (sent.outcome, sent.published) == (Outcome.SENT, False)

@@ -6,7 +6,10 @@
 -- KEYS: epoch, identity bucket hash (tokens, at_us), room hash, chat list, outbox list
 -- ARGV: the session's epoch, rate per second (0: no limit), burst,
 --       message JSON ('' for a private one), history length,
---       the outbox entry without its last two characters ('}}')
+--       the outbox entry without its last two characters ('}}'),
+--       the room's group channel to publish the message's event on ('': none; the
+--       caller sends it) and that event's serialized channel message without
+--       the value of its last member, 'seq' (rooms.channel_layers.GroupPublication)
 -- Returns {'epoch'} when the epoch is gone or another, {'rate'} when the
 -- bucket is empty (nothing changed in either case), else {'ok', seq}.
 local epoch = redis.call('GET', KEYS[1])
@@ -38,4 +41,9 @@ if ARGV[4] ~= '' then
   redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
 end
 redis.call('RPUSH', KEYS[5], ARGV[6] .. ',"seq":' .. seq .. '}}')
+-- Published here, the event goes out in count order and costs the web
+-- process no round trip of its own.
+if ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. cmsgpack.pack(seq))
+end
 return {'ok', seq}
